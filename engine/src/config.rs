@@ -1,0 +1,349 @@
+//! Command-line options and the validated engine configuration.
+//!
+//! [`Options`] is what the user types (parsed by clap); [`Config`] is what the
+//! engine runs with. The options mirror ASP.NET Core's `WebSocketOptions`
+//! (`KeepAliveInterval`, `KeepAliveTimeout`, `ReceiveBufferSize`,
+//! `AllowedOrigins`) plus the knobs a thread-per-core server needs.
+//! [`Options::into_config`] rejects nonsensical combinations with an error that
+//! names the option, so bad input never reaches a worker.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use thiserror::Error;
+
+/// The most ring entries one provided-buffer ring may have (a kernel limit).
+pub const MAX_RECEIVE_BUFFERS: usize = 32_768;
+/// The smallest receive buffer we accept; smaller entries only add CQEs.
+pub const MIN_RECEIVE_BUFFER_SIZE: usize = 64;
+/// The largest receive buffer we accept (the kernel takes a `u32` length).
+pub const MAX_RECEIVE_BUFFER_SIZE: usize = 1 << 20;
+
+/// Which I/O backend the workers use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IoChoice {
+    /// io_uring when a ring can be created, otherwise epoll (logged once).
+    Auto,
+    /// io_uring only: multishot accept and recv into a provided-buffer ring.
+    Uring,
+    /// Plain tokio (epoll), one current-thread runtime per worker.
+    Epoll,
+}
+
+/// The backend a worker actually runs, after `auto` has been resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoBackend {
+    /// The io_uring reactor in [`crate::uring`].
+    Uring,
+    /// tokio's epoll reactor.
+    Epoll,
+}
+
+impl IoBackend {
+    /// The lowercase name used in logs, `/healthz` and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            IoBackend::Uring => "uring",
+            IoBackend::Epoll => "epoll",
+        }
+    }
+}
+
+/// ringecho: a thread-per-core io_uring WebSocket echo engine.
+///
+/// Serves a sample page at `/`, a WebSocket echo endpoint at `/ws` and
+/// `/healthz`. Durations take units (`250ms`, `2s`, `1m`) or plain seconds;
+/// sizes take units (`4KiB`, `16MiB`) or plain bytes.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ringecho", version, about, long_about = None)]
+pub struct Options {
+    /// Address to listen on (every worker binds it with SO_REUSEPORT; port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Number of workers, one per core [default: the cores available to this process].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Do not pin worker i to core i.
+    #[arg(long)]
+    pub no_pin: bool,
+
+    /// I/O backend: `auto` tries io_uring and falls back to epoll.
+    #[arg(long, value_enum, default_value_t = IoChoice::Auto, value_name = "BACKEND")]
+    pub io: IoChoice,
+
+    /// Send a ping to every WebSocket this often (KeepAliveInterval); 0 turns pings off.
+    #[arg(long, default_value = "120s", value_parser = parse_duration, value_name = "DUR")]
+    pub keep_alive_interval: Duration,
+
+    /// Close a WebSocket whose pong has not arrived this long after a ping (KeepAliveTimeout); 0 = off.
+    #[arg(long, default_value = "0", value_parser = parse_duration, value_name = "DUR")]
+    pub keep_alive_timeout: Duration,
+
+    /// Size of one receive buffer in the io_uring provided-buffer ring (ReceiveBufferSize).
+    #[arg(long, default_value = "4KiB", value_parser = parse_size, value_name = "BYTES")]
+    pub receive_buffer_size: usize,
+
+    /// Receive buffers per worker ring (a power of two, at most 32768); shared by all connections of that worker.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub receive_buffers: usize,
+
+    /// Allow WebSocket upgrades only from this Origin (repeatable); others get 403. Requests without an Origin header are allowed.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+
+    /// Largest message accepted, counting all its fragments; larger ones are closed with 1009.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "BYTES")]
+    pub max_message_size: usize,
+
+    /// Most open WebSockets across all workers; further handshakes get 503 [default: unlimited].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Drop a connection whose HTTP request (or upgrade) is not complete within this time.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    pub handshake_timeout: Duration,
+
+    /// On SIGINT/SIGTERM, wait this long for clients to finish the close handshake.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    pub shutdown_timeout: Duration,
+}
+
+/// The validated configuration every worker runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address every worker's listener binds.
+    pub listen: SocketAddr,
+    /// Number of workers.
+    pub threads: usize,
+    /// Whether worker i is pinned to core i.
+    pub pin: bool,
+    /// Requested backend (resolved per process by [`crate::server`]).
+    pub io: IoChoice,
+    /// Ping period; `None` when pings are off.
+    pub keep_alive_interval: Option<Duration>,
+    /// Pong deadline after a ping; `None` when off.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Bytes per provided receive buffer.
+    pub receive_buffer_size: usize,
+    /// Provided receive buffers per worker (a power of two).
+    pub receive_buffers: usize,
+    /// Allowed `Origin` values, lowercased; empty means any origin.
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted message, all fragments together.
+    pub max_message_size: usize,
+    /// Most open WebSockets across workers.
+    pub max_connections: Option<usize>,
+    /// Deadline for the HTTP request that precedes a WebSocket.
+    pub handshake_timeout: Duration,
+    /// Grace period for the close handshake at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// A configuration the engine refuses to run.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// An option's value is out of range or inconsistent with another option.
+    #[error("invalid value for --{option}: {reason}")]
+    Invalid {
+        /// The option's long name, without dashes.
+        option: &'static str,
+        /// Why the value is refused.
+        reason: String,
+    },
+}
+
+fn invalid(option: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        option,
+        reason: reason.into(),
+    }
+}
+
+fn non_zero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
+}
+
+impl Options {
+    /// Validates the options and turns them into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let threads = match self.threads {
+            Some(0) => return Err(invalid("threads", "must be at least 1")),
+            Some(n) if n > 1024 => return Err(invalid("threads", "must be at most 1024")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let buffers = self.receive_buffers;
+        if buffers == 0 || !buffers.is_power_of_two() || buffers > MAX_RECEIVE_BUFFERS {
+            return Err(invalid(
+                "receive-buffers",
+                format!("{buffers} is not a power of two between 1 and {MAX_RECEIVE_BUFFERS}"),
+            ));
+        }
+        let size = self.receive_buffer_size;
+        if !(MIN_RECEIVE_BUFFER_SIZE..=MAX_RECEIVE_BUFFER_SIZE).contains(&size) {
+            return Err(invalid(
+                "receive-buffer-size",
+                format!(
+                    "{size} bytes is outside {MIN_RECEIVE_BUFFER_SIZE} B..={} KiB",
+                    MAX_RECEIVE_BUFFER_SIZE / 1024
+                ),
+            ));
+        }
+        if self.max_message_size == 0 {
+            return Err(invalid("max-message-size", "must be at least 1 byte"));
+        }
+        if self.max_connections == Some(0) {
+            return Err(invalid(
+                "max-connections",
+                "must be at least 1 (omit it for no limit)",
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(invalid("handshake-timeout", "must be greater than zero"));
+        }
+        let keep_alive_interval = non_zero(self.keep_alive_interval);
+        let keep_alive_timeout = non_zero(self.keep_alive_timeout);
+        if keep_alive_timeout.is_some() && keep_alive_interval.is_none() {
+            return Err(invalid(
+                "keep-alive-timeout",
+                "needs --keep-alive-interval > 0 (no pings means no pongs to wait for)",
+            ));
+        }
+        let mut allowed_origins = Vec::with_capacity(self.allowed_origins.len());
+        for origin in self.allowed_origins {
+            let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "allowed-origin",
+                    format!("{origin:?} is not an origin like https://example.com"),
+                ));
+            }
+            allowed_origins.push(origin);
+        }
+        Ok(Config {
+            listen: self.listen,
+            threads,
+            pin: !self.no_pin,
+            io: self.io,
+            keep_alive_interval,
+            keep_alive_timeout,
+            receive_buffer_size: size,
+            receive_buffers: buffers,
+            allowed_origins,
+            max_message_size: self.max_message_size,
+            max_connections: self.max_connections,
+            handshake_timeout: self.handshake_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+impl Default for Config {
+    /// The configuration `ringecho` runs with when given no options.
+    fn default() -> Self {
+        Options::parse_from(["ringecho"])
+            .into_config()
+            .expect("the default options are valid")
+    }
+}
+
+/// Parses a duration: a plain number of seconds (`0`, `1.5`) or humantime (`250ms`, `2m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|_| format!("{text:?} is not a non-negative number of seconds"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration ({e}); try 250ms, 2s or 1m"))
+}
+
+/// Parses a byte size: plain bytes (`4096`) or with a unit (`4KiB`, `16MiB`, `1k`).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not a size ({e}); try 4096, 4KiB or 16MiB"))?;
+    usize::try_from(size.as_u64()).map_err(|_| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["ringecho"];
+        argv.extend_from_slice(args);
+        Options::try_parse_from(argv)
+            .expect("clap accepts these")
+            .into_config()
+    }
+
+    #[test]
+    fn defaults_follow_asp_net() {
+        let c = Config::default();
+        assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap());
+        assert_eq!(c.keep_alive_interval, Some(Duration::from_secs(120)));
+        assert_eq!(c.keep_alive_timeout, None);
+        assert_eq!(c.receive_buffer_size, 4096);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(10));
+        assert!(c.pin);
+        assert!(c.threads >= 1);
+    }
+
+    #[test]
+    fn durations_and_sizes_take_units_or_plain_numbers() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("16384"), Ok(16384));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn zero_interval_turns_keep_alive_off_and_timeout_needs_it() {
+        let c = config(&["--keep-alive-interval", "0"]).unwrap();
+        assert_eq!(c.keep_alive_interval, None);
+        let err = config(&["--keep-alive-interval", "0", "--keep-alive-timeout", "1s"]);
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid {
+                option: "keep-alive-timeout",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn nonsense_is_rejected_naming_the_option() {
+        for (args, option) in [
+            (&["--threads", "0"][..], "threads"),
+            (&["--receive-buffers", "3"], "receive-buffers"),
+            (&["--receive-buffers", "65536"], "receive-buffers"),
+            (&["--receive-buffer-size", "8"], "receive-buffer-size"),
+            (&["--max-connections", "0"], "max-connections"),
+            (&["--handshake-timeout", "0"], "handshake-timeout"),
+            (&["--allowed-origin", "example.com"], "allowed-origin"),
+        ] {
+            match config(args) {
+                Err(ConfigError::Invalid { option: got, .. }) => {
+                    assert_eq!(got, option, "{args:?}")
+                }
+                other => panic!("{args:?} should be refused, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn origins_are_normalised() {
+        let c = config(&["--allowed-origin", "HTTPS://Game.Example/"]).unwrap();
+        assert_eq!(c.allowed_origins, vec!["https://game.example".to_string()]);
+    }
+}

@@ -1,0 +1,113 @@
+//! One accepted connection, on either backend: HTTP with hyper until a
+//! WebSocket upgrade, then the echo loop.
+//!
+//! hyper's `with_upgrades` needs `Send` I/O, and io_uring streams are
+//! per-thread, so the upgrade is done by hand: the service answers 101,
+//! `without_shutdown()` hands back the transport and any bytes hyper read past
+//! the request, and both go to fastwebsockets (DESIGN.md).
+
+use std::cell::{Cell, RefCell};
+use std::convert::Infallible;
+use std::rc::Rc;
+
+use fastwebsockets::{Role, WebSocket};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::echo;
+use crate::http::{self, Route};
+use crate::server::Admission;
+use crate::session::SessionStream;
+use crate::worker::WorkerContext;
+
+/// Serves `io` until it closes, the handshake times out or the worker stops.
+pub async fn serve<S>(io: S, ctx: Rc<WorkerContext>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    // Set by the service when it answers 101: the WebSocket's connection slot.
+    let admission: Rc<RefCell<Option<Admission>>> = Rc::default();
+    let seen_request = Rc::new(Cell::new(false));
+    let service = {
+        let (ctx, admission, seen_request) = (ctx.clone(), admission.clone(), seen_request.clone());
+        service_fn(move |request| {
+            seen_request.set(true);
+            let response = respond(&request, &ctx, &admission);
+            async move { Ok::<_, Infallible>(response) }
+        })
+    };
+    let timeout = ctx.shared.config.handshake_timeout;
+    let mut connection = std::pin::pin!(http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .without_shutdown());
+    // The first request must arrive whole within the handshake timeout;
+    // later requests on a keep-alive connection fall under hyper's header
+    // read timeout.
+    let deadline = tokio::time::sleep(timeout);
+    let mut deadline = std::pin::pin!(deadline);
+    let mut deadline_armed = true;
+    let parts = loop {
+        tokio::select! {
+            result = &mut connection => match result {
+                Ok(parts) => break parts,
+                Err(e) => {
+                    tracing::debug!("http connection ended: {e}");
+                    return;
+                }
+            },
+            _ = &mut deadline, if deadline_armed => {
+                if !seen_request.get() {
+                    tracing::debug!("handshake timeout: no complete request in {timeout:?}");
+                    return;
+                }
+                deadline_armed = false;
+            }
+            _ = ctx.shutdown.wait() => return,
+        }
+    };
+    let Some(admission) = admission.take() else {
+        return; // A plain HTTP connection that the client closed.
+    };
+    let guard = ctx.sessions.open();
+    let session = guard.session().clone();
+    let stream = SessionStream::new(parts.io.into_inner(), parts.read_buf, session.clone());
+    let websocket = WebSocket::after_handshake(stream, Role::Server);
+    let end = echo::run(websocket, session, ctx.shared.config.max_message_size).await;
+    tracing::debug!(?end, "websocket ended");
+    drop(guard);
+    drop(admission);
+}
+
+fn respond<B>(
+    request: &hyper::Request<B>,
+    ctx: &WorkerContext,
+    admission: &RefCell<Option<Admission>>,
+) -> http::HttpResponse {
+    let shared = &ctx.shared;
+    let routed = http::route(
+        request,
+        &shared.config,
+        || {
+            let granted = shared.admit(ctx.index);
+            let ok = granted.is_some();
+            *admission.borrow_mut() = granted;
+            ok
+        },
+        || shared.health_json(),
+    );
+    match routed {
+        Route::Respond(response) | Route::Upgrade(response) => response,
+        Route::Reject(rejection, response) => {
+            tracing::debug!(
+                ?rejection,
+                path = request.uri().path(),
+                "websocket upgrade refused"
+            );
+            response
+        }
+    }
+}

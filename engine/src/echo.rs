@@ -1,0 +1,194 @@
+//! The echo loop: every text and binary message goes back as it came.
+//!
+//! Frames are read with fastwebsockets and echoed with
+//! `Frame::new(fin, opcode, None, payload)`: the mask is dropped because a
+//! server must never send masked frames (the pitfall in DESIGN.md). Close
+//! frames are handled here rather than by fastwebsockets' auto-close, which
+//! echoes oversized close frames and leaves no room for our own checks.
+
+use std::rc::Rc;
+
+use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::message::{MessageAssembler, MessageError};
+use crate::session::Session;
+
+/// Largest payload of a control frame (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// How the connection ended, for logs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EchoEnd {
+    /// The close handshake completed (either side started it).
+    Closed,
+    /// We closed with this code after a protocol, UTF-8 or size error.
+    Failed(u16),
+    /// The transport went away (EOF, reset, keep-alive timeout).
+    Dropped,
+}
+
+/// Runs the echo loop until the connection closes.
+pub async fn run<S>(mut ws: WebSocket<S>, session: Rc<Session>, max_message_size: usize) -> EchoEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.set_auto_close(false);
+    ws.set_auto_pong(true);
+    // fastwebsockets refuses frames with `len >= limit`; ours is inclusive.
+    ws.set_max_message_size(max_message_size.saturating_add(1));
+    let mut message = MessageAssembler::new(max_message_size);
+    loop {
+        let frame = match ws.read_frame().await {
+            Ok(frame) => frame,
+            Err(e) => return fail_on(&mut ws, &session, close_code_for(&e)).await,
+        };
+        let step = match frame.opcode {
+            OpCode::Text | OpCode::Binary if message.in_progress() => {
+                Err(MessageError::OutOfOrder.close_code())
+            }
+            OpCode::Text | OpCode::Binary if frame.fin => {
+                echo(&mut ws, &session, frame.opcode, frame.payload).await
+            }
+            OpCode::Text | OpCode::Binary => message
+                .start(frame.opcode, &frame.payload)
+                .map_err(|e| e.close_code()),
+            OpCode::Continuation => match message.push(&frame.payload, frame.fin) {
+                Ok(Some((opcode, data))) => {
+                    echo(&mut ws, &session, opcode, Payload::Owned(data)).await
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.close_code()),
+            },
+            OpCode::Close => return answer_close(&mut ws, &session, frame.payload).await,
+            OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => Err(1002),
+            OpCode::Pong => {
+                session.pong_received();
+                Ok(())
+            }
+            // auto_pong answers pings inside read_frame and never returns them.
+            OpCode::Ping => Ok(()),
+        };
+        match step {
+            Ok(()) => {}
+            Err(0) => return EchoEnd::Dropped,
+            Err(code) => return fail_on(&mut ws, &session, Some(code)).await,
+        }
+    }
+}
+
+/// Sends one message back unmasked. `Err(0)` means the transport failed.
+async fn echo<S>(
+    ws: &mut WebSocket<S>,
+    session: &Session,
+    opcode: OpCode,
+    payload: Payload<'_>,
+) -> Result<(), u16>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if session.close_sent() {
+        // We are closing (shutdown): no data frames after our close frame.
+        return Ok(());
+    }
+    ws.write_frame(Frame::new(true, opcode, None, payload))
+        .await
+        .map_err(|_| 0)
+}
+
+/// Answers a peer's close frame with the same code and reason, after checking
+/// it; the caller then drops the connection, which closes TCP.
+async fn answer_close<S>(ws: &mut WebSocket<S>, session: &Session, payload: Payload<'_>) -> EchoEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Err(code) = check_close_payload(&payload) {
+        return fail_on(ws, session, Some(code)).await;
+    }
+    if !session.close_sent() {
+        let _ = ws
+            .write_frame(Frame::new(true, OpCode::Close, None, payload))
+            .await;
+    }
+    EchoEnd::Closed
+}
+
+/// Validates a close frame's payload (RFC 6455 §5.5.1 and §7.4).
+fn check_close_payload(payload: &[u8]) -> Result<(), u16> {
+    match payload.len() {
+        0 => Ok(()),
+        1 => Err(1002),
+        n if n > MAX_CONTROL_PAYLOAD => Err(1002),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            if !is_valid_close_code(code) {
+                Err(1002)
+            } else if simdutf8::basic::from_utf8(&payload[2..]).is_err() {
+                Err(1007)
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Close codes a peer may send: the defined ones (1004-1006 and 1015 are
+/// reserved for local use) and the registered/private ranges 3000-4999.
+fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// The close code for a codec error; `None` when the transport is gone.
+fn close_code_for(error: &WebSocketError) -> Option<u16> {
+    match error {
+        WebSocketError::InvalidUTF8 => Some(1007),
+        WebSocketError::FrameTooLarge => Some(1009),
+        WebSocketError::IoError(_)
+        | WebSocketError::UnexpectedEOF
+        | WebSocketError::ConnectionClosed => None,
+        _ => Some(1002),
+    }
+}
+
+/// Sends close `code` (unless a close went out already) and ends the loop.
+async fn fail_on<S>(ws: &mut WebSocket<S>, session: &Session, code: Option<u16>) -> EchoEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(code) = code else {
+        return EchoEnd::Dropped;
+    };
+    if !session.close_sent() {
+        let _ = ws.write_frame(Frame::close(code, b"")).await;
+    }
+    EchoEnd::Failed(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_payload_checks() {
+        assert_eq!(check_close_payload(b""), Ok(()));
+        assert_eq!(check_close_payload(&[3]), Err(1002));
+        assert_eq!(check_close_payload(&[0x03, 0xe8]), Ok(()));
+        assert_eq!(
+            check_close_payload(&[0x03, 0xed]),
+            Err(1002),
+            "1005 is reserved"
+        );
+        assert_eq!(
+            check_close_payload(&[0x0b, 0xb8, b'h', b'i']),
+            Ok(()),
+            "3000 with reason"
+        );
+        assert_eq!(check_close_payload(&[0x03, 0xe8, 0xff]), Err(1007));
+        assert_eq!(
+            check_close_payload(&[0x03, 0xe8].repeat(63)),
+            Err(1002),
+            "126 bytes"
+        );
+        assert_eq!(check_close_payload(&[0x13, 0x88]), Err(1002), "5000");
+    }
+}

@@ -1,0 +1,253 @@
+//! Starting and stopping the engine: bind the listeners, resolve the io
+//! backend, start one pinned worker per core, and shut them down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::sync::watch;
+
+use crate::config::{Config, IoBackend, IoChoice};
+use crate::listener;
+use crate::metrics::{Health, WorkerStats};
+use crate::uring;
+use crate::worker::{self, WorkerSpec};
+
+/// Why the engine could not start.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The listeners could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `--io uring` was asked for but no ring can be created here.
+    #[error("io_uring is not available here ({0}); use --io epoll or --io auto")]
+    UringUnavailable(std::io::Error),
+    /// A worker failed to start.
+    #[error("{0}")]
+    Worker(String),
+    /// Waiting for signals failed.
+    #[error("cannot wait for signals: {0}")]
+    Signals(std::io::Error),
+    /// A worker died while serving.
+    #[error("a worker stopped unexpectedly; see the log above")]
+    WorkerDied,
+}
+
+/// Runs the engine until SIGINT or SIGTERM, then shuts down gracefully.
+/// Logs the one start-up line (address, backend, workers, pinning).
+pub fn run(config: Config) -> Result<(), ServerError> {
+    let server = Server::start(config)?;
+    let shared = server.shared();
+    let config = &shared.config;
+    tracing::info!(
+        "listening on http://{} io={} workers={} pinned={} receive_buffers={}x{}B",
+        server.local_addr(),
+        shared.backend.name(),
+        config.threads,
+        config.pin,
+        config.receive_buffers,
+        config.receive_buffer_size,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Signals)?;
+    let outcome = runtime.block_on(async {
+        let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(200));
+        tokio::select! {
+            signal = crate::shutdown::wait_for_signal() => signal.map(Some).map_err(ServerError::Signals),
+            _ = async { loop { watchdog.tick().await; if server.worker_exited() { break; } } } => Ok(None),
+        }
+    })?;
+    match outcome {
+        Some(signal) => {
+            tracing::info!(
+                "{signal}: closing connections (up to {:?})",
+                server.shared().config.shutdown_timeout
+            );
+            server.shutdown();
+            tracing::info!("stopped");
+            Ok(())
+        }
+        None => {
+            server.shutdown();
+            Err(ServerError::WorkerDied)
+        }
+    }
+}
+
+/// State every worker can read.
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// The backend all workers run.
+    pub backend: IoBackend,
+    /// One entry per worker, written only by that worker.
+    pub workers: Vec<WorkerStats>,
+    /// Open WebSockets across workers (touched once per connection).
+    open_websockets: AtomicUsize,
+}
+
+impl Shared {
+    /// Takes a WebSocket slot under `--max-connections` for worker `worker`.
+    pub fn admit(self: &Arc<Self>, worker: usize) -> Option<Admission> {
+        let previous = self.open_websockets.fetch_add(1, Ordering::AcqRel);
+        if self
+            .config
+            .max_connections
+            .is_some_and(|max| previous >= max)
+        {
+            self.open_websockets.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        self.workers[worker].websocket_opened();
+        Some(Admission {
+            shared: self.clone(),
+            worker,
+        })
+    }
+
+    /// The `/healthz` JSON body.
+    pub fn health_json(&self) -> String {
+        serde_json::to_string(&Health::collect(self.backend, &self.workers))
+            .expect("health serialises")
+    }
+}
+
+/// An open WebSocket's slot; released on drop.
+pub struct Admission {
+    shared: Arc<Shared>,
+    worker: usize,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.shared.workers[self.worker].websocket_closed();
+        self.shared.open_websockets.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A running engine.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Picks the backend: `auto` prefers io_uring and falls back to epoll with
+/// one log line saying why.
+pub fn resolve_backend(config: &Config) -> Result<IoBackend, ServerError> {
+    match config.io {
+        IoChoice::Epoll => Ok(IoBackend::Epoll),
+        IoChoice::Uring => uring::probe()
+            .map(|()| IoBackend::Uring)
+            .map_err(ServerError::UringUnavailable),
+        IoChoice::Auto => match uring::probe() {
+            Ok(()) => Ok(IoBackend::Uring),
+            Err(e) => {
+                tracing::warn!("io_uring unavailable ({e}); falling back to epoll");
+                Ok(IoBackend::Epoll)
+            }
+        },
+    }
+}
+
+impl Server {
+    /// Binds, starts every worker and returns once all of them accept.
+    pub fn start(config: Config) -> Result<Self, ServerError> {
+        let backend = resolve_backend(&config)?;
+        let (listeners, addr) =
+            listener::bind_reuseport(config.listen, config.threads).map_err(|source| {
+                ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                }
+            })?;
+        let cores = if config.pin {
+            core_affinity::get_core_ids().filter(|cores| !cores.is_empty())
+        } else {
+            None
+        };
+        if config.pin && cores.is_none() {
+            tracing::warn!("cannot list cores; workers run unpinned");
+        }
+        let core_for = |index: usize| cores.as_ref().map(|cores| cores[index % cores.len()]);
+        let shared = Arc::new(Shared {
+            workers: (0..config.threads)
+                .map(|i| WorkerStats::new(core_for(i).map(|c| c.id)))
+                .collect(),
+            config,
+            backend,
+            open_websockets: AtomicUsize::new(0),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let mut server = Server {
+            addr,
+            shared: shared.clone(),
+            stop,
+            workers: Vec::new(),
+        };
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let spec = WorkerSpec {
+                index,
+                core: core_for(index),
+                listener,
+                shared: shared.clone(),
+                stop: stop_rx.clone(),
+                ready: ready_tx.clone(),
+            };
+            let handle = worker::spawn(spec)
+                .map_err(|e| ServerError::Worker(format!("spawn worker {index}: {e}")))?;
+            server.workers.push(handle);
+        }
+        drop(ready_tx);
+        for _ in 0..server.workers.len() {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => return Err(ServerError::Worker(message)),
+                Err(_) => return Err(ServerError::Worker("a worker exited while starting".into())),
+            }
+        }
+        Ok(server)
+    }
+
+    /// The address the listeners are bound to (with the real port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state (configuration, backend, per-worker stats).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Whether a worker thread has exited (which only happens on a fatal error).
+    pub fn worker_exited(&self) -> bool {
+        self.workers.iter().any(|w| w.is_finished())
+    }
+
+    /// Stops accepting, closes every WebSocket with 1001 and waits for the
+    /// workers, each bounded by `--shutdown-timeout`.
+    pub fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for worker in std::mem::take(&mut self.workers) {
+            if worker.join().is_err() {
+                tracing::error!("a worker panicked during shutdown");
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,352 @@
+//! Keep-alive pings, pong deadlines and the shutdown close for open WebSockets.
+//!
+//! fastwebsockets' `read_frame` is not cancel-safe (it consumes a frame
+//! header before awaiting the payload), so the echo loop cannot `select!`
+//! between reading and a timer. Instead, control frames are injected *below*
+//! the codec by [`SessionStream`]:
+//!
+//! - the echo loop is sequential (read a frame, write its echo, read again),
+//!   so whenever a read is pending the write side sits at a frame boundary;
+//! - at that moment [`SessionStream`] writes any due control frame (a ping, or
+//!   close 1001 at shutdown) straight into the transport.
+//!
+//! A per-worker [`sweep`] task walks the worker's [`Sessions`] every tick and
+//! marks pings due or sessions expired, so no connection owns a timer. Pongs
+//! are reported back by the echo loop through [`Session::pong_received`].
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use slab::Slab;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// An unmasked server ping with an empty payload.
+const PING_FRAME: [u8; 2] = [0x89, 0x00];
+/// An unmasked server close frame with code 1001 (going away).
+const GOING_AWAY_FRAME: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
+
+/// The worker's view of one open WebSocket.
+#[derive(Debug)]
+pub struct Session {
+    waker: RefCell<Option<Waker>>,
+    next_ping: Cell<Instant>,
+    ping_due: Cell<bool>,
+    /// When the last ping went out, until its pong arrives.
+    awaiting_pong_since: Cell<Option<Instant>>,
+    going_away_due: Cell<bool>,
+    close_sent: Cell<bool>,
+    expired: Cell<bool>,
+}
+
+impl Session {
+    fn new(first_ping: Instant) -> Self {
+        Self {
+            waker: RefCell::new(None),
+            next_ping: Cell::new(first_ping),
+            ping_due: Cell::new(false),
+            awaiting_pong_since: Cell::new(None),
+            going_away_due: Cell::new(false),
+            close_sent: Cell::new(false),
+            expired: Cell::new(false),
+        }
+    }
+
+    /// The echo loop saw a pong: the peer is alive.
+    pub fn pong_received(&self) {
+        self.awaiting_pong_since.set(None);
+    }
+
+    /// Whether the server has already sent its close frame (at shutdown);
+    /// after that no data frame may be sent.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent.get()
+    }
+
+    /// Whether the pong deadline passed; the connection is to be dropped.
+    pub fn expired(&self) -> bool {
+        self.expired.get()
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.waker.borrow().as_ref() {
+            waker.wake_by_ref();
+        }
+    }
+
+    /// The control frame to write now, if any. Close wins over ping.
+    fn take_due_frame(&self) -> Option<&'static [u8]> {
+        if self.close_sent.get() {
+            return None;
+        }
+        if self.going_away_due.take() {
+            self.close_sent.set(true);
+            return Some(&GOING_AWAY_FRAME);
+        }
+        if self.ping_due.take() {
+            if self.awaiting_pong_since.get().is_none() {
+                self.awaiting_pong_since.set(Some(Instant::now()));
+            }
+            return Some(&PING_FRAME);
+        }
+        None
+    }
+}
+
+/// All open WebSockets of one worker.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    open: RefCell<Slab<Rc<Session>>>,
+    interval: Option<Duration>,
+}
+
+impl Sessions {
+    /// A registry that pings every `interval` (never when `None`).
+    pub fn new(interval: Option<Duration>) -> Self {
+        Self {
+            open: RefCell::new(Slab::new()),
+            interval,
+        }
+    }
+
+    /// Registers a new WebSocket; it leaves the registry when the guard drops.
+    pub fn open(self: &Rc<Self>) -> SessionGuard {
+        let first_ping = Instant::now() + self.interval.unwrap_or(Duration::MAX / 4);
+        let session = Rc::new(Session::new(first_ping));
+        let key = self.open.borrow_mut().insert(session.clone());
+        SessionGuard {
+            sessions: self.clone(),
+            key,
+            session,
+        }
+    }
+
+    /// Number of open WebSockets.
+    pub fn len(&self) -> usize {
+        self.open.borrow().len()
+    }
+
+    /// Whether no WebSocket is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Asks every session to send close 1001 at its next frame boundary.
+    pub fn close_all(&self) {
+        for (_, session) in self.open.borrow().iter() {
+            session.going_away_due.set(true);
+            session.wake();
+        }
+    }
+
+    /// One keep-alive pass: marks pings due and expires sessions whose pong
+    /// is later than `timeout`.
+    fn sweep_once(&self, now: Instant, timeout: Option<Duration>) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        for (_, session) in self.open.borrow().iter() {
+            if let (Some(sent), Some(timeout)) = (session.awaiting_pong_since.get(), timeout) {
+                if now.duration_since(sent) >= timeout {
+                    session.expired.set(true);
+                    session.wake();
+                    continue;
+                }
+            }
+            if now >= session.next_ping.get() {
+                session.next_ping.set(now + interval);
+                session.ping_due.set(true);
+                session.wake();
+            }
+        }
+    }
+}
+
+/// The per-worker keep-alive task. Its tick is a quarter of the shorter of
+/// interval and timeout (10 ms to 1 s), which bounds how late a ping or an
+/// expiry can be.
+pub async fn sweep(sessions: Rc<Sessions>, timeout: Option<Duration>) {
+    let Some(interval) = sessions.interval else {
+        return;
+    };
+    let shortest = timeout.map_or(interval, |t| t.min(interval));
+    let tick = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now = ticker.tick().await;
+        sessions.sweep_once(now, timeout);
+    }
+}
+
+/// Keeps a session registered while its WebSocket is open.
+pub struct SessionGuard {
+    sessions: Rc<Sessions>,
+    key: usize,
+    session: Rc<Session>,
+}
+
+impl SessionGuard {
+    /// The session this guard keeps open.
+    pub fn session(&self) -> &Rc<Session> {
+        &self.session
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.sessions.open.borrow_mut().remove(self.key);
+    }
+}
+
+/// The transport under the WebSocket codec: replays bytes hyper read past the
+/// handshake, then reads the socket, and injects control frames at frame
+/// boundaries (see the module docs).
+pub struct SessionStream<S> {
+    inner: S,
+    /// Bytes read by hyper after the upgrade request.
+    prefix: Bytes,
+    /// The unwritten rest of an injected control frame.
+    control: &'static [u8],
+    session: Rc<Session>,
+}
+
+impl<S> SessionStream<S> {
+    /// Wraps `inner`; `prefix` holds bytes already read from it.
+    pub fn new(inner: S, prefix: Bytes, session: Rc<Session>) -> Self {
+        Self {
+            inner,
+            prefix,
+            control: &[],
+            session,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> SessionStream<S> {
+    /// Writes the rest of the current control frame. Ready once it is all out.
+    fn poll_control(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.control.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, self.control))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.control = &self.control[n..];
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SessionStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.session.expired() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "keep-alive timeout: no pong",
+            )));
+        }
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if read.is_pending() {
+            // The codec waits for input, so its writer is between frames.
+            if this.control.is_empty() {
+                if let Some(frame) = this.session.take_due_frame() {
+                    this.control = frame;
+                }
+            }
+            if let Poll::Ready(Err(e)) = this.poll_control(cx) {
+                return Poll::Ready(Err(e));
+            }
+            let mut waker = this.session.waker.borrow_mut();
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        read
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_control(cx))?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_control(cx))?;
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_control(cx))?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_control(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_wins_over_ping_and_nothing_follows_it() {
+        let session = Session::new(Instant::now());
+        session.ping_due.set(true);
+        session.going_away_due.set(true);
+        assert_eq!(session.take_due_frame(), Some(&GOING_AWAY_FRAME[..]));
+        assert!(session.close_sent());
+        assert_eq!(session.take_due_frame(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sweep_marks_pings_and_expires_silent_peers() {
+        let sessions = Rc::new(Sessions::new(Some(Duration::from_secs(1))));
+        let guard = sessions.open();
+        let session = guard.session().clone();
+        let timeout = Some(Duration::from_millis(500));
+        sessions.sweep_once(Instant::now(), timeout);
+        assert!(!session.ping_due.get(), "no ping before the interval");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        sessions.sweep_once(Instant::now(), timeout);
+        assert_eq!(session.take_due_frame(), Some(&PING_FRAME[..]));
+        tokio::time::advance(Duration::from_millis(499)).await;
+        sessions.sweep_once(Instant::now(), timeout);
+        assert!(!session.expired());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        sessions.sweep_once(Instant::now(), timeout);
+        assert!(session.expired());
+        drop(guard);
+        assert!(sessions.is_empty());
+    }
+}

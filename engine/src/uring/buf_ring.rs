@@ -1,0 +1,171 @@
+//! The provided-buffer ring: the worker's shared pool of receive buffers.
+//!
+//! Multishot recv picks a free buffer from this ring for every chunk it
+//! receives, so a connection holds receive memory only while it has unread
+//! data: an idle connection holds none. `--receive-buffer-size` and
+//! `--receive-buffers` set the size and count of the entries.
+//!
+//! # Ownership
+//!
+//! A buffer is owned by exactly one side at a time:
+//! - **kernel**: from the moment its entry is published (the ring tail is
+//!   advanced past it) until a CQE names its buffer id;
+//! - **user**: from that CQE until [`ProvidedBuffers::recycle`] republishes it.
+//!
+//! The reactor reads a buffer only between those two points and recycles each
+//! id exactly once, which is what makes [`ProvidedBuffers::chunk`] sound.
+
+use std::io;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::BufRingEntry;
+use io_uring::Submitter;
+
+/// Buffer group id of the one ring each worker registers.
+pub const GROUP_ID: u16 = 0;
+
+/// An anonymous private mapping, unmapped on drop.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(len: usize) -> io::Result<Self> {
+        // SAFETY: an anonymous private mapping with no address hint has no
+        // preconditions; failure is reported as MAP_FAILED and checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Self { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned and nothing else
+        // unmaps them. Callers leak the `Mapping` instead of dropping it while
+        // the kernel may still write to it (see `Reactor`'s Drop).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A registered ring of `count` receive buffers of `size` bytes each.
+pub struct ProvidedBuffers {
+    /// The ring of `BufRingEntry`, page-aligned as the kernel requires.
+    entries: Mapping,
+    /// The buffers themselves, `count * size` bytes, touched lazily.
+    memory: Mapping,
+    count: u16,
+    size: u32,
+    /// Our copy of the tail; the kernel reads the published one.
+    tail: u16,
+}
+
+impl ProvidedBuffers {
+    /// Maps `count` buffers of `size` bytes and publishes all of them.
+    ///
+    /// `count` must be a power of two no larger than 32768 (checked by
+    /// [`crate::config`]); `size` fits in a `u32`.
+    pub fn new(count: usize, size: usize) -> io::Result<Self> {
+        let count16 = u16::try_from(count)
+            .ok()
+            .filter(|c| c.is_power_of_two())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "receive buffer count"))?;
+        let size32 = u32::try_from(size)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "receive buffer size"))?;
+        let entries = Mapping::new(count * std::mem::size_of::<BufRingEntry>())?;
+        let memory = Mapping::new(count * size)?;
+        let mut ring = Self {
+            entries,
+            memory,
+            count: count16,
+            size: size32,
+            tail: 0,
+        };
+        for id in 0..count16 {
+            ring.push_entry(id);
+        }
+        ring.publish_tail();
+        Ok(ring)
+    }
+
+    /// Registers the ring with `submitter` under [`GROUP_ID`].
+    pub fn register(&self, submitter: &Submitter<'_>) -> io::Result<()> {
+        // SAFETY: the entry ring is a live page-aligned mapping of
+        // `count` entries that outlives the registration: the reactor drops
+        // (or, with operations outstanding, leaks) it only after the io_uring
+        // instance itself is gone.
+        unsafe {
+            submitter.register_buf_ring_with_flags(
+                self.entries.ptr.as_ptr() as u64,
+                self.count,
+                GROUP_ID,
+                0,
+            )
+        }
+    }
+
+    /// The `len` bytes the kernel received into buffer `id`, from `offset`.
+    ///
+    /// Only call this for a buffer id a recv CQE handed to user space and
+    /// that has not been recycled since, with `offset <= len <=` the CQE's
+    /// byte count.
+    pub fn chunk(&self, id: u16, offset: usize, len: usize) -> &[u8] {
+        assert!(id < self.count && offset <= len && len <= self.size as usize);
+        let start = usize::from(id) * self.size as usize;
+        // SAFETY: `start + len` lies inside the `count * size` mapping (checked
+        // by the assert). Per the ownership rule in the module docs, the kernel
+        // wrote these bytes before posting the CQE and will not write to this
+        // buffer again until `recycle(id)`, which needs `&mut self` and so
+        // cannot happen while the returned borrow lives.
+        unsafe {
+            std::slice::from_raw_parts(self.memory.ptr.as_ptr().add(start + offset), len - offset)
+        }
+    }
+
+    /// Hands buffer `id` back to the kernel.
+    pub fn recycle(&mut self, id: u16) {
+        self.push_entry(id);
+        self.publish_tail();
+    }
+
+    fn push_entry(&mut self, id: u16) {
+        let mask = self.count - 1;
+        let slot = usize::from(self.tail & mask);
+        let base: *mut BufRingEntry = self.entries.ptr.as_ptr().cast();
+        // SAFETY: `slot < count`, so the entry lies inside the entry mapping.
+        // The kernel only reads entries between its head and our published
+        // tail; `slot` is at our unpublished tail, so nobody reads it now.
+        let entry = unsafe { &mut *base.add(slot) };
+        entry.set_addr(self.memory.ptr.as_ptr() as u64 + u64::from(id) * u64::from(self.size));
+        entry.set_len(self.size);
+        entry.set_bid(id);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish_tail(&self) {
+        let base: *const BufRingEntry = self.entries.ptr.as_ptr().cast();
+        // SAFETY: `BufRingEntry::tail` points at the ring's shared `tail` field
+        // (inside entry 0's reserved bytes, which `push_entry` never writes).
+        // It is a naturally aligned u16 that the kernel only reads, so a
+        // Release store through an AtomicU16 view publishes the entries
+        // written before it.
+        unsafe {
+            let tail = BufRingEntry::tail(base).cast_mut();
+            AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
+        }
+    }
+}

@@ -1,0 +1,822 @@
+//! The per-worker io_uring reactor.
+//!
+//! One ring per worker thread, created with `SINGLE_ISSUER` and
+//! `COOP_TASKRUN`, hosted inside the worker's tokio current-thread runtime:
+//! the ring fd sits in an [`AsyncFd`], and [`Reactor::drive`] is a task that,
+//! once per loop turn, pushes the batched sends, makes **one**
+//! `io_uring_enter` (submit + reap) and wakes the tasks whose I/O completed.
+//!
+//! Why not `DEFER_TASKRUN`: measured on kernel 6.18, deferred completions do
+//! not make the ring fd poll readable, so a ring that sleeps in tokio's epoll
+//! would never wake (an accept hung forever). `COOP_TASKRUN` still avoids the
+//! IPI-style task-work interrupts; only an owned `submit_and_wait` loop could
+//! use `DEFER_TASKRUN`.
+//!
+//! What the ring does, per DESIGN.md:
+//! - multishot accept on the worker's `SO_REUSEPORT` listener;
+//! - multishot recv into the shared [`ProvidedBuffers`] ring, so idle
+//!   connections hold no receive buffer;
+//! - sends batched per turn: a stream's writes only append to its pending
+//!   buffer; at the end of the turn each socket with pending bytes and no send
+//!   in flight gets one `Send`. At most one send is in flight per socket;
+//!   partial sends resubmit the rest.
+//!
+//! # Buffer ownership (the part where io_uring bugs hide)
+//!
+//! - **Send memory**: a socket has two byte buffers, `inflight` and
+//!   `pending`. While a `Send` SQE is outstanding its pointer targets
+//!   `inflight[sent..]`, and `inflight` is neither written, resized nor freed
+//!   until that send's CQE arrives. Writers only touch `pending`; the two are
+//!   swapped only when no send is in flight.
+//! - **Socket slots** are not freed, and their fds not closed, while any
+//!   operation that names them is in flight (`ops > 0`); a dropped stream's
+//!   recv is cancelled and its last sends completed first.
+//! - **Receive memory** follows the rules in [`super::buf_ring`].
+//! - If the reactor is dropped with operations still in flight (which only
+//!   happens if draining them fails), the memory they target is leaked rather
+//!   than freed.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use slab::Slab;
+use tokio::io::unix::AsyncFd;
+
+use super::buf_ring::{ProvidedBuffers, GROUP_ID};
+
+/// Submission queue entries per ring; the completion queue is 4x this.
+const SQ_ENTRIES: u32 = 1024;
+/// Unsent bytes per socket above which writers wait.
+const SEND_HIGH_WATER: usize = 256 * 1024;
+/// Unread received bytes per socket above which its recv is paused, so one
+/// connection whose task is not reading cannot drain the shared ring.
+const RECV_HIGH_WATER_BYTES: usize = 256 * 1024;
+/// `IORING_ENTER_GETEVENTS` from `<linux/io_uring.h>` (the crate keeps its
+/// flag type private): makes `io_uring_enter` run deferred task work.
+const ENTER_GETEVENTS: u32 = 1;
+/// A send buffer whose capacity exceeds this is released once it drains, so
+/// an idle connection does not keep a past burst's memory.
+const KEEP_SEND_CAPACITY: usize = 64 * 1024;
+
+/// What an in-flight operation is, stored in the low bits of `user_data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Recv = 1,
+    Send = 2,
+    Accept = 3,
+    Cancel = 4,
+}
+
+fn user_data(key: usize, op: Op) -> u64 {
+    ((key as u64) << 8) | op as u64
+}
+
+fn decode(user_data: u64) -> (usize, Option<Op>) {
+    let op = match user_data & 0xff {
+        1 => Some(Op::Recv),
+        2 => Some(Op::Send),
+        3 => Some(Op::Accept),
+        4 => Some(Op::Cancel),
+        _ => None,
+    };
+    ((user_data >> 8) as usize, op)
+}
+
+/// Where a socket's multishot recv stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecvState {
+    /// Not armed; arm when a reader wants data.
+    Idle,
+    /// A multishot recv is in flight.
+    Armed,
+    /// A cancel is in flight (high-water mark or release); never re-arm
+    /// before its final CQE, since a new recv would share its `user_data`
+    /// and could be the one cancelled.
+    Cancelling,
+    /// Stopped after unread data passed the high-water mark; re-armed once
+    /// the reader drains it to half.
+    Paused,
+    /// Stopped by ENOBUFS; re-armed when a buffer is recycled.
+    Starved,
+}
+
+/// A received chunk still (partly) unread: bytes `offset..len` of buffer `id`.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    id: u16,
+    offset: u32,
+    len: u32,
+}
+
+/// One accepted TCP connection.
+struct Socket {
+    fd: OwnedFd,
+    recv: RecvState,
+    /// Unread received data, oldest first.
+    received: VecDeque<Chunk>,
+    received_bytes: usize,
+    /// Set once the peer's EOF (`Ok(0)`) or a recv error (`errno`) arrived.
+    read_end: Option<i32>,
+    reader: Option<Waker>,
+    /// Bytes owned by the kernel while `sending` (see module docs).
+    inflight: Vec<u8>,
+    /// How much of `inflight` the kernel has accepted so far.
+    sent: usize,
+    sending: bool,
+    /// Bytes written by the stream since the last send was pushed.
+    pending: Vec<u8>,
+    /// Already listed in `Inner::to_send`.
+    queued: bool,
+    write_error: Option<i32>,
+    writer: Option<Waker>,
+    /// The stream handle is gone: finish sending, cancel recv, then close.
+    released: bool,
+    /// Operations in flight that name this slot.
+    ops: u32,
+}
+
+impl Socket {
+    fn new(fd: OwnedFd) -> Self {
+        Self {
+            fd,
+            recv: RecvState::Idle,
+            received: VecDeque::new(),
+            received_bytes: 0,
+            read_end: None,
+            reader: None,
+            inflight: Vec::new(),
+            sent: 0,
+            sending: false,
+            pending: Vec::new(),
+            queued: false,
+            write_error: None,
+            writer: None,
+            released: false,
+            ops: 0,
+        }
+    }
+
+    fn unsent(&self) -> usize {
+        self.pending.len() + self.inflight.len() - self.sent
+    }
+}
+
+/// The listening socket and what its multishot accept has produced.
+struct Listener {
+    fd: OwnedFd,
+    armed: bool,
+    accepted: VecDeque<OwnedFd>,
+    error: Option<i32>,
+    waiter: Option<Waker>,
+}
+
+struct Inner {
+    ring: IoUring,
+    buffers: ProvidedBuffers,
+    sockets: Slab<Socket>,
+    listener: Option<Listener>,
+    /// Sockets with pending bytes and no send in flight.
+    to_send: Vec<usize>,
+    /// Sockets waiting for a recycled buffer.
+    starved: VecDeque<usize>,
+    /// Unread-bytes threshold at which a socket's recv is paused.
+    recv_high_water: usize,
+    /// Set when SQEs or sends wait for the next turn.
+    turn_requested: bool,
+    /// The driver task's waker while it sleeps on the ring fd.
+    driver: Option<Waker>,
+}
+
+/// A worker's io_uring instance and everything that lives on it.
+pub struct Reactor {
+    /// Dropped by hand in `Drop`, and leaked if operations never complete.
+    inner: ManuallyDrop<RefCell<Inner>>,
+    /// Taken (deregistered from epoll) before the ring closes.
+    ring_fd: Option<AsyncFd<OwnedFd>>,
+}
+
+impl Reactor {
+    /// Creates the ring and registers `buffer_count` receive buffers of
+    /// `buffer_size` bytes. Must be called inside a tokio runtime on the
+    /// thread that will use it (the ring is `SINGLE_ISSUER`).
+    pub fn new(buffer_count: usize, buffer_size: usize) -> io::Result<Rc<Self>> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_coop_taskrun()
+            .setup_cqsize(SQ_ENTRIES * 4)
+            .build(SQ_ENTRIES)?;
+        let buffers = ProvidedBuffers::new(buffer_count, buffer_size)?;
+        buffers.register(&ring.submitter())?;
+        // SAFETY: the ring's fd is open for as long as `ring` lives, and the
+        // borrow ends with this statement, after the duplicate is made.
+        let ring_fd = unsafe { BorrowedFd::borrow_raw(ring.as_raw_fd()) }.try_clone_to_owned()?;
+        // SAFETY: `ring_fd` is a freshly duplicated, open fd that the AsyncFd
+        // owns outright, so it stays open and names the same ring for the
+        // AsyncFd's whole life.
+        let ring_fd =
+            unsafe { AsyncFd::register_with_interest(ring_fd, tokio::io::Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?;
+        let chunks_per_socket =
+            (RECV_HIGH_WATER_BYTES / buffer_size).clamp(2, (buffer_count / 2).max(2));
+        Ok(Rc::new(Self {
+            inner: ManuallyDrop::new(RefCell::new(Inner {
+                ring,
+                buffers,
+                sockets: Slab::new(),
+                listener: None,
+                to_send: Vec::new(),
+                starved: VecDeque::new(),
+                recv_high_water: chunks_per_socket * buffer_size,
+                turn_requested: false,
+                driver: None,
+            })),
+            ring_fd: Some(ring_fd),
+        }))
+    }
+
+    /// Runs the reactor: one submit-and-reap per loop turn, sleeping on the
+    /// ring fd when there is nothing to do. Never returns unless the ring fails.
+    pub async fn drive(self: Rc<Self>) -> io::Result<()> {
+        poll_fn(|cx| self.poll_drive(cx)).await
+    }
+
+    fn poll_drive(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let completed = self.inner.borrow_mut().turn()?;
+            let mut inner = self.inner.borrow_mut();
+            if completed > 0 || inner.turn_requested {
+                // Let the tasks we just woke run (they queue sends), then come
+                // back for the next turn without sleeping in epoll.
+                drop(inner);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            inner.driver = Some(cx.waker().clone());
+            drop(inner);
+            let Some(ring_fd) = self.ring_fd.as_ref() else {
+                return Poll::Ready(Ok(()));
+            };
+            match ring_fd.poll_read_ready(cx) {
+                Poll::Ready(Ok(mut guard)) => guard.clear_ready(),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Starts multishot accept on `fd`, this worker's listener.
+    pub fn listen(&self, fd: OwnedFd) {
+        let mut inner = self.inner.borrow_mut();
+        inner.listener = Some(Listener {
+            fd,
+            armed: false,
+            accepted: VecDeque::new(),
+            error: None,
+            waiter: None,
+        });
+        inner.arm_accept();
+    }
+
+    /// Stops accepting: cancels the multishot accept and closes the listener
+    /// once the cancellation completes.
+    pub fn stop_listening(&self) {
+        let mut inner = self.inner.borrow_mut();
+        if let Some(listener) = inner.listener.as_mut() {
+            listener.accepted.clear();
+            if listener.armed {
+                inner.cancel(user_data(0, Op::Accept));
+            } else {
+                inner.listener = None;
+            }
+        }
+    }
+
+    /// The next accepted connection, or the accept error that stopped it.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<OwnedFd>> {
+        let mut inner = self.inner.borrow_mut();
+        let Some(listener) = inner.listener.as_mut() else {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "not listening",
+            )));
+        };
+        if let Some(fd) = listener.accepted.pop_front() {
+            return Poll::Ready(Ok(fd));
+        }
+        if let Some(errno) = listener.error.take() {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
+        }
+        store_waker(&mut listener.waiter, cx);
+        if !listener.armed {
+            inner.arm_accept();
+        }
+        Poll::Pending
+    }
+
+    /// Takes ownership of an accepted connection and starts receiving on it.
+    pub fn register(&self, fd: OwnedFd) -> usize {
+        let mut inner = self.inner.borrow_mut();
+        let key = inner.sockets.insert(Socket::new(fd));
+        inner.arm_recv(key);
+        key
+    }
+
+    /// Copies unread bytes of socket `key` into `buf`.
+    pub fn poll_read(
+        &self,
+        key: usize,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        let socket = &mut inner.sockets[key];
+        if socket.received.is_empty() {
+            return match socket.read_end {
+                Some(0) => Poll::Ready(Ok(())),
+                Some(errno) => Poll::Ready(Err(io::Error::from_raw_os_error(errno))),
+                None => {
+                    store_waker(&mut socket.reader, cx);
+                    if matches!(socket.recv, RecvState::Idle | RecvState::Paused) {
+                        inner.arm_recv(key);
+                    }
+                    Poll::Pending
+                }
+            };
+        }
+        while buf.remaining() > 0 {
+            let socket = &mut inner.sockets[key];
+            let Some(chunk) = socket.received.front_mut() else {
+                break;
+            };
+            let bytes = inner
+                .buffers
+                .chunk(chunk.id, chunk.offset as usize, chunk.len as usize);
+            let n = bytes.len().min(buf.remaining());
+            buf.put_slice(&bytes[..n]);
+            socket.received_bytes -= n;
+            chunk.offset += n as u32;
+            if chunk.offset == chunk.len {
+                let id = chunk.id;
+                socket.received.pop_front();
+                inner.recycle(id);
+            }
+        }
+        let socket = &inner.sockets[key];
+        if socket.recv == RecvState::Paused && socket.received_bytes <= inner.recv_high_water / 2 {
+            inner.arm_recv(key);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues `bufs` for sending on socket `key`; they go out at the end of
+    /// this loop turn. Waits while too much is already unsent.
+    pub fn poll_write(
+        &self,
+        key: usize,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut inner = self.inner.borrow_mut();
+        let socket = &mut inner.sockets[key];
+        if let Some(errno) = socket.write_error {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
+        }
+        if socket.unsent() >= SEND_HIGH_WATER {
+            store_waker(&mut socket.writer, cx);
+            return Poll::Pending;
+        }
+        let mut written = 0;
+        for buf in bufs {
+            socket.pending.extend_from_slice(buf);
+            written += buf.len();
+        }
+        if written > 0 && !socket.sending && !socket.queued {
+            socket.queued = true;
+            inner.to_send.push(key);
+            inner.request_turn();
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    /// Ready once everything written to socket `key` has been accepted by the
+    /// kernel.
+    pub fn poll_flush(&self, key: usize, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.inner.borrow_mut();
+        let socket = &mut inner.sockets[key];
+        if let Some(errno) = socket.write_error {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
+        }
+        if socket.unsent() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        store_waker(&mut socket.writer, cx);
+        Poll::Pending
+    }
+
+    /// Flushes, then shuts down the write side of socket `key` (sends FIN).
+    pub fn poll_shutdown(&self, key: usize, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_flush(key, cx))?;
+        let inner = self.inner.borrow();
+        // SAFETY: plain syscall on an fd this slot owns and keeps open.
+        let rc = unsafe { libc::shutdown(inner.sockets[key].fd.as_raw_fd(), libc::SHUT_WR) };
+        if rc == 0 {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Ready(Err(io::Error::last_os_error()))
+        }
+    }
+
+    /// The stream for socket `key` is gone: send what is queued, then close.
+    pub fn release(&self, key: usize) {
+        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        let socket = &mut inner.sockets[key];
+        socket.released = true;
+        socket.reader = None;
+        socket.writer = None;
+        let ids: Vec<u16> = socket.received.drain(..).map(|c| c.id).collect();
+        socket.received_bytes = 0;
+        for id in ids {
+            inner.recycle(id);
+        }
+        inner.finish_release(key);
+    }
+
+    /// Number of sockets the reactor still holds (open or closing).
+    pub fn socket_count(&self) -> usize {
+        self.inner.borrow().sockets.len()
+    }
+}
+
+impl Inner {
+    fn request_turn(&mut self) {
+        if !self.turn_requested {
+            self.turn_requested = true;
+            if let Some(driver) = self.driver.take() {
+                driver.wake();
+            }
+        }
+    }
+
+    /// Pushes an SQE, submitting first if the queue is full.
+    fn push(&mut self, entry: squeue::Entry) {
+        loop {
+            // SAFETY: every entry built by this reactor points only at memory
+            // that stays valid until its CQE (see the module docs): send
+            // buffers pinned by `sending`, the buffer ring, and fds kept open
+            // while `ops > 0`.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                self.request_turn();
+                return;
+            }
+            if let Err(e) = self.ring.submit() {
+                tracing::error!("io_uring submit failed while the queue was full: {e}");
+            }
+        }
+    }
+
+    fn cancel(&mut self, target: u64) {
+        let key = (target >> 8) as usize;
+        self.push(
+            opcode::AsyncCancel::new(target)
+                .build()
+                .user_data(user_data(key, Op::Cancel)),
+        );
+    }
+
+    fn arm_accept(&mut self) {
+        let Some(listener) = self.listener.as_mut() else {
+            return;
+        };
+        listener.armed = true;
+        let fd = types::Fd(listener.fd.as_raw_fd());
+        let entry = opcode::AcceptMulti::new(fd)
+            .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+            .build()
+            .user_data(user_data(0, Op::Accept));
+        self.push(entry);
+    }
+
+    fn arm_recv(&mut self, key: usize) {
+        let socket = &mut self.sockets[key];
+        if socket.released
+            || socket.read_end.is_some()
+            || matches!(socket.recv, RecvState::Armed | RecvState::Cancelling)
+        {
+            return;
+        }
+        socket.recv = RecvState::Armed;
+        socket.ops += 1;
+        let entry = opcode::RecvMulti::new(types::Fd(socket.fd.as_raw_fd()), GROUP_ID)
+            .build()
+            .user_data(user_data(key, Op::Recv));
+        self.push(entry);
+    }
+
+    fn recycle(&mut self, id: u16) {
+        self.buffers.recycle(id);
+        while let Some(key) = self.starved.pop_front() {
+            if self
+                .sockets
+                .get(key)
+                .is_some_and(|s| s.recv == RecvState::Starved)
+            {
+                self.sockets[key].recv = RecvState::Idle;
+                self.arm_recv(key);
+                break;
+            }
+        }
+    }
+
+    /// Pushes one send for `key` covering `inflight[sent..]`, swapping the
+    /// pending bytes in first when the previous send has fully completed.
+    fn start_send(&mut self, key: usize) {
+        let socket = &mut self.sockets[key];
+        if socket.sending || socket.write_error.is_some() {
+            return;
+        }
+        if socket.sent == socket.inflight.len() {
+            socket.inflight.clear();
+            socket.sent = 0;
+            std::mem::swap(&mut socket.inflight, &mut socket.pending);
+        }
+        let remaining = &socket.inflight[socket.sent..];
+        if remaining.is_empty() {
+            return;
+        }
+        socket.sending = true;
+        socket.ops += 1;
+        let len = u32::try_from(remaining.len()).unwrap_or(u32::MAX);
+        let entry = opcode::Send::new(types::Fd(socket.fd.as_raw_fd()), remaining.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data(key, Op::Send));
+        self.push(entry);
+    }
+
+    /// One loop turn: push batched sends, submit and reap in a single
+    /// `io_uring_enter`, dispatch completions. Returns how many completed.
+    fn turn(&mut self) -> io::Result<usize> {
+        self.turn_requested = false;
+        let mut to_send = std::mem::take(&mut self.to_send);
+        for &key in &to_send {
+            // A slot whose socket failed and closed may have been reused by
+            // a new socket that has not queued anything: skip it.
+            if self
+                .sockets
+                .get_mut(key)
+                .is_some_and(|s| std::mem::take(&mut s.queued))
+            {
+                self.start_send(key);
+            }
+        }
+        to_send.clear();
+        self.to_send = to_send;
+        let to_submit = self.ring.submission().len() as u32;
+        // SAFETY: a plain io_uring_enter on our own ring with no extra
+        // argument. GETEVENTS makes the kernel run pending task work so
+        // completions are posted before we reap; min_complete 0 never blocks.
+        match unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None)
+        } {
+            Ok(_) => {}
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    || e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(self.reap())
+    }
+
+    /// Dispatches every posted completion; returns how many there were.
+    fn reap(&mut self) -> usize {
+        let mut completed = 0;
+        loop {
+            let Some(cqe) = self.ring.completion().next() else {
+                break;
+            };
+            completed += 1;
+            self.complete(cqe.user_data(), cqe.result(), cqe.flags());
+        }
+        completed
+    }
+
+    fn complete(&mut self, user_data: u64, result: i32, flags: u32) {
+        let (key, op) = decode(user_data);
+        match op {
+            Some(Op::Recv) => self.complete_recv(key, result, flags),
+            Some(Op::Send) => self.complete_send(key, result),
+            Some(Op::Accept) => self.complete_accept(result, flags),
+            Some(Op::Cancel) | None => {}
+        }
+    }
+
+    fn complete_accept(&mut self, result: i32, flags: u32) {
+        let Some(listener) = self.listener.as_mut() else {
+            if result >= 0 {
+                // SAFETY: a non-negative accept result is a new fd that nobody else owns.
+                drop(unsafe { OwnedFd::from_raw_fd(result) });
+            }
+            return;
+        };
+        if !cqueue::more(flags) {
+            listener.armed = false;
+        }
+        if result >= 0 {
+            // SAFETY: a non-negative accept result is a new fd that nobody else owns.
+            listener
+                .accepted
+                .push_back(unsafe { OwnedFd::from_raw_fd(result) });
+        } else if -result == libc::ECANCELED {
+            self.listener = None;
+            return;
+        } else {
+            listener.error = Some(-result);
+        }
+        if let Some(waker) = listener.waiter.take() {
+            waker.wake();
+        }
+    }
+
+    fn complete_recv(&mut self, key: usize, result: i32, flags: u32) {
+        let high_water = self.recv_high_water;
+        let Some(socket) = self.sockets.get_mut(key) else {
+            return;
+        };
+        let more = cqueue::more(flags);
+        if !more {
+            socket.ops -= 1;
+            socket.recv = match socket.recv {
+                RecvState::Armed => RecvState::Idle,
+                RecvState::Cancelling => RecvState::Paused,
+                other => other,
+            };
+        }
+        match result {
+            n if n > 0 => {
+                let Some(id) = cqueue::buffer_select(flags) else {
+                    tracing::error!("recv completion without a buffer id");
+                    return;
+                };
+                if socket.released {
+                    self.recycle(id);
+                } else {
+                    socket.received.push_back(Chunk {
+                        id,
+                        offset: 0,
+                        len: n as u32,
+                    });
+                    socket.received_bytes += n as usize;
+                    if more && socket.received_bytes > high_water && socket.recv == RecvState::Armed
+                    {
+                        socket.recv = RecvState::Cancelling;
+                        self.cancel(user_data(key, Op::Recv));
+                    }
+                }
+            }
+            0 => socket.read_end = Some(0),
+            n if -n == libc::ENOBUFS => {
+                socket.recv = RecvState::Starved;
+                self.starved.push_back(key);
+            }
+            n if -n == libc::ECANCELED => {}
+            n => socket.read_end = Some(-n),
+        }
+        let socket = &mut self.sockets[key];
+        if let Some(reader) = socket.reader.take() {
+            reader.wake();
+        }
+        let resume = match socket.recv {
+            // Ended without EOF, error or our cancel (e.g. the kernel stopped
+            // it for CQ overflow): keep receiving.
+            RecvState::Idle => !more,
+            RecvState::Paused => socket.received_bytes <= high_water / 2,
+            _ => false,
+        };
+        if resume {
+            self.arm_recv(key);
+        }
+        self.finish_release(key);
+    }
+
+    fn complete_send(&mut self, key: usize, result: i32) {
+        let Some(socket) = self.sockets.get_mut(key) else {
+            return;
+        };
+        socket.ops -= 1;
+        socket.sending = false;
+        if result > 0 {
+            socket.sent += result as usize;
+            if socket.sent == socket.inflight.len() {
+                socket.inflight.clear();
+                socket.sent = 0;
+                if socket.inflight.capacity() > KEEP_SEND_CAPACITY {
+                    socket.inflight = Vec::new();
+                }
+            }
+            if socket.unsent() > 0 {
+                self.start_send(key);
+            }
+        } else {
+            // A zero-byte send of a non-empty buffer cannot make progress.
+            socket.write_error = Some(if result == 0 { libc::EPIPE } else { -result });
+            socket.pending = Vec::new();
+        }
+        let socket = &mut self.sockets[key];
+        if socket.unsent() < SEND_HIGH_WATER / 2 || socket.write_error.is_some() {
+            if let Some(writer) = socket.writer.take() {
+                writer.wake();
+            }
+        }
+        if socket.write_error.is_some() {
+            if let Some(reader) = socket.reader.take() {
+                reader.wake();
+            }
+        }
+        self.finish_release(key);
+    }
+
+    /// Advances a released socket towards closing: once its sends are done,
+    /// cancel its recv; once no operation names it, close the fd.
+    fn finish_release(&mut self, key: usize) {
+        let Some(socket) = self.sockets.get_mut(key) else {
+            return;
+        };
+        if !socket.released {
+            return;
+        }
+        let sends_done = socket.write_error.is_some() || (!socket.sending && socket.unsent() == 0);
+        if !sends_done {
+            if !socket.sending && !socket.queued {
+                socket.queued = true;
+                self.to_send.push(key);
+                self.request_turn();
+            }
+            return;
+        }
+        match socket.recv {
+            RecvState::Armed => {
+                socket.recv = RecvState::Cancelling;
+                self.cancel(user_data(key, Op::Recv));
+            }
+            _ if socket.ops == 0 => {
+                // Closing the fd (dropping it) is safe: no operation names it.
+                self.sockets.remove(key);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        drop(self.ring_fd.take());
+        let inner = self.inner.get_mut();
+        // Ask the kernel to cancel everything, then give it a moment to post
+        // the completions, so the memory those operations target can be freed.
+        let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(0);
+        // SAFETY: a cancel SQE points at no memory.
+        let _ = unsafe { inner.ring.submission().push(&cancel_all) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while inner.in_flight() {
+            if std::time::Instant::now() > deadline {
+                tracing::warn!("io_uring operations still in flight at exit; leaking their memory");
+                return;
+            }
+            let _ = inner.ring.submit_and_wait(0);
+            inner.reap();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // SAFETY: `inner` is not used after this line and Drop runs once. No
+        // operation is in flight any more, so the kernel holds no pointer
+        // into the buffers and sockets freed here.
+        unsafe { ManuallyDrop::drop(&mut self.inner) };
+    }
+}
+
+impl Inner {
+    /// Whether any operation that targets our memory is still in flight.
+    fn in_flight(&self) -> bool {
+        self.sockets.iter().any(|(_, s)| s.ops > 0)
+            || self.listener.as_ref().is_some_and(|l| l.armed)
+    }
+}
+
+fn store_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}

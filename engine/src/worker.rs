@@ -1,0 +1,211 @@
+//! A worker: one thread, pinned to its core, with its own tokio
+//! current-thread runtime, its own listener and (on the uring backend) its
+//! own io_uring ring. Workers share nothing on the hot path.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::Socket;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tokio::task::LocalSet;
+use tokio_util::task::TaskTracker;
+
+use crate::config::IoBackend;
+use crate::connection;
+use crate::server::Shared;
+use crate::session::{self, Sessions};
+use crate::shutdown::ShutdownSignal;
+use crate::uring::{Reactor, UringStream};
+
+/// Pause after an accept error (e.g. out of fds) before accepting again.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
+
+/// What one worker's tasks share.
+pub struct WorkerContext {
+    /// Worker index (also its slot in `Shared::workers`).
+    pub index: usize,
+    /// State shared with the other workers.
+    pub shared: Arc<Shared>,
+    /// Open WebSockets of this worker.
+    pub sessions: Rc<Sessions>,
+    /// Raised when the worker stops.
+    pub shutdown: ShutdownSignal,
+}
+
+/// Everything a worker thread needs to start.
+pub struct WorkerSpec {
+    /// Worker index.
+    pub index: usize,
+    /// The core to pin to, if pinning.
+    pub core: Option<core_affinity::CoreId>,
+    /// This worker's `SO_REUSEPORT` listener.
+    pub listener: Socket,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Flips to `true` when the server stops.
+    pub stop: watch::Receiver<bool>,
+    /// Told once the worker accepts, or why it could not start.
+    pub ready: std::sync::mpsc::Sender<Result<(), String>>,
+}
+
+/// Starts the worker thread `ringecho-w{index}`.
+pub fn spawn(spec: WorkerSpec) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("ringecho-w{}", spec.index))
+        .spawn(move || {
+            if let Some(core) = spec.core {
+                if !core_affinity::set_for_current(core) {
+                    tracing::warn!(worker = spec.index, core = core.id, "could not pin worker");
+                }
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = spec
+                        .ready
+                        .send(Err(format!("worker {}: runtime: {e}", spec.index)));
+                    return;
+                }
+            };
+            LocalSet::new().block_on(&runtime, run(spec));
+        })
+}
+
+async fn run(spec: WorkerSpec) {
+    let WorkerSpec {
+        index,
+        listener,
+        shared,
+        mut stop,
+        ready,
+        ..
+    } = spec;
+    let config = &shared.config;
+    let ctx = Rc::new(WorkerContext {
+        index,
+        shared: shared.clone(),
+        sessions: Rc::new(Sessions::new(config.keep_alive_interval)),
+        shutdown: ShutdownSignal::default(),
+    });
+    tokio::task::spawn_local(session::sweep(
+        ctx.sessions.clone(),
+        config.keep_alive_timeout,
+    ));
+    let connections = TaskTracker::new();
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    match shared.backend {
+        IoBackend::Uring => {
+            let reactor = match Reactor::new(config.receive_buffers, config.receive_buffer_size) {
+                Ok(reactor) => reactor,
+                Err(e) => {
+                    let _ = ready.send(Err(format!("worker {index}: io_uring: {e}")));
+                    return;
+                }
+            };
+            tokio::task::spawn_local({
+                let reactor = reactor.clone();
+                async move {
+                    if let Err(e) = reactor.drive().await {
+                        tracing::error!(worker = index, "io_uring reactor failed: {e}");
+                    }
+                }
+            });
+            reactor.listen(OwnedFd::from(listener));
+            let _ = ready.send(Ok(()));
+            tokio::select! {
+                _ = accept_uring(&reactor, &ctx, &connections) => {}
+                _ = stopped => {}
+            }
+            reactor.stop_listening();
+            drain(&ctx, &connections).await;
+        }
+        IoBackend::Epoll => {
+            let listener = match tokio::net::TcpListener::from_std(listener.into()) {
+                Ok(listener) => listener,
+                Err(e) => {
+                    let _ = ready.send(Err(format!("worker {index}: listener: {e}")));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
+            tokio::select! {
+                _ = accept_epoll(&listener, &ctx, &connections) => {}
+                _ = stopped => {}
+            }
+            drop(listener);
+            drain(&ctx, &connections).await;
+        }
+    }
+}
+
+async fn accept_uring(reactor: &Rc<Reactor>, ctx: &Rc<WorkerContext>, connections: &TaskTracker) {
+    loop {
+        match std::future::poll_fn(|cx| reactor.poll_accept(cx)).await {
+            Ok(fd) => {
+                if let Err(e) = socket2::SockRef::from(&fd).set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+                spawn_connection(UringStream::new(reactor.clone(), fd), ctx, connections);
+            }
+            Err(e) => accept_failed(ctx.index, e).await,
+        }
+    }
+}
+
+async fn accept_epoll(
+    listener: &tokio::net::TcpListener,
+    ctx: &Rc<WorkerContext>,
+    connections: &TaskTracker,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY: {e}");
+                }
+                spawn_connection(stream, ctx, connections);
+            }
+            Err(e) => accept_failed(ctx.index, e).await,
+        }
+    }
+}
+
+fn spawn_connection<S>(io: S, ctx: &Rc<WorkerContext>, connections: &TaskTracker)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    connections.spawn_local(connection::serve(io, ctx.clone()));
+}
+
+async fn accept_failed(worker: usize, error: io::Error) {
+    tracing::warn!(worker, "accept failed: {error}");
+    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+}
+
+/// Stops HTTP-phase connections, sends close 1001 to every WebSocket and
+/// waits for them to finish, at most `--shutdown-timeout`.
+async fn drain(ctx: &WorkerContext, connections: &TaskTracker) {
+    ctx.shutdown.trigger();
+    ctx.sessions.close_all();
+    connections.close();
+    let timeout = ctx.shared.config.shutdown_timeout;
+    if tokio::time::timeout(timeout, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            worker = ctx.index,
+            open = ctx.sessions.len(),
+            "shutdown timeout: dropping connections that did not close"
+        );
+    }
+}

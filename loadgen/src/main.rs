@@ -1,0 +1,2 @@
+//! Placeholder: the load generator lands with its own issue.
+fn main() {}
