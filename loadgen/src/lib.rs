@@ -1,0 +1,43 @@
+//! `loadgen`: a WebSocket load generator for echo servers, built to measure
+//! what a real-time game would feel.
+//!
+//! In the tradition of wrk2 and tcpkali: closed-loop throughput runs that
+//! reproduce the fastwebsockets/uWebSockets published numbers, and open-loop
+//! runs at game tick rates whose latency is corrected for coordinated
+//! omission. Every echo is checked. Latency goes into HdrHistograms,
+//! reported as percentiles and optionally logged as a standard interval
+//! log that `loadgen merge` (or any HdrHistogram tool) can combine.
+//!
+//! Layers, top to bottom:
+//!
+//! * [`cli`] turns options (and a [`presets`] entry) into a [`config::RunConfig`].
+//! * [`run`] is the coordinator: spawns the [`worker`]s, adds up their
+//!   [`stats`] each interval, shows [`progress`], and writes the
+//!   [`report`] and the [`hlog`].
+//! * [`worker`] is one pinned thread with its own epoll loop; it paces
+//!   messages with the [`closed`] or [`open`] driver over its [`conn`]s.
+//! * [`conn`] owns a socket, does the [`handshake`], frames with the
+//!   [`codec`] and checks echoes with [`payload`]; [`clock`] gives time
+//!   and a precise timer, [`sys`] the raw `send`/`recv`.
+
+pub mod cli;
+pub mod clock;
+pub mod closed;
+pub mod codec;
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod handshake;
+pub mod hlog;
+pub mod open;
+pub mod payload;
+pub mod presets;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod stats;
+pub mod sys;
+pub mod target;
+pub mod worker;
+
+pub use error::{Error, Result};

@@ -1,0 +1,202 @@
+//! What a message carries and how an echo is checked.
+//!
+//! Every payload starts with a header holding the message's sequence number
+//! and its send time (nanoseconds since the run started), followed by a
+//! per-connection filler pattern:
+//!
+//! * binary: `seq` as u64 little-endian, then `sent_ns` as u64 little-endian
+//!   (16 bytes), then filler bytes that cover all 256 values;
+//! * text: `seq` and `sent_ns` as 16 lowercase hex digits each (32 bytes,
+//!   valid UTF-8), then ASCII letters.
+//!
+//! The echo check compares the whole payload against what was sent: the
+//! header against the expected sequence number (order) and send time, the
+//! length, and the filler with one `memcmp` against the connection's
+//! template.
+
+use serde::Serialize;
+
+/// Text or binary WebSocket messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadKind {
+    /// Binary frames (opcode 0x2).
+    Binary,
+    /// Text frames (opcode 0x1), valid UTF-8.
+    Text,
+}
+
+impl PayloadKind {
+    /// The WebSocket opcode of data frames of this kind.
+    pub fn opcode(self) -> u8 {
+        match self {
+            PayloadKind::Binary => 0x2,
+            PayloadKind::Text => 0x1,
+        }
+    }
+
+    /// Header length, which is also the smallest payload allowed.
+    pub fn min_size(self) -> usize {
+        match self {
+            PayloadKind::Binary => 16,
+            PayloadKind::Text => 32,
+        }
+    }
+
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PayloadKind::Binary => "binary",
+            PayloadKind::Text => "text",
+        }
+    }
+
+    /// Builds a payload template of `len` bytes with this kind's filler;
+    /// `salt` varies the filler per connection.
+    pub fn template(self, len: usize, salt: u64) -> Vec<u8> {
+        (0..len)
+            .map(|i| match self {
+                PayloadKind::Binary => (i as u64).wrapping_mul(131).wrapping_add(salt) as u8,
+                PayloadKind::Text => b'a' + ((i as u64 + salt) % 26) as u8,
+            })
+            .collect()
+    }
+
+    /// Writes the header for (`seq`, `sent_ns`) into the first
+    /// [`min_size`](Self::min_size) bytes of `buf`.
+    #[inline]
+    pub fn write_header(self, buf: &mut [u8], seq: u64, sent_ns: u64) {
+        match self {
+            PayloadKind::Binary => {
+                buf[..8].copy_from_slice(&seq.to_le_bytes());
+                buf[8..16].copy_from_slice(&sent_ns.to_le_bytes());
+            }
+            PayloadKind::Text => {
+                write_hex(&mut buf[..16], seq);
+                write_hex(&mut buf[16..32], sent_ns);
+            }
+        }
+    }
+
+    /// Reads the sequence number from a payload header, if it parses.
+    #[inline]
+    pub fn read_seq(self, buf: &[u8]) -> Option<u64> {
+        match self {
+            PayloadKind::Binary => Some(u64::from_le_bytes(buf.get(..8)?.try_into().ok()?)),
+            PayloadKind::Text => read_hex(buf.get(..16)?),
+        }
+    }
+}
+
+fn write_hex(out: &mut [u8], v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+fn read_hex(s: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | d as u64;
+    }
+    Some(v)
+}
+
+/// A message that was sent and whose echo is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    /// Sequence number on this connection.
+    pub seq: u64,
+    /// Payload length in bytes.
+    pub len: u32,
+    /// When it was handed to the socket (ns since run start).
+    pub sent_ns: u64,
+    /// When the schedule wanted it sent (ns since run start); equals
+    /// `sent_ns` in closed mode.
+    pub intended_ns: u64,
+}
+
+/// Why an echo did not match what was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The echo is not as long as the message.
+    Length,
+    /// The echo carries another sequence number (lost, duplicated or reordered).
+    Order,
+    /// Same length and sequence number, but other bytes differ.
+    Content,
+}
+
+/// Checks an echoed payload against the message it should answer.
+///
+/// `template` is the connection's payload template (at least
+/// `pending.len` bytes); only its filler part is compared, because the
+/// header part is rewritten for every send.
+#[inline]
+pub fn verify(
+    kind: PayloadKind,
+    echo: &[u8],
+    pending: &Pending,
+    template: &[u8],
+) -> Result<(), Mismatch> {
+    let hdr = kind.min_size();
+    if echo.len() != pending.len as usize {
+        return Err(Mismatch::Length);
+    }
+    if kind.read_seq(echo) != Some(pending.seq) {
+        return Err(Mismatch::Order);
+    }
+    let mut expect = [0u8; 32];
+    kind.write_header(&mut expect, pending.seq, pending.sent_ns);
+    if echo[..hdr] != expect[..hdr] || echo[hdr..] != template[hdr..echo.len()] {
+        return Err(Mismatch::Content);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(kind: PayloadKind) {
+        let mut t = kind.template(100, 7);
+        let p = Pending {
+            seq: 42,
+            len: 60,
+            sent_ns: 123_456_789,
+            intended_ns: 123_000_000,
+        };
+        kind.write_header(&mut t, p.seq, p.sent_ns);
+        let echo = t[..60].to_vec();
+        assert_eq!(verify(kind, &echo, &p, &t), Ok(()));
+        assert_eq!(verify(kind, &echo[..59], &p, &t), Err(Mismatch::Length));
+        let mut bad = echo.clone();
+        bad[40] ^= 1;
+        assert_eq!(verify(kind, &bad, &p, &t), Err(Mismatch::Content));
+        let mut bad = echo.clone();
+        bad[kind.min_size() - 1] ^= 1;
+        assert_eq!(verify(kind, &bad, &p, &t), Err(Mismatch::Content));
+        let other = Pending { seq: 43, ..p };
+        assert_eq!(verify(kind, &echo, &other, &t), Err(Mismatch::Order));
+    }
+
+    #[test]
+    fn binary_roundtrip() {
+        roundtrip(PayloadKind::Binary);
+    }
+
+    #[test]
+    fn text_roundtrip_and_utf8() {
+        roundtrip(PayloadKind::Text);
+        let mut t = PayloadKind::Text.template(64, 3);
+        PayloadKind::Text.write_header(&mut t, u64::MAX, 1);
+        assert!(std::str::from_utf8(&t).is_ok());
+        assert_eq!(PayloadKind::Text.read_seq(&t), Some(u64::MAX));
+    }
+}

@@ -1,0 +1,503 @@
+//! Integration tests: tiny WebSocket servers with known behaviour (delay,
+//! stall, corruption, 403, ...) run in this process, and the real `loadgen`
+//! binary runs against them. Assertions are on its `--json` report and exit
+//! code. The tests check behaviour, never speed; each run is a few seconds
+//! at most, and runs are serialized so they don't disturb each other's
+//! latency on a small machine.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::Message;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[derive(Clone)]
+enum Behavior {
+    /// Echo every message after `delay`.
+    Echo { delay: Duration },
+    /// Echo, but the first message received after `after` waits `stall` first.
+    StallOnce { after: Duration, stall: Duration },
+    /// Echo, flipping one byte in the `nth` message (1-based) of the first connection.
+    CorruptNth { nth: usize },
+    /// Refuse the upgrade with this HTTP status.
+    Reject { status: u16 },
+    /// Send a Ping before every echo.
+    PingEach,
+    /// Close the connection after echoing `n` messages.
+    CloseAfter { n: usize },
+}
+
+struct TestServer {
+    url: String,
+}
+
+fn serve(behavior: Behavior) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let started = Instant::now();
+    let stalled = Arc::new(AtomicBool::new(false));
+    let conn_index = Arc::new(AtomicUsize::new(0));
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let behavior = behavior.clone();
+            let stalled = stalled.clone();
+            let index = conn_index.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || handle(stream, behavior, started, stalled, index));
+        }
+    });
+    TestServer { url }
+}
+
+#[allow(clippy::result_large_err)] // the callback type is tungstenite's
+fn handle(
+    stream: TcpStream,
+    behavior: Behavior,
+    started: Instant,
+    stalled: Arc<AtomicBool>,
+    index: usize,
+) {
+    stream.set_nodelay(true).unwrap();
+    let ws = match behavior {
+        Behavior::Reject { status } => {
+            let _ = tungstenite::accept_hdr(stream, move |_req: &Request, _resp: Response| {
+                let resp: ErrorResponse = tungstenite::http::Response::builder()
+                    .status(status)
+                    .body(Some("go away".into()))
+                    .unwrap();
+                Err(resp)
+            });
+            return;
+        }
+        _ => tungstenite::accept(stream),
+    };
+    let Ok(mut ws) = ws else { return };
+    let mut count = 0usize;
+    loop {
+        let msg = match ws.read() {
+            Ok(m) => m,
+            Err(_) => return,
+        };
+        if !(msg.is_text() || msg.is_binary()) {
+            continue;
+        }
+        count += 1;
+        let msg = match &behavior {
+            Behavior::Echo { delay } => {
+                if !delay.is_zero() {
+                    thread::sleep(*delay);
+                }
+                msg
+            }
+            Behavior::StallOnce { after, stall } => {
+                if started.elapsed() >= *after && !stalled.swap(true, Ordering::SeqCst) {
+                    thread::sleep(*stall);
+                }
+                msg
+            }
+            Behavior::CorruptNth { nth } => match msg {
+                Message::Binary(mut data) if index == 0 && count == *nth => {
+                    let i = data.len() - 1;
+                    data[i] ^= 0x20;
+                    Message::Binary(data)
+                }
+                other => other,
+            },
+            Behavior::PingEach => {
+                if ws.send(Message::Ping(vec![1, 2, 3])).is_err() {
+                    return;
+                }
+                msg
+            }
+            Behavior::CloseAfter { n } => {
+                if count > *n {
+                    let _ = ws.close(None);
+                    let _ = ws.flush();
+                    thread::sleep(Duration::from_millis(50));
+                    return;
+                }
+                msg
+            }
+            Behavior::Reject { .. } => unreachable!(),
+        };
+        if ws.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+struct Run {
+    code: i32,
+    json: Option<Value>,
+    stdout: String,
+    stderr: String,
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// Runs the real binary with `args` plus `--json` and `--quiet`.
+fn loadgen(args: &[&str]) -> Run {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let json = tmp(&format!("report-{}.json", N.fetch_add(1, Ordering::SeqCst)));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--quiet")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loadgen {args:?} did not finish in 60 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let json = std::fs::read_to_string(&json)
+        .ok()
+        .map(|s| serde_json::from_str(&s).unwrap());
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn f(v: &Value, path: &str) -> f64 {
+    let mut cur = v;
+    for key in path.split('.') {
+        cur = &cur[key];
+    }
+    cur.as_f64()
+        .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
+}
+
+fn report(run: &Run) -> &Value {
+    run.json.as_ref().unwrap_or_else(|| {
+        panic!(
+            "no JSON report; exit {} stdout:\n{}\nstderr:\n{}",
+            run.code, run.stdout, run.stderr
+        )
+    })
+}
+
+#[test]
+fn closed_mode_p50_matches_a_known_server_delay() {
+    let s = serve(Behavior::Echo {
+        delay: Duration::from_millis(2),
+    });
+    let r = loadgen(&[&s.url, "-c", "2", "-d", "2", "-w", "0.5"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(j["schema_version"], 1);
+    let p50 = f(j, "latency_us.corrected.p50");
+    assert!(
+        (2000.0..2600.0).contains(&p50),
+        "p50 {p50} us, expected ~2000 us"
+    );
+    // Closed loop: nothing to correct.
+    assert_eq!(p50, f(j, "latency_us.uncorrected.p50"));
+    assert!(f(j, "messages") > 500.0);
+    assert_eq!(f(j, "errors.total"), 0.0);
+    assert_eq!(f(j, "connections.opened"), 2.0);
+    assert!(f(j, "connect_latency_us.count") == 2.0);
+}
+
+#[test]
+fn open_mode_p50_matches_a_known_server_delay() {
+    let s = serve(Behavior::Echo {
+        delay: Duration::from_millis(2),
+    });
+    let r = loadgen(&[
+        &s.url, "--mode", "open", "--rate", "100", "-c", "4", "-d", "2", "-w", "0.5",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    let p50 = f(j, "latency_us.corrected.p50");
+    assert!(
+        (2000.0..2600.0).contains(&p50),
+        "p50 {p50} us, expected ~2000 us"
+    );
+    // 4 connections x 100 Hz x 2 s.
+    let n = f(j, "messages");
+    assert!((700.0..=810.0).contains(&n), "{n} messages");
+    assert_eq!(j["config"]["mode"], "open");
+}
+
+#[test]
+fn open_mode_stall_shows_in_corrected_latency_only() {
+    let s = serve(Behavior::StallOnce {
+        after: Duration::from_millis(1200),
+        stall: Duration::from_millis(500),
+    });
+    let r = loadgen(&[
+        &s.url, "--mode", "open", "--rate", "1000", "-c", "1", "-d", "3", "-w", "0.2",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    let c999 = f(j, "latency_us.corrected.p99_9");
+    let cmax = f(j, "latency_us.corrected.max");
+    let u999 = f(j, "latency_us.uncorrected.p99_9");
+    let u99 = f(j, "latency_us.uncorrected.p99");
+    assert!(
+        c999 > 400_000.0,
+        "corrected p99.9 {c999} us should show the 500 ms stall"
+    );
+    assert!(
+        cmax > 450_000.0,
+        "corrected max {cmax} us should show the 500 ms stall"
+    );
+    assert!(f(j, "latency_us.corrected.p99") > 300_000.0);
+    // The one message that was in flight during the stall really took
+    // 500 ms, so the uncorrected *max* sees it; its percentiles do not.
+    assert!(
+        u999 < 50_000.0,
+        "uncorrected p99.9 {u999} us should hide the stall"
+    );
+    assert!(
+        u99 < 50_000.0,
+        "uncorrected p99 {u99} us should hide the stall"
+    );
+    // The schedule kept going: about 1000 Hz x 3 s messages.
+    assert!(f(j, "messages") > 2500.0);
+}
+
+#[test]
+fn corrupted_byte_is_detected_and_fails_the_run() {
+    let s = serve(Behavior::CorruptNth { nth: 20 });
+    let r = loadgen(&[&s.url, "-c", "1", "-d", "1", "-w", "0", "--size", "64"]);
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "errors.content"), 1.0);
+    assert_eq!(f(j, "errors.total"), 1.0);
+    assert_eq!(j["exit"]["status"], "echo_errors");
+    assert!(r.stderr.contains("bad echoes"), "{}", r.stderr);
+}
+
+#[test]
+fn connection_refused_exits_3() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let r = loadgen(&[&url, "-c", "3", "-d", "0.5", "-w", "0"]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "connections.failures.refused"), 3.0);
+    assert_eq!(f(j, "connections.opened"), 0.0);
+    assert!(
+        r.stderr.contains("all 3 connections failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("refused"), "{}", r.stderr);
+}
+
+#[test]
+fn rejected_handshake_reports_http_status_and_exits_3() {
+    let s = serve(Behavior::Reject { status: 403 });
+    let r = loadgen(&[&s.url, "-c", "2", "-d", "0.5", "-w", "0"]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "connections.failures.http_403"), 2.0);
+    assert!(r.stderr.contains("HTTP 403 Forbidden"), "{}", r.stderr);
+}
+
+#[test]
+fn pipelined_in_flight_with_size_range_and_large_frames() {
+    let s = serve(Behavior::Echo {
+        delay: Duration::ZERO,
+    });
+    // 16 in flight, sizes across all three length encodings (7-bit, 16-bit, 64-bit).
+    let r = loadgen(&[
+        &s.url,
+        "-c",
+        "3",
+        "-k",
+        "16",
+        "--size",
+        "16..70000",
+        "-d",
+        "1",
+        "-w",
+        "0",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "errors.total"), 0.0);
+    assert!(f(j, "messages") > 100.0);
+    assert_eq!(f(j, "config.in_flight"), 16.0);
+}
+
+#[test]
+fn text_messages() {
+    let s = serve(Behavior::Echo {
+        delay: Duration::ZERO,
+    });
+    let r = loadgen(&[
+        &s.url, "-c", "2", "-k", "4", "--text", "--size", "32..300", "-d", "0.5", "-w", "0",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(j["config"]["payload"], "text");
+    assert_eq!(f(j, "errors.total"), 0.0);
+    assert!(f(j, "messages") > 10.0);
+}
+
+#[test]
+fn server_pings_are_answered_and_not_errors() {
+    let s = serve(Behavior::PingEach);
+    let r = loadgen(&[&s.url, "-c", "2", "-d", "0.5", "-w", "0"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(f(report(&r), "errors.total"), 0.0);
+}
+
+#[test]
+fn connection_closed_by_server_exits_5() {
+    let s = serve(Behavior::CloseAfter { n: 50 });
+    let r = loadgen(&[&s.url, "-c", "2", "-d", "1", "-w", "0"]);
+    assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "connections.lost.closed_by_server"), 2.0);
+    assert_eq!(f(j, "errors.total"), 0.0);
+}
+
+fn hlog_totals(path: &PathBuf) -> hdrhistogram::Histogram<u64> {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    let bytes = std::fs::read(path).unwrap();
+    let mut total = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut d = hdrhistogram::serialization::Deserializer::new();
+    for e in IntervalLogIterator::new(&bytes) {
+        if let LogEntry::Interval(iv) = e.unwrap() {
+            if iv.tag().is_none() {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(iv.encoded_histogram())
+                    .unwrap();
+                let h: hdrhistogram::Histogram<u64> = d.deserialize(&mut raw.as_slice()).unwrap();
+                total.add(&h).unwrap();
+            }
+        }
+    }
+    total
+}
+
+fn us(ns: u64) -> f64 {
+    (ns as f64 / 100.0).round() / 10.0
+}
+
+#[test]
+fn hlogs_merge_to_the_percentiles_of_one_combined_histogram() {
+    let fast = serve(Behavior::Echo {
+        delay: Duration::ZERO,
+    });
+    let slow = serve(Behavior::Echo {
+        delay: Duration::from_millis(3),
+    });
+    let a = tmp("a.hlog");
+    let b = tmp("b.hlog");
+    let ra = loadgen(&[
+        &fast.url,
+        "-c",
+        "2",
+        "-d",
+        "1.5",
+        "-w",
+        "0.2",
+        "--hlog",
+        a.to_str().unwrap(),
+    ]);
+    let rb = loadgen(&[
+        &slow.url,
+        "-c",
+        "2",
+        "-d",
+        "1.5",
+        "-w",
+        "0.2",
+        "--hlog",
+        b.to_str().unwrap(),
+    ]);
+    assert_eq!((ra.code, rb.code), (0, 0));
+
+    // The log holds exactly what the report measured.
+    let ta = hlog_totals(&a);
+    assert_eq!(ta.len() as f64, f(report(&ra), "messages"));
+    assert_eq!(
+        us(ta.value_at_quantile(0.99)),
+        f(report(&ra), "latency_us.corrected.p99")
+    );
+
+    let merged_json = tmp("merged.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--json"])
+        .arg(&merged_json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("averaging percentiles is wrong"),
+        "{stdout}"
+    );
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged_json).unwrap()).unwrap();
+
+    let mut combined = hlog_totals(&a);
+    combined.add(hlog_totals(&b)).unwrap();
+    for (key, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99_9", 0.999)] {
+        assert_eq!(
+            f(&m, &format!("latency_us.corrected.{key}")),
+            us(combined.value_at_quantile(q)),
+            "{key}"
+        );
+    }
+    assert_eq!(f(&m, "latency_us.corrected.max"), us(combined.max()));
+    assert_eq!(f(&m, "latency_us.corrected.count"), combined.len() as f64);
+}
+
+#[test]
+fn list_presets_and_bad_usage() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("--list-presets")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in ["fws-100x20", "fws-500x16k", "shooter-128hz", "casual-20hz"] {
+        assert!(text.contains(name), "{text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["ws://127.0.0.1:1/ws", "--size", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 B"));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["ws://127.0.0.1:1/ws", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
