@@ -57,7 +57,7 @@ impl IoBackend {
 /// `/healthz`. Durations take units (`250ms`, `2s`, `1m`) or plain seconds;
 /// sizes take units (`4KiB`, `16MiB`) or plain bytes.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ringecho", version, about, long_about = None)]
+#[command(name = "ringecho", version, about)]
 pub struct Options {
     /// Address to listen on (every worker binds it with SO_REUSEPORT; port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
