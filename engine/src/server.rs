@@ -2,7 +2,7 @@
 //! backend, start one pinned worker per core, and shut them down gracefully.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use crate::config::{Config, IoBackend, IoChoice};
 use crate::listener;
 use crate::metrics::{Health, WorkerStats};
+use crate::shutdown::Signals;
 use crate::uring;
 use crate::worker::{self, WorkerSpec};
 
@@ -42,44 +43,46 @@ pub enum ServerError {
 /// Runs the engine until SIGINT or SIGTERM, then shuts down gracefully.
 /// Logs the one start-up line (address, backend, workers, pinning).
 pub fn run(config: Config) -> Result<(), ServerError> {
-    let server = Server::start(config)?;
-    let shared = server.shared();
-    let config = &shared.config;
-    tracing::info!(
-        "listening on http://{} io={} workers={} pinned={} receive_buffers={}x{}B",
-        server.local_addr(),
-        shared.backend.name(),
-        config.threads,
-        config.pin,
-        config.receive_buffers,
-        config.receive_buffer_size,
-    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Signals)?;
-    let outcome = runtime.block_on(async {
+    runtime.block_on(async {
+        // Catch signals before anyone can learn our address.
+        let mut signals = Signals::install().map_err(ServerError::Signals)?;
+        let server = Server::start(config)?;
+        let shared = server.shared();
+        let config = &shared.config;
+        tracing::info!(
+            "listening on http://{} io={} workers={} pinned={} receive_buffers={}x{}B",
+            server.local_addr(),
+            shared.backend.name(),
+            config.threads,
+            config.pin,
+            config.receive_buffers,
+            config.receive_buffer_size,
+        );
         let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(200));
-        tokio::select! {
-            signal = crate::shutdown::wait_for_signal() => signal.map(Some).map_err(ServerError::Signals),
-            _ = async { loop { watchdog.tick().await; if server.worker_exited() { break; } } } => Ok(None),
+        let signal = tokio::select! {
+            signal = signals.recv() => Some(signal),
+            _ = async { loop { watchdog.tick().await; if server.worker_exited() { break; } } } => None,
+        };
+        match signal {
+            Some(signal) => {
+                tracing::info!(
+                    "{signal}: closing connections (up to {:?})",
+                    server.shared().config.shutdown_timeout
+                );
+                server.shutdown();
+                tracing::info!("stopped");
+                Ok(())
+            }
+            None => {
+                server.shutdown();
+                Err(ServerError::WorkerDied)
+            }
         }
-    })?;
-    match outcome {
-        Some(signal) => {
-            tracing::info!(
-                "{signal}: closing connections (up to {:?})",
-                server.shared().config.shutdown_timeout
-            );
-            server.shutdown();
-            tracing::info!("stopped");
-            Ok(())
-        }
-        None => {
-            server.shutdown();
-            Err(ServerError::WorkerDied)
-        }
-    }
+    })
 }
 
 /// State every worker can read.
@@ -92,11 +95,18 @@ pub struct Shared {
     pub workers: Vec<WorkerStats>,
     /// Open WebSockets across workers (touched once per connection).
     open_websockets: AtomicUsize,
+    /// Set before the workers are told to stop, so that no worker admits a
+    /// new WebSocket once shutdown has begun, however late it notices.
+    stopping: AtomicBool,
 }
 
 impl Shared {
-    /// Takes a WebSocket slot under `--max-connections` for worker `worker`.
+    /// Takes a WebSocket slot under `--max-connections` for worker `worker`;
+    /// `None` (answered with 503) when full or shutting down.
     pub fn admit(self: &Arc<Self>, worker: usize) -> Option<Admission> {
+        if self.stopping.load(Ordering::Acquire) {
+            return None;
+        }
         let previous = self.open_websockets.fetch_add(1, Ordering::AcqRel);
         if self
             .config
@@ -186,6 +196,7 @@ impl Server {
             config,
             backend,
             open_websockets: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
         });
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -237,6 +248,7 @@ impl Server {
     /// Stops accepting, closes every WebSocket with 1001 and waits for the
     /// workers, each bounded by `--shutdown-timeout`.
     pub fn shutdown(mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
         let _ = self.stop.send(true);
         for worker in std::mem::take(&mut self.workers) {
             if worker.join().is_err() {

@@ -103,6 +103,8 @@ impl Session {
 pub struct Sessions {
     open: RefCell<Slab<Rc<Session>>>,
     interval: Option<Duration>,
+    /// Set by `close_all`: sessions opened later start with close 1001 due.
+    closing: Cell<bool>,
 }
 
 impl Sessions {
@@ -111,6 +113,7 @@ impl Sessions {
         Self {
             open: RefCell::new(Slab::new()),
             interval,
+            closing: Cell::new(false),
         }
     }
 
@@ -118,6 +121,7 @@ impl Sessions {
     pub fn open(self: &Rc<Self>) -> SessionGuard {
         let first_ping = Instant::now() + self.interval.unwrap_or(Duration::MAX / 4);
         let session = Rc::new(Session::new(first_ping));
+        session.going_away_due.set(self.closing.get());
         let key = self.open.borrow_mut().insert(session.clone());
         SessionGuard {
             sessions: self.clone(),
@@ -138,6 +142,7 @@ impl Sessions {
 
     /// Asks every session to send close 1001 at its next frame boundary.
     pub fn close_all(&self) {
+        self.closing.set(true);
         for (_, session) in self.open.borrow().iter() {
             session.going_away_due.set(true);
             session.wake();
@@ -348,5 +353,16 @@ mod tests {
         assert!(session.expired());
         drop(guard);
         assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn sessions_opened_after_close_all_are_closed_too() {
+        let sessions = Rc::new(Sessions::new(None));
+        sessions.close_all();
+        let guard = sessions.open();
+        assert_eq!(
+            guard.session().take_due_frame(),
+            Some(&GOING_AWAY_FRAME[..])
+        );
     }
 }

@@ -122,8 +122,9 @@ async fn run(spec: WorkerSpec) {
             reactor.listen(OwnedFd::from(listener));
             let _ = ready.send(Ok(()));
             tokio::select! {
-                _ = accept_uring(&reactor, &ctx, &connections) => {}
+                biased;
                 _ = stopped => {}
+                _ = accept_uring(&reactor, &ctx, &connections) => {}
             }
             reactor.stop_listening();
             drain(&ctx, &connections).await;
@@ -138,8 +139,9 @@ async fn run(spec: WorkerSpec) {
             };
             let _ = ready.send(Ok(()));
             tokio::select! {
-                _ = accept_epoll(&listener, &ctx, &connections) => {}
+                biased;
                 _ = stopped => {}
+                _ = accept_epoll(&listener, &ctx, &connections) => {}
             }
             drop(listener);
             drain(&ctx, &connections).await;
