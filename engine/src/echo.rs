@@ -17,6 +17,20 @@ use crate::session::Session;
 /// Largest payload of a control frame (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// Why the loop stops after a frame.
+enum Stop {
+    /// The transport failed; nothing more can be sent.
+    Transport,
+    /// Close the connection with this code.
+    Fail(u16),
+}
+
+impl From<MessageError> for Stop {
+    fn from(error: MessageError) -> Self {
+        Stop::Fail(error.close_code())
+    }
+}
+
 /// How the connection ended, for logs.
 #[derive(Debug, PartialEq, Eq)]
 pub enum EchoEnd {
@@ -45,23 +59,23 @@ where
         };
         let step = match frame.opcode {
             OpCode::Text | OpCode::Binary if message.in_progress() => {
-                Err(MessageError::OutOfOrder.close_code())
+                Err(MessageError::OutOfOrder.into())
             }
             OpCode::Text | OpCode::Binary if frame.fin => {
                 echo(&mut ws, &session, frame.opcode, frame.payload).await
             }
             OpCode::Text | OpCode::Binary => message
                 .start(frame.opcode, &frame.payload)
-                .map_err(|e| e.close_code()),
+                .map_err(Stop::from),
             OpCode::Continuation => match message.push(&frame.payload, frame.fin) {
                 Ok(Some((opcode, data))) => {
                     echo(&mut ws, &session, opcode, Payload::Owned(data)).await
                 }
                 Ok(None) => Ok(()),
-                Err(e) => Err(e.close_code()),
+                Err(e) => Err(e.into()),
             },
             OpCode::Close => return answer_close(&mut ws, &session, frame.payload).await,
-            OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => Err(1002),
+            OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => Err(Stop::Fail(1002)),
             OpCode::Pong => {
                 session.pong_received();
                 Ok(())
@@ -71,19 +85,19 @@ where
         };
         match step {
             Ok(()) => {}
-            Err(0) => return EchoEnd::Dropped,
-            Err(code) => return fail_on(&mut ws, &session, Some(code)).await,
+            Err(Stop::Transport) => return EchoEnd::Dropped,
+            Err(Stop::Fail(code)) => return fail_on(&mut ws, &session, Some(code)).await,
         }
     }
 }
 
-/// Sends one message back unmasked. `Err(0)` means the transport failed.
+/// Sends one message back unmasked.
 async fn echo<S>(
     ws: &mut WebSocket<S>,
     session: &Session,
     opcode: OpCode,
     payload: Payload<'_>,
-) -> Result<(), u16>
+) -> Result<(), Stop>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -93,7 +107,7 @@ where
     }
     ws.write_frame(Frame::new(true, opcode, None, payload))
         .await
-        .map_err(|_| 0)
+        .map_err(|_| Stop::Transport)
 }
 
 /// Answers a peer's close frame with the same code and reason, after checking
