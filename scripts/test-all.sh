@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The one test command: installs the test tools this project needs (idempotent,
+# quick when they are already there) and runs every crate's tests, including
+# the Autobahn conformance suite. Usage: ./scripts/test-all.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Installs the named Debian packages that are missing; runs `apt-get update`
+# only when something has to be installed.
+ensure_apt_packages() {
+    local missing=()
+    local package
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+            || missing+=("$package")
+    done
+    if ((${#missing[@]} > 0)); then
+        echo "== installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+}
+
+# == system packages ==========================================================
+# Later issues add their system packages here, e.g.:
+#   ensure_apt_packages chromium nginx
+
+# == kosoku, the Autobahn TestSuite runner (PyPI) ===============================
+readonly KOSOKU_VERSION="0.1.0"
+readonly VENV="target/tools/venv"
+readonly KOSOKU="$VENV/bin/kosoku"
+if ! "$KOSOKU" --help >/dev/null 2>&1; then
+    echo "== installing kosoku $KOSOKU_VERSION into $VENV"
+    python3 -m venv --clear "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
+fi
+export RINGECHO_KOSOKU="$PWD/$KOSOKU"
+
+echo "== cargo test"
+readonly CARGO_LOG="target/test-all.log"
+mkdir -p target
+cargo test --workspace 2>&1 | tee "$CARGO_LOG"
+
+echo "== Autobahn summary"
+cat target/autobahn/*/summary.txt
+
+# One closing line over all test binaries (cargo's last line is only the
+# last binary's, often a doc-test run with nothing in it).
+awk '/^test result:/ { passed += $4; failed += $6 }
+     END { printf "total: %d passed, %d failed\n", passed, failed }' "$CARGO_LOG"
