@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use fastwebsockets::{Role, WebSocket};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -24,6 +25,36 @@ use crate::worker::WorkerContext;
 
 /// Serves `io` until it closes, the handshake times out or the worker stops.
 pub async fn serve<S>(io: S, ctx: Rc<WorkerContext>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    // Boxed so that everything the HTTP phase holds (hyper's buffers and
+    // state, the deadline) is freed once the connection is a WebSocket,
+    // instead of sizing this task for the connection's whole life.
+    let Some(upgraded) = Box::pin(http_phase(io, &ctx)).await else {
+        return;
+    };
+    let guard = ctx.sessions.open();
+    let session = guard.session().clone();
+    let stream = SessionStream::new(upgraded.io, upgraded.prefix, session.clone());
+    let websocket = WebSocket::after_handshake(stream, Role::Server);
+    let end = echo::run(websocket, session, ctx.shared.config.max_message_size).await;
+    tracing::debug!(?end, "websocket ended");
+    drop(guard);
+    drop(upgraded.admission);
+}
+
+/// A connection whose upgrade was accepted.
+struct Upgraded<S> {
+    io: S,
+    /// Bytes the client sent after the upgrade request.
+    prefix: Bytes,
+    admission: Admission,
+}
+
+/// Serves HTTP until a WebSocket upgrade is accepted (`Some`) or the
+/// connection ends, times out or the worker stops (`None`).
+async fn http_phase<S>(io: S, ctx: &Rc<WorkerContext>) -> Option<Upgraded<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
@@ -47,8 +78,7 @@ where
     // The first request must arrive whole within the handshake timeout;
     // later requests on a keep-alive connection fall under hyper's header
     // read timeout.
-    let deadline = tokio::time::sleep(timeout);
-    let mut deadline = std::pin::pin!(deadline);
+    let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
     let mut deadline_armed = true;
     let parts = loop {
         tokio::select! {
@@ -56,30 +86,28 @@ where
                 Ok(parts) => break parts,
                 Err(e) => {
                     tracing::debug!("http connection ended: {e}");
-                    return;
+                    return None;
                 }
             },
             _ = &mut deadline, if deadline_armed => {
                 if !seen_request.get() {
                     tracing::debug!("handshake timeout: no complete request in {timeout:?}");
-                    return;
+                    return None;
                 }
                 deadline_armed = false;
             }
-            _ = ctx.shutdown.wait() => return,
+            _ = ctx.shutdown.wait() => return None,
         }
     };
-    let Some(admission) = admission.take() else {
-        return; // A plain HTTP connection that the client closed.
-    };
-    let guard = ctx.sessions.open();
-    let session = guard.session().clone();
-    let stream = SessionStream::new(parts.io.into_inner(), parts.read_buf, session.clone());
-    let websocket = WebSocket::after_handshake(stream, Role::Server);
-    let end = echo::run(websocket, session, ctx.shared.config.max_message_size).await;
-    tracing::debug!(?end, "websocket ended");
-    drop(guard);
-    drop(admission);
+    // None: a plain HTTP connection that the client closed.
+    let admission = admission.take()?;
+    Some(Upgraded {
+        io: parts.io.into_inner(),
+        // `read_buf` is a view into hyper's whole read buffer; keep only the
+        // bytes (usually none) and let the buffer go.
+        prefix: Bytes::copy_from_slice(&parts.read_buf),
+        admission,
+    })
 }
 
 fn respond<B>(
