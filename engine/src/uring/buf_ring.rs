@@ -1,7 +1,7 @@
 //! The provided-buffer ring: the worker's shared pool of receive buffers.
 //!
-//! Multishot recv picks a free buffer from this ring for every chunk it
-//! receives, so a connection holds receive memory only while it has unread
+//! Multishot recv takes free buffers from this ring for what it receives
+//! (a bundle recv takes several consecutive entries at once), so a connection holds receive memory only while it has unread
 //! data: an idle connection holds none. `--receive-buffer-size` and
 //! `--receive-buffers` set the size and count of the entries.
 //!
@@ -72,6 +72,10 @@ pub struct ProvidedBuffers {
     size: u32,
     /// Our copy of the tail; the kernel reads the published one.
     tail: u16,
+    /// Which buffer id was last published at each ring slot.
+    id_at_slot: Vec<u16>,
+    /// The ring position (unmasked tail value) each id was last published at.
+    position_of_id: Vec<u16>,
 }
 
 impl ProvidedBuffers {
@@ -94,6 +98,8 @@ impl ProvidedBuffers {
             count: count16,
             size: size32,
             tail: 0,
+            id_at_slot: vec![0; count],
+            position_of_id: vec![0; count],
         };
         for id in 0..count16 {
             ring.push_entry(id);
@@ -118,6 +124,11 @@ impl ProvidedBuffers {
         }
     }
 
+    /// Number of buffers in the ring.
+    pub fn count(&self) -> usize {
+        usize::from(self.count)
+    }
+
     /// The `len` bytes the kernel received into buffer `id`, from `offset`.
     ///
     /// Only call this for a buffer id a recv CQE handed to user space and
@@ -136,15 +147,40 @@ impl ProvidedBuffers {
         }
     }
 
-    /// Hands buffer `id` back to the kernel.
+    /// Queues buffer `id` for return to the kernel; it becomes usable by
+    /// the kernel at the next [`ProvidedBuffers::publish`].
     pub fn recycle(&mut self, id: u16) {
         self.push_entry(id);
+    }
+
+    /// Makes every recycled buffer visible to the kernel (one store).
+    pub fn publish(&self) {
         self.publish_tail();
+    }
+
+    /// The buffers a bundle recv filled: `bytes` received starting with
+    /// buffer `first`. A bundle takes consecutive ring entries, each full but
+    /// the last. Calls `each(id, len)` in order.
+    pub fn for_each_in_bundle(&self, first: u16, bytes: usize, mut each: impl FnMut(u16, usize)) {
+        let size = self.size as usize;
+        let mask = self.count - 1;
+        let start = self.position_of_id[usize::from(first)];
+        let mut left = bytes;
+        let mut position = start;
+        while left > 0 {
+            let id = self.id_at_slot[usize::from(position & mask)];
+            let len = left.min(size);
+            each(id, len);
+            left -= len;
+            position = position.wrapping_add(1);
+        }
     }
 
     fn push_entry(&mut self, id: u16) {
         let mask = self.count - 1;
         let slot = usize::from(self.tail & mask);
+        self.id_at_slot[slot] = id;
+        self.position_of_id[usize::from(id)] = self.tail;
         let base: *mut BufRingEntry = self.entries.ptr.as_ptr().cast();
         // SAFETY: `slot < count`, so the entry lies inside the entry mapping.
         // The kernel only reads entries between its head and our published
