@@ -262,7 +262,20 @@ impl Report {
         measured_s: f64,
         whole: &Interval,
     ) -> Report {
-        let failures = whole.connect_failures.total();
+        // Connections still connecting or handshaking when the run ended (or
+        // never started) did not open either: count them, or a run could
+        // report "431 opened, 0 failed" and exit 0.
+        let mut connect_failures = whole.connect_failures.clone();
+        let unopened =
+            (cfg.connections as u64).saturating_sub(whole.opened + connect_failures.total());
+        for _ in 0..unopened {
+            connect_failures.count(
+                "unopened",
+                "not open when the run ended (still connecting or handshaking)",
+            );
+        }
+        let connect_failures = &connect_failures;
+        let failures = connect_failures.total();
         let lost = whole.disconnects.total();
         let errors = Errors::from(whole.errors);
         let (status, message) = if whole.opened == 0 && failures > 0 {
@@ -271,7 +284,7 @@ impl Report {
                 format!(
                     "all {} connections failed: {}",
                     failures,
-                    whole.connect_failures.describe()
+                    connect_failures.describe()
                 ),
             )
         } else if whole.opened == 0 {
@@ -289,7 +302,7 @@ impl Report {
             if failures > 0 {
                 parts.push(format!(
                     "{failures} connections failed: {}",
-                    whole.connect_failures.describe()
+                    connect_failures.describe()
                 ));
             }
             if lost > 0 {
@@ -302,7 +315,7 @@ impl Report {
         } else {
             (ExitStatus::Ok, "ok".to_string())
         };
-        let mut reasons = whole.connect_failures.detail.clone();
+        let mut reasons = connect_failures.detail.clone();
         reasons.extend(whole.disconnects.detail.clone());
         let secs = measured_s.max(1e-9);
         Report {
@@ -325,7 +338,7 @@ impl Report {
                 requested: cfg.connections,
                 opened: whole.opened,
                 failed: failures,
-                failures: whole.connect_failures.counts.clone(),
+                failures: connect_failures.counts.clone(),
                 lost: whole.disconnects.counts.clone(),
                 reasons,
             },

@@ -33,6 +33,8 @@ enum Behavior {
     PingEach,
     /// Close the connection after echoing `n` messages.
     CloseAfter { n: usize },
+    /// Echo on the first `n` connections; never answer later handshakes.
+    SilentAfter { n: usize },
 }
 
 struct TestServer {
@@ -77,6 +79,12 @@ fn handle(
             });
             return;
         }
+        Behavior::SilentAfter { n } if index >= n => {
+            // Hold the socket open without a reply until the test is over.
+            thread::sleep(Duration::from_secs(30));
+            drop(stream);
+            return;
+        }
         _ => tungstenite::accept(stream),
     };
     let Ok(mut ws) = ws else { return };
@@ -91,6 +99,8 @@ fn handle(
         }
         count += 1;
         let msg = match &behavior {
+            // The first `n` connections of SilentAfter are plain echoes.
+            Behavior::SilentAfter { .. } => msg,
             Behavior::Echo { delay } => {
                 if !delay.is_zero() {
                     thread::sleep(*delay);
@@ -379,6 +389,27 @@ fn connection_closed_by_server_exits_5() {
     let j = report(&r);
     assert_eq!(f(j, "connections.lost.closed_by_server"), 2.0);
     assert_eq!(f(j, "errors.total"), 0.0);
+}
+
+#[test]
+fn connections_still_handshaking_at_the_end_count_as_failed() {
+    let s = serve(Behavior::SilentAfter { n: 2 });
+    let r = loadgen(&[
+        &s.url,
+        "-c",
+        "4",
+        "-d",
+        "1",
+        "-w",
+        "0",
+        "--connect-timeout",
+        "30s",
+    ]);
+    assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "connections.opened"), 2.0);
+    assert_eq!(f(j, "connections.failed"), 2.0);
+    assert_eq!(f(j, "connections.failures.unopened"), 2.0);
 }
 
 fn hlog_totals(path: &PathBuf) -> hdrhistogram::Histogram<u64> {
