@@ -277,17 +277,7 @@ impl Worker {
             }
             self.timer.arm(self.t0 + deadline)?;
             self.poll.poll(&mut events, Some(Duration::from_secs(1)))?;
-            for ev in events.iter() {
-                if ev.token() == TIMER {
-                    self.timer.clear();
-                    continue;
-                }
-                self.on_event(
-                    ev.token().0,
-                    ev.is_writable(),
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                );
-            }
+            self.dispatch(&events);
         }
     }
 
@@ -321,6 +311,21 @@ impl Worker {
             phase,
             data,
         });
+    }
+
+    /// Hands each readiness event to its connection (the timer only wakes us).
+    fn dispatch(&mut self, events: &Events) {
+        for ev in events.iter() {
+            if ev.token() == TIMER {
+                self.timer.clear();
+                continue;
+            }
+            self.on_event(
+                ev.token().0,
+                ev.is_writable(),
+                ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+            );
+        }
     }
 
     fn check_timeouts(&mut self, now: u64) {
@@ -474,17 +479,7 @@ impl Worker {
             }
             self.poll
                 .poll(&mut events, Some(Duration::from_nanos(deadline - now)))?;
-            for ev in events.iter() {
-                if ev.token() == TIMER {
-                    self.timer.clear();
-                    continue;
-                }
-                self.on_event(
-                    ev.token().0,
-                    ev.is_writable(),
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                );
-            }
+            self.dispatch(&events);
         }
         for slot in 0..self.conns.len() {
             self.finish_conn(slot, None);
