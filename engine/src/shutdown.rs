@@ -19,11 +19,6 @@ impl ShutdownSignal {
         self.notify.notify_waiters();
     }
 
-    /// Whether the flag is raised.
-    pub fn is_triggered(&self) -> bool {
-        self.triggered.get()
-    }
-
     /// Completes once the flag is raised (at once if it already is).
     pub async fn wait(&self) {
         let notified = self.notify.notified();

@@ -476,11 +476,6 @@ impl Reactor {
         }
         inner.finish_release(key);
     }
-
-    /// Number of sockets the reactor still holds (open or closing).
-    pub fn socket_count(&self) -> usize {
-        self.inner.borrow().sockets.len()
-    }
 }
 
 impl Inner {
