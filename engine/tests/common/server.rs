@@ -38,11 +38,21 @@ impl Server {
     /// Starts `ringecho --listen 127.0.0.1:0 --io BACKEND EXTRA_ARGS...` with
     /// `RUST_LOG=info` and waits until it logs its listening address.
     pub async fn start(backend: Backend, extra_args: &[&str]) -> Server {
+        Self::start_with_log_filter(backend, extra_args, "info").await
+    }
+
+    /// [`Server::start`] with `RUST_LOG=log_filter`, for tests that check
+    /// what the engine logs.
+    pub async fn start_with_log_filter(
+        backend: Backend,
+        extra_args: &[&str],
+        log_filter: &str,
+    ) -> Server {
         let mut process = KillOnDrop::spawn(
             binary_command()
                 .args(["--listen", "127.0.0.1:0", "--io", backend.name()])
                 .args(extra_args)
-                .env("RUST_LOG", "info")
+                .env("RUST_LOG", log_filter)
                 .stdout(Stdio::null()),
         );
         let stderr = process.child().stderr.take().expect("stderr is piped");
