@@ -22,8 +22,8 @@
 //!   buffer; at the end of the turn each socket with pending bytes and no send
 //!   in flight gets one `Send`. At most one send is in flight per socket;
 //!   partial sends resubmit the rest.
-//! - **bulk receive mode**: a socket whose single recv completion carries at
-//!   least [`DIRECT_RECV_MIN`] bytes leaves the provided-buffer ring: its
+//! - **bulk receive mode**: a socket with at least [`DIRECT_RECV_MIN`] unread
+//!   bytes in ring buffers leaves the provided-buffer ring: its
 //!   multishot recv is cancelled, a multishot `POLL_ADD` watches it instead,
 //!   and reads `recv(2)` straight into the reader's buffer. fastwebsockets
 //!   reads through `AsyncRead` into its own buffer, so ring data costs a
@@ -80,8 +80,10 @@ const DIRECT_SEND_MIN: usize = 8 * 1024;
 /// `IORING_ENTER_GETEVENTS` from `<linux/io_uring.h>` (the crate keeps its
 /// flag type private): makes `io_uring_enter` run deferred task work.
 const ENTER_GETEVENTS: u32 = 1;
-/// A recv completion at least this large switches its socket to the bulk
-/// receive mode (see the module docs).
+/// Unread ring bytes at which a socket switches to the bulk receive mode
+/// (see the module docs). Counted after each completion rather than per
+/// completion: right after a recv is armed the kernel fills one buffer per
+/// completion until it learns how much is queued.
 const DIRECT_RECV_MIN: usize = 8 * 1024;
 /// A direct read smaller than this counts towards returning to the ring.
 const SMALL_READ: usize = 2 * 1024;
@@ -901,7 +903,7 @@ impl Inner {
                     }));
                     socket.received_bytes += n as usize;
                     if more && socket.recv == RecvState::Armed {
-                        if n as usize >= DIRECT_RECV_MIN {
+                        if socket.received_bytes >= DIRECT_RECV_MIN {
                             self.enter_direct(key);
                         } else if socket.received_bytes > high_water {
                             socket.recv = RecvState::Cancelling;
