@@ -55,7 +55,15 @@ where
     loop {
         let frame = match ws.read_frame().await {
             Ok(frame) => frame,
-            Err(e) => return fail_on(&mut ws, &session, close_code_for(&e)).await,
+            Err(e) => {
+                // The transport refused a text frame mid-way (see text_watch).
+                let code = if session.text_refused() {
+                    Some(1007)
+                } else {
+                    close_code_for(&e)
+                };
+                return fail_on(&mut ws, &session, code).await;
+            }
         };
         let step = match frame.opcode {
             OpCode::Text | OpCode::Binary if message.in_progress() => {

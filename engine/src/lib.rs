@@ -8,6 +8,7 @@
 //! - [`uring`]: the io_uring reactor and its tokio stream adapter;
 //! - [`listener`]: the `SO_REUSEPORT` listeners;
 //! - [`session`]: keep-alive pings and the shutdown close, below the codec;
+//! - [`text_watch`]: fail-fast UTF-8 checks of text frames as bytes arrive;
 //! - [`http`] and [`connection`]: routing, the handshake, the upgrade;
 //! - [`echo`] and [`message`]: the echo loop and fragment reassembly;
 //! - [`worker`] and [`server`]: threads, pinning, start and shutdown;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod text_watch;
 pub mod uring;
 pub mod worker;
 

@@ -13,6 +13,10 @@
 //! A per-worker [`sweep`] task walks the worker's [`Sessions`] every tick and
 //! marks pings due or sessions expired, so no connection owns a timer. Pongs
 //! are reported back by the echo loop through [`Session::pong_received`].
+//!
+//! [`SessionStream`] also runs the [`TextWatch`] over the bytes the codec
+//! reads, so invalid UTF-8 fails a text frame as soon as it arrives rather
+//! than once the whole frame is in.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -25,6 +29,8 @@ use bytes::{Buf, Bytes};
 use slab::Slab;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
+
+use crate::text_watch::TextWatch;
 
 /// An unmasked server ping with an empty payload.
 const PING_FRAME: [u8; 2] = [0x89, 0x00];
@@ -42,6 +48,7 @@ pub struct Session {
     going_away_due: Cell<bool>,
     close_sent: Cell<bool>,
     expired: Cell<bool>,
+    text_refused: Cell<bool>,
 }
 
 impl Session {
@@ -54,6 +61,7 @@ impl Session {
             going_away_due: Cell::new(false),
             close_sent: Cell::new(false),
             expired: Cell::new(false),
+            text_refused: Cell::new(false),
         }
     }
 
@@ -66,6 +74,12 @@ impl Session {
     /// after that no data frame may be sent.
     pub fn close_sent(&self) -> bool {
         self.close_sent.get()
+    }
+
+    /// Whether the transport found invalid UTF-8 in a text frame while it
+    /// arrived; the connection is to be closed with 1007.
+    pub fn text_refused(&self) -> bool {
+        self.text_refused.get()
     }
 
     /// Whether the pong deadline passed; the connection is to be dropped.
@@ -219,6 +233,7 @@ pub struct SessionStream<S> {
     /// The unwritten rest of an injected control frame.
     control: &'static [u8],
     session: Rc<Session>,
+    text_watch: TextWatch,
 }
 
 impl<S> SessionStream<S> {
@@ -229,6 +244,7 @@ impl<S> SessionStream<S> {
             prefix,
             control: &[],
             session,
+            text_watch: TextWatch::new(),
         }
     }
 }
@@ -260,13 +276,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SessionStream<S> {
                 "keep-alive timeout: no pong",
             )));
         }
+        if this.session.text_refused() {
+            return Poll::Ready(Err(invalid_text()));
+        }
+        let before = buf.filled().len();
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
             buf.put_slice(&this.prefix[..n]);
             this.prefix.advance(n);
-            return Poll::Ready(Ok(()));
+            return this.watch_new_bytes(buf, before);
         }
         let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            return this.watch_new_bytes(buf, before);
+        }
         if read.is_pending() {
             // The codec waits for input, so its writer is between frames.
             if this.control.is_empty() {
@@ -284,6 +307,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SessionStream<S> {
         }
         read
     }
+}
+
+impl<S> SessionStream<S> {
+    /// Runs the text watch over the bytes this read added after `before`.
+    /// On invalid UTF-8 the bytes of the refused frame are withheld, so the
+    /// codec still gets every frame before it, and reads fail from then on.
+    fn watch_new_bytes(&mut self, buf: &mut ReadBuf<'_>, before: usize) -> Poll<io::Result<()>> {
+        if let Err(keep) = self.text_watch.feed(&buf.filled()[before..]) {
+            self.session.text_refused.set(true);
+            buf.set_filled(before + keep);
+            if keep == 0 {
+                return Poll::Ready(Err(invalid_text()));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The read error after the text watch refused a frame.
+fn invalid_text() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "invalid UTF-8 in a text frame")
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {

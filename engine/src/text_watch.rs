@@ -1,0 +1,355 @@
+//! Fail-fast UTF-8 checking of text frames *while they arrive*.
+//!
+//! fastwebsockets hands over whole frames only, so a text frame whose
+//! invalid byte arrives early (Autobahn 6.4.3/6.4.4 send one frame in
+//! chunks a second apart) would be refused only once its last byte is in.
+//! [`TextWatch`] sits below the codec, in the byte stream the codec reads:
+//! it follows frame boundaries from the headers, unmasks a copy of every
+//! text payload (first frames of text messages and their continuations)
+//! and validates it incrementally, so the connection fails as soon as the
+//! first invalid byte is read.
+//!
+//! It only flags bytes that are *certainly* invalid. A sequence cut short at
+//! the end of a message is left to the echo loop's own check, as are all
+//! protocol errors: once a header is malformed (reserved bits or opcodes)
+//! the watch stops looking, and the codec answers with 1002.
+
+/// What a text payload byte stream can still be.
+#[derive(Debug, Default)]
+struct Utf8Stream {
+    /// The start of a multi-byte character whose rest has not arrived.
+    carry: [u8; 4],
+    carry_len: usize,
+}
+
+impl Utf8Stream {
+    /// Feeds unmasked payload bytes; `false` once they cannot be UTF-8.
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        if self.carry_len > 0 {
+            // Complete the carried character from the front of `bytes`.
+            let mut joined = [0u8; 8];
+            joined[..self.carry_len].copy_from_slice(&self.carry[..self.carry_len]);
+            let take = bytes.len().min(4);
+            joined[self.carry_len..self.carry_len + take].copy_from_slice(&bytes[..take]);
+            let joined = &joined[..self.carry_len + take];
+            let consumed = match std::str::from_utf8(joined) {
+                Ok(_) => joined.len(),
+                Err(e) if e.error_len().is_some() && e.valid_up_to() < self.carry_len => {
+                    return false;
+                }
+                Err(e) => e.valid_up_to(),
+            };
+            if consumed < self.carry_len {
+                // Still incomplete: everything is carried.
+                self.carry[..joined.len()].copy_from_slice(joined);
+                self.carry_len = joined.len();
+                return true;
+            }
+            bytes = &bytes[consumed - self.carry_len..];
+            self.carry_len = 0;
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(_) => true,
+            Err(e) if e.error_len().is_some() => false,
+            Err(e) => {
+                let tail = &bytes[e.valid_up_to()..];
+                self.carry[..tail.len()].copy_from_slice(tail);
+                self.carry_len = tail.len();
+                true
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.carry_len = 0;
+    }
+}
+
+/// Where the watch is within the client's frame stream.
+#[derive(Debug)]
+enum Position {
+    /// Collecting a frame header; `have` of its bytes are in `header`.
+    Header { header: [u8; 14], have: usize },
+    /// Inside a payload: `left` bytes to go, `mask_at` bytes already unmasked.
+    Payload {
+        left: u64,
+        mask: [u8; 4],
+        mask_at: usize,
+        text: bool,
+    },
+    /// A malformed header: the codec fails the connection; stop looking.
+    Stopped,
+}
+
+/// Follows client frames and refuses invalid UTF-8 in text as it arrives.
+#[derive(Debug)]
+pub struct TextWatch {
+    position: Position,
+    /// A fragmented text message is under way.
+    in_text_message: bool,
+    utf8: Utf8Stream,
+    /// Stream offset (bytes fed so far) where the current frame began.
+    frame_start: u64,
+    fed: u64,
+}
+
+impl Default for TextWatch {
+    fn default() -> Self {
+        Self {
+            position: Position::Header {
+                header: [0; 14],
+                have: 0,
+            },
+            in_text_message: false,
+            utf8: Utf8Stream::default(),
+            frame_start: 0,
+            fed: 0,
+        }
+    }
+}
+
+/// Payload bytes unmasked per step, on the stack.
+const UNMASK_CHUNK: usize = 1024;
+
+impl TextWatch {
+    /// A watch at the start of the client's frame stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next bytes read from the client. `Err(keep)` means a text
+    /// frame holds invalid UTF-8: only the first `keep` of these bytes
+    /// belong to frames before it (0 when it began in an earlier call).
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), usize> {
+        let chunk_start = self.fed;
+        while !bytes.is_empty() {
+            match &mut self.position {
+                Position::Stopped => break,
+                Position::Header { header, have } => {
+                    if *have == 0 {
+                        self.frame_start = self.fed;
+                    }
+                    let needed = header_len(&header[..*have]);
+                    let take = (needed - *have).min(bytes.len());
+                    header[*have..*have + take].copy_from_slice(&bytes[..take]);
+                    *have += take;
+                    self.fed += take as u64;
+                    bytes = &bytes[take..];
+                    if *have == header_len(&header[..*have]) {
+                        let header = *header;
+                        self.start_frame(&header);
+                    }
+                }
+                Position::Payload {
+                    left,
+                    mask,
+                    mask_at,
+                    text,
+                } => {
+                    let take = (*left).min(bytes.len() as u64) as usize;
+                    let (payload, rest) = bytes.split_at(take);
+                    if *text && !check_masked_text(&mut self.utf8, payload, mask, mask_at) {
+                        let keep = self.frame_start.saturating_sub(chunk_start) as usize;
+                        return Err(keep);
+                    }
+                    *left -= take as u64;
+                    self.fed += take as u64;
+                    bytes = rest;
+                    if *left == 0 {
+                        self.position = Position::Header {
+                            header: [0; 14],
+                            have: 0,
+                        };
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A complete header is in: decide whether its payload is text.
+    fn start_frame(&mut self, header: &[u8; 14]) {
+        let fin = header[0] & 0x80 != 0;
+        let reserved_bits = header[0] & 0x70 != 0;
+        let opcode = header[0] & 0x0f;
+        let masked = header[1] & 0x80 != 0;
+        let (len, at) = match header[1] & 0x7f {
+            126 => (u64::from(u16::from_be_bytes([header[2], header[3]])), 4),
+            127 => (
+                u64::from_be_bytes(header[2..10].try_into().unwrap_or([0; 8])),
+                10,
+            ),
+            short => (u64::from(short), 2),
+        };
+        let mask = if masked {
+            [header[at], header[at + 1], header[at + 2], header[at + 3]]
+        } else {
+            [0; 4]
+        };
+        if reserved_bits || matches!(opcode, 3..=7 | 11..=15) {
+            self.position = Position::Stopped;
+            return;
+        }
+        let text = match opcode {
+            0 => self.in_text_message,
+            1 => {
+                self.utf8.reset();
+                true
+            }
+            _ => false,
+        };
+        // Control frames (8-10) may interleave a fragmented message.
+        if opcode < 8 {
+            self.in_text_message = text && !fin;
+        }
+        self.position = if len == 0 {
+            Position::Header {
+                header: [0; 14],
+                have: 0,
+            }
+        } else {
+            Position::Payload {
+                left: len,
+                mask,
+                mask_at: 0,
+                text,
+            }
+        };
+    }
+}
+
+/// The header length implied by its first bytes (2 until byte 1 is known).
+fn header_len(partial: &[u8]) -> usize {
+    let Some(&second) = partial.get(1) else {
+        return 2;
+    };
+    let extended = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if second & 0x80 != 0 { 4 } else { 0 };
+    2 + extended + mask
+}
+
+/// Unmasks `payload` into a stack buffer piece by piece and feeds it to
+/// `utf8`; `false` at the first certainly invalid byte.
+fn check_masked_text(
+    utf8: &mut Utf8Stream,
+    payload: &[u8],
+    mask: &[u8; 4],
+    mask_at: &mut usize,
+) -> bool {
+    let mut scratch = [0u8; UNMASK_CHUNK];
+    for piece in payload.chunks(UNMASK_CHUNK) {
+        for (i, (out, byte)) in scratch.iter_mut().zip(piece).enumerate() {
+            *out = byte ^ mask[(*mask_at + i) % 4];
+        }
+        *mask_at = (*mask_at + piece.len()) % 4;
+        if !utf8.feed(&scratch[..piece.len()]) {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![(u8::from(fin) << 7) | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&MASK);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+        out
+    }
+
+    /// Feeds `stream` one byte at a time; the offset of the first refusal.
+    fn first_refusal_bytewise(stream: &[u8]) -> Option<usize> {
+        let mut watch = TextWatch::new();
+        (0..stream.len()).find(|&i| watch.feed(&stream[i..=i]).is_err())
+    }
+
+    #[test]
+    fn valid_text_binary_and_control_frames_pass_in_any_split() {
+        let long_text = "aé€😀".repeat(5000);
+        let mut stream = frame(true, 1, "héllo".as_bytes());
+        stream.extend(frame(true, 2, &[0xff, 0xfe, 0x80]));
+        stream.extend(frame(false, 1, &"€".as_bytes()[..1]));
+        stream.extend(frame(true, 9, &[0xff]));
+        stream.extend(frame(true, 0, &"€".as_bytes()[1..]));
+        stream.extend(frame(true, 1, long_text.as_bytes()));
+        assert_eq!(first_refusal_bytewise(&stream), None);
+        assert_eq!(TextWatch::new().feed(&stream), Ok(()));
+    }
+
+    #[test]
+    fn invalid_byte_is_refused_where_it_arrives_not_at_frame_end() {
+        let mut payload = b"valid start ".to_vec();
+        payload.push(0xff);
+        payload.extend_from_slice(&[b'x'; 200]);
+        let stream = frame(true, 1, &payload);
+        let header = 2 + 2 + 4; // 16-bit length and mask
+        assert_eq!(first_refusal_bytewise(&stream), Some(header + 12));
+    }
+
+    #[test]
+    fn invalid_continuation_of_text_is_refused_but_binary_is_not() {
+        let mut text = frame(false, 1, b"ok");
+        text.extend(frame(true, 0, &[0xc0, 0xaf]));
+        assert!(first_refusal_bytewise(&text).is_some());
+        let mut binary = frame(false, 2, b"ok");
+        binary.extend(frame(true, 0, &[0xc0, 0xaf]));
+        assert_eq!(first_refusal_bytewise(&binary), None);
+    }
+
+    #[test]
+    fn refusal_keeps_the_frames_before_the_bad_one() {
+        let good = frame(true, 1, b"fine");
+        let mut stream = good.clone();
+        stream.extend(frame(true, 1, &[b'a', 0xff]));
+        assert_eq!(TextWatch::new().feed(&stream), Err(good.len()));
+    }
+
+    #[test]
+    fn truncated_character_at_message_end_is_left_to_the_echo_loop() {
+        let stream = frame(true, 1, &"€".as_bytes()[..2]);
+        assert_eq!(TextWatch::new().feed(&stream), Ok(()));
+    }
+
+    #[test]
+    fn malformed_headers_stop_the_watch() {
+        let mut stream = frame(true, 1, b"x");
+        stream[0] |= 0x40; // RSV1
+        stream.extend(frame(true, 1, &[0xff]));
+        assert_eq!(TextWatch::new().feed(&stream), Ok(()));
+    }
+
+    #[test]
+    fn utf8_stream_handles_characters_split_across_feeds() {
+        let emoji = "😀".as_bytes();
+        let mut utf8 = Utf8Stream::default();
+        for byte in emoji {
+            assert!(utf8.feed(std::slice::from_ref(byte)));
+        }
+        assert_eq!(utf8.carry_len, 0);
+        assert!(
+            !utf8.feed(&[0xf0, 0x28]),
+            "0x28 cannot continue a 4-byte character"
+        );
+    }
+}
