@@ -43,6 +43,28 @@ async fn closes_1007_on_invalid_utf8_in_one_frame(backend: Backend) {
     assert_closes_with(server.addr(), "surrogate in text", &frames, INVALID_PAYLOAD).await;
 }
 
+/// Only the start of one text frame is sent, up to and including an invalid
+/// sequence: the server must refuse it without waiting for the frame's end
+/// (Autobahn 6.4.3/6.4.4 fail-fast). A valid text frame sent just before it,
+/// in the same write, still comes back.
+async fn closes_1007_inside_a_frame_before_it_is_complete(backend: Backend) {
+    let server = Server::start(backend, &[]).await;
+    let mut socket = RawWebSocket::connect(server.addr()).await;
+    let mut payload = SURROGATE_IN_TEXT.to_vec();
+    payload.extend_from_slice(&[b'x'; 1000]);
+    let bad = RawWebSocket::wire(&Frame::text(payload));
+    let header_len = 2 + 2 + 4; // 16-bit length, mask
+    let surrogate_end = SURROGATE_IN_TEXT.len() - b"edited".len();
+    let mut wire = RawWebSocket::wire(&Frame::text("before"));
+    wire.extend_from_slice(&bad[..header_len + surrogate_end]);
+    socket.send_bytes(&wire).await;
+    assert_eq!(
+        socket.read_message().await,
+        (OpCode::Text, b"before".to_vec())
+    );
+    socket.expect_close(INVALID_PAYLOAD).await;
+}
+
 /// The final fragment is never sent: the server must fail the message at the
 /// first fragment that cannot be part of valid UTF-8.
 async fn closes_1007_at_the_first_invalid_fragment(backend: Backend) {
@@ -113,6 +135,7 @@ async fn closes_1002_on_protocol_errors(backend: Backend) {
 
 backend_tests!(
     closes_1007_on_invalid_utf8_in_one_frame,
+    closes_1007_inside_a_frame_before_it_is_complete,
     closes_1007_at_the_first_invalid_fragment,
     closes_1009_on_a_frame_over_the_limit,
     closes_1009_when_fragments_add_up_past_the_limit,

@@ -59,6 +59,18 @@ impl RawWebSocket {
         within("sending a frame", self.stream.write_all(&wire)).await
     }
 
+    /// `frame` as this client puts it on the wire (masked).
+    pub fn wire(frame: &Frame) -> Vec<u8> {
+        frame.encode_masked(MASK)
+    }
+
+    /// Writes raw wire bytes, e.g. the first part of a frame.
+    pub async fn send_bytes(&mut self, wire: &[u8]) {
+        within("sending bytes", self.stream.write_all(wire))
+            .await
+            .expect("send bytes");
+    }
+
     /// The next frame from the server, or `None` once the server has closed
     /// the connection (EOF or reset). Fails the test on a masked frame.
     pub async fn next_frame(&mut self) -> Option<Frame> {
