@@ -92,6 +92,11 @@ where
             result = &mut connection => match result {
                 Ok(parts) => break parts,
                 Err(e) => {
+                    if e.is_timeout() {
+                        // hyper's header read timeout (the same duration)
+                        // may fire before our deadline does.
+                        ctx.stats.handshake_rejected(RejectReason::Timeout);
+                    }
                     tracing::debug!("http connection ended: {e}");
                     return None;
                 }

@@ -6,6 +6,7 @@
 //! - [`frames`] and [`raw_ws`] build and parse WebSocket frames by hand, for
 //!   the protocol cases a well-behaved client library refuses to produce.
 //! - [`ws`] wraps tokio-tungstenite for the ordinary, well-behaved cases.
+//! - [`metrics`] scrapes and parses `/metrics`.
 //!
 //! Every network wait goes through [`within`], so a misbehaving server fails
 //! a test instead of hanging it.
@@ -16,6 +17,7 @@
 
 pub mod frames;
 pub mod http;
+pub mod metrics;
 pub mod process;
 pub mod raw_ws;
 pub mod server;
