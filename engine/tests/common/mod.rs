@@ -80,6 +80,7 @@ where
 /// Declares one `#[tokio::test]` per backend for each listed
 /// `async fn name(backend: Backend)`. The generated tests are named
 /// `name::uring` and `name::epoll`, so `cargo test epoll` selects a backend.
+#[allow(unused_macros)] // not every test binary runs per backend
 macro_rules! backend_tests {
     ($($test:ident),+ $(,)?) => {$(
         mod $test {
@@ -95,4 +96,5 @@ macro_rules! backend_tests {
         }
     )+};
 }
+#[allow(unused_imports)]
 pub(crate) use backend_tests;
