@@ -7,6 +7,7 @@
 //!   the protocol cases a well-behaved client library refuses to produce.
 //! - [`ws`] wraps tokio-tungstenite for the ordinary, well-behaved cases.
 //! - [`metrics`] scrapes and parses `/metrics`.
+//! - [`nginx`] runs a real nginx in front of the server.
 //!
 //! Every network wait goes through [`within`], so a misbehaving server fails
 //! a test instead of hanging it.
@@ -18,6 +19,7 @@
 pub mod frames;
 pub mod http;
 pub mod metrics;
+pub mod nginx;
 pub mod process;
 pub mod raw_ws;
 pub mod server;

@@ -38,10 +38,17 @@ impl Server {
     /// Starts `ringecho --listen 127.0.0.1:0 --io BACKEND EXTRA_ARGS...` with
     /// `RUST_LOG=info` and waits until it logs its listening address.
     pub async fn start(backend: Backend, extra_args: &[&str]) -> Server {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--io", backend.name()];
+        args.extend_from_slice(extra_args);
+        Server::start_with_args(&args).await
+    }
+
+    /// Starts `ringecho ARGS...` exactly as given (the caller chooses
+    /// `--listen`, which must pick a free port) and waits for its startup line.
+    pub async fn start_with_args(args: &[&str]) -> Server {
         let mut process = KillOnDrop::spawn(
             binary_command()
-                .args(["--listen", "127.0.0.1:0", "--io", backend.name()])
-                .args(extra_args)
+                .args(args)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null()),
         );
@@ -55,9 +62,8 @@ impl Server {
             failure => {
                 let status = process.wait(Duration::from_secs(1)).await;
                 panic!(
-                    "ringecho --io {} {extra_args:?} did not log its startup line \
+                    "ringecho {args:?} did not log its startup line \
                      ({}; exit status {status:?}); log:\n{}",
-                    backend.name(),
                     if failure.is_err() {
                         "timed out"
                     } else {
