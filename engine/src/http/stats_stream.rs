@@ -30,11 +30,47 @@ pub struct StatsEvent<'a> {
     /// Engine facts (io backend, receive buffers, ...).
     pub info: &'a EngineInfo,
     /// All workers added up.
-    pub totals: WorkerSnapshot,
+    pub totals: Totals,
     /// Per second since the previous event; `None` in the first event.
     pub rates: Option<Rates>,
     /// One entry per worker.
     pub workers: &'a [WorkerSnapshot],
+}
+
+/// The per-worker counters added up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Open WebSockets.
+    pub connections: u64,
+    /// WebSockets opened since start.
+    pub connections_total: u64,
+    /// Whole messages received.
+    pub messages_in: u64,
+    /// Messages sent.
+    pub messages_out: u64,
+    /// Message payload bytes received.
+    pub bytes_in: u64,
+    /// Message payload bytes sent.
+    pub bytes_out: u64,
+    /// Keep-alive pings sent.
+    pub pings_sent: u64,
+    /// WebSockets dropped for a late pong.
+    pub keep_alive_timeouts: u64,
+}
+
+impl From<&WorkerSnapshot> for Totals {
+    fn from(sum: &WorkerSnapshot) -> Self {
+        Self {
+            connections: sum.connections,
+            connections_total: sum.connections_total,
+            messages_in: sum.messages_in,
+            messages_out: sum.messages_out,
+            bytes_in: sum.bytes_in,
+            bytes_out: sum.bytes_out,
+            pings_sent: sum.pings_sent,
+            keep_alive_timeouts: sum.keep_alive_timeouts,
+        }
+    }
 }
 
 /// Per-second rates over the last interval.
@@ -111,7 +147,7 @@ impl<F: Fn() -> EngineSnapshot> State<F> {
         let first = self.previous.is_none();
         let json = serde_json::to_string(&StatsEvent {
             info: &snapshot.info,
-            totals: totals.clone(),
+            totals: Totals::from(&totals),
             rates,
             workers: &snapshot.workers,
         })

@@ -337,7 +337,8 @@ impl EngineSnapshot {
         }
     }
 
-    /// The per-worker counters added up (`worker` and `cpu` are meaningless).
+    /// The per-worker counters added up (`worker` and `cpu` stay 0 and `None`;
+    /// per-label arrays are left empty).
     pub fn totals(&self) -> WorkerSnapshot {
         let mut sum = WorkerSnapshot::default();
         for w in &self.workers {
