@@ -175,16 +175,19 @@ async fn sample_page_echoes_and_shows_live_statistics() {
     )
     .await;
 
+    // Built without the `metrics` feature, message counters stay at zero.
+    let counted = usize::from(cfg!(feature = "metrics"));
     wait_until(
         &page,
         "the connection and the message in the statistics panel",
         &format!(
-            "{} === '1' && {} === '1' && {} === '1' && {} === '{len}'",
+            "{} === '1' && {} === '{messages}' && {} === '{messages}' && {} === '{bytes}'",
             id("statsConnections"),
             id("statsMessagesIn"),
             id("statsMessagesOut"),
             id("statsBytesOut"),
-            len = MESSAGE.len(),
+            messages = counted,
+            bytes = MESSAGE.len() * counted,
         ),
     )
     .await;
