@@ -18,7 +18,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::echo;
-use crate::http::{self, Route};
+use crate::http::{self, stats_stream, Observe, Route};
+use crate::metrics::RejectReason;
 use crate::server::Admission;
 use crate::session::SessionStream;
 use crate::worker::WorkerContext;
@@ -38,7 +39,13 @@ where
     let session = guard.session().clone();
     let stream = SessionStream::new(upgraded.io, upgraded.prefix, session.clone());
     let websocket = WebSocket::after_handshake(stream, Role::Server);
-    let end = echo::run(websocket, session, ctx.shared.config.max_message_size).await;
+    let end = echo::run(
+        websocket,
+        session,
+        &ctx.stats,
+        ctx.shared.config.max_message_size,
+    )
+    .await;
     tracing::debug!(?end, "websocket ended");
     drop(guard);
     drop(upgraded.admission);
@@ -85,6 +92,11 @@ where
             result = &mut connection => match result {
                 Ok(parts) => break parts,
                 Err(e) => {
+                    if e.is_timeout() {
+                        // hyper's header read timeout (the same duration)
+                        // may fire before our deadline does.
+                        ctx.stats.handshake_rejected(RejectReason::Timeout);
+                    }
                     tracing::debug!("http connection ended: {e}");
                     return None;
                 }
@@ -92,6 +104,7 @@ where
             _ = &mut deadline, if deadline_armed => {
                 if !seen_request.get() {
                     tracing::debug!("handshake timeout: no complete request in {timeout:?}");
+                    ctx.stats.handshake_rejected(RejectReason::Timeout);
                     return None;
                 }
                 deadline_armed = false;
@@ -112,7 +125,7 @@ where
 
 fn respond<B>(
     request: &hyper::Request<B>,
-    ctx: &WorkerContext,
+    ctx: &Rc<WorkerContext>,
     admission: &RefCell<Option<Admission>>,
 ) -> http::HttpResponse {
     let shared = &ctx.shared;
@@ -125,11 +138,12 @@ fn respond<B>(
             *admission.borrow_mut() = granted;
             ok
         },
-        || shared.health_json(),
+        ctx,
     );
     match routed {
         Route::Respond(response) | Route::Upgrade(response) => response,
         Route::Reject(rejection, response) => {
+            ctx.stats.handshake_rejected(rejection);
             tracing::debug!(
                 ?rejection,
                 path = request.uri().path(),
@@ -137,5 +151,24 @@ fn respond<B>(
             );
             response
         }
+    }
+}
+
+/// The read-only endpoints, answered by whichever worker got the request.
+impl Observe for Rc<WorkerContext> {
+    fn health(&self) -> String {
+        self.shared.health_json()
+    }
+
+    fn metrics(&self) -> String {
+        self.shared.metrics_text()
+    }
+
+    fn stats(&self) -> http::Body {
+        let shared = self.shared.clone();
+        let ctx = self.clone();
+        stats_stream::body(move || shared.snapshot(), async move {
+            ctx.shutdown.wait().await
+        })
     }
 }

@@ -12,6 +12,7 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::message::{MessageAssembler, MessageError};
+use crate::metrics::{WorkerStats, NO_STATUS_RECEIVED};
 use crate::session::Session;
 
 /// Largest payload of a control frame (RFC 6455 §5.5).
@@ -42,8 +43,14 @@ pub enum EchoEnd {
     Dropped,
 }
 
-/// Runs the echo loop until the connection closes.
-pub async fn run<S>(mut ws: WebSocket<S>, session: Rc<Session>, max_message_size: usize) -> EchoEnd
+/// Runs the echo loop until the connection closes, counting messages, bytes
+/// and close codes in `stats` (the worker's own block).
+pub async fn run<S>(
+    mut ws: WebSocket<S>,
+    session: Rc<Session>,
+    stats: &WorkerStats,
+    max_message_size: usize,
+) -> EchoEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -62,7 +69,7 @@ where
                 } else {
                     close_code_for(&e)
                 };
-                return fail_on(&mut ws, &session, code).await;
+                return fail_on(&mut ws, &session, stats, code).await;
             }
         };
         let step = match frame.opcode {
@@ -70,19 +77,19 @@ where
                 Err(MessageError::OutOfOrder.into())
             }
             OpCode::Text | OpCode::Binary if frame.fin => {
-                echo(&mut ws, &session, frame.opcode, frame.payload).await
+                echo(&mut ws, &session, stats, frame.opcode, frame.payload).await
             }
             OpCode::Text | OpCode::Binary => message
                 .start(frame.opcode, &frame.payload)
                 .map_err(Stop::from),
             OpCode::Continuation => match message.push(&frame.payload, frame.fin) {
                 Ok(Some((opcode, data))) => {
-                    echo(&mut ws, &session, opcode, Payload::Owned(data)).await
+                    echo(&mut ws, &session, stats, opcode, Payload::Owned(data)).await
                 }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e.into()),
             },
-            OpCode::Close => return answer_close(&mut ws, &session, frame.payload).await,
+            OpCode::Close => return answer_close(&mut ws, &session, stats, frame.payload).await,
             OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => Err(Stop::Fail(1002)),
             OpCode::Pong => {
                 session.pong_received();
@@ -94,43 +101,61 @@ where
         match step {
             Ok(()) => {}
             Err(Stop::Transport) => return EchoEnd::Dropped,
-            Err(Stop::Fail(code)) => return fail_on(&mut ws, &session, Some(code)).await,
+            Err(Stop::Fail(code)) => return fail_on(&mut ws, &session, stats, Some(code)).await,
         }
     }
 }
 
-/// Sends one message back unmasked.
+/// Sends one whole message back unmasked.
 async fn echo<S>(
     ws: &mut WebSocket<S>,
     session: &Session,
+    stats: &WorkerStats,
     opcode: OpCode,
     payload: Payload<'_>,
 ) -> Result<(), Stop>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let len = payload.len();
+    stats.message_received(len);
     if session.close_sent() {
         // We are closing (shutdown): no data frames after our close frame.
         return Ok(());
     }
     ws.write_frame(Frame::new(true, opcode, None, payload))
         .await
-        .map_err(|_| Stop::Transport)
+        .map_err(|_| Stop::Transport)?;
+    stats.message_sent(len);
+    Ok(())
 }
 
 /// Answers a peer's close frame with the same code and reason, after checking
 /// it; the caller then drops the connection, which closes TCP.
-async fn answer_close<S>(ws: &mut WebSocket<S>, session: &Session, payload: Payload<'_>) -> EchoEnd
+async fn answer_close<S>(
+    ws: &mut WebSocket<S>,
+    session: &Session,
+    stats: &WorkerStats,
+    payload: Payload<'_>,
+) -> EchoEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let code = match *payload {
+        [high, low, ..] => u16::from_be_bytes([high, low]),
+        _ => NO_STATUS_RECEIVED,
+    };
+    stats.close_received(code);
     if let Err(code) = check_close_payload(&payload) {
-        return fail_on(ws, session, Some(code)).await;
+        return fail_on(ws, session, stats, Some(code)).await;
     }
-    if !session.close_sent() {
-        let _ = ws
+    if !session.close_sent()
+        && ws
             .write_frame(Frame::new(true, OpCode::Close, None, payload))
-            .await;
+            .await
+            .is_ok()
+    {
+        stats.close_sent(code);
     }
     EchoEnd::Closed
 }
@@ -173,15 +198,20 @@ fn close_code_for(error: &WebSocketError) -> Option<u16> {
 }
 
 /// Sends close `code` (unless a close went out already) and ends the loop.
-async fn fail_on<S>(ws: &mut WebSocket<S>, session: &Session, code: Option<u16>) -> EchoEnd
+async fn fail_on<S>(
+    ws: &mut WebSocket<S>,
+    session: &Session,
+    stats: &WorkerStats,
+    code: Option<u16>,
+) -> EchoEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let Some(code) = code else {
         return EchoEnd::Dropped;
     };
-    if !session.close_sent() {
-        let _ = ws.write_frame(Frame::close(code, b"")).await;
+    if !session.close_sent() && ws.write_frame(Frame::close(code, b"")).await.is_ok() {
+        stats.close_sent(code);
     }
     EchoEnd::Failed(code)
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, IoBackend, IoChoice};
 use crate::listener;
-use crate::metrics::{Health, WorkerStats};
+use crate::metrics::{self, EngineInfo, EngineSnapshot, Health, WorkerStats};
 use crate::shutdown::Signals;
 use crate::uring;
 use crate::worker::{self, WorkerSpec};
@@ -92,7 +92,9 @@ pub struct Shared {
     /// The backend all workers run.
     pub backend: IoBackend,
     /// One entry per worker, written only by that worker.
-    pub workers: Vec<WorkerStats>,
+    pub workers: Vec<Arc<WorkerStats>>,
+    /// The engine's facts for `/metrics` and `/stats`.
+    pub info: EngineInfo,
     /// Open WebSockets across workers (touched once per connection).
     open_websockets: AtomicUsize,
     /// Set before the workers are told to stop, so that no worker admits a
@@ -127,6 +129,16 @@ impl Shared {
     pub fn health_json(&self) -> String {
         serde_json::to_string(&Health::collect(self.backend, &self.workers))
             .expect("health serialises")
+    }
+
+    /// Every worker's counters now.
+    pub fn snapshot(&self) -> EngineSnapshot {
+        EngineSnapshot::take(&self.info, &self.workers)
+    }
+
+    /// The `/metrics` body (OpenMetrics text).
+    pub fn metrics_text(&self) -> String {
+        metrics::prometheus::encode(self.snapshot())
     }
 }
 
@@ -191,8 +203,9 @@ impl Server {
         let core_for = |index: usize| cores.as_ref().map(|cores| cores[index % cores.len()]);
         let shared = Arc::new(Shared {
             workers: (0..config.threads)
-                .map(|i| WorkerStats::new(core_for(i).map(|c| c.id)))
+                .map(|i| Arc::new(WorkerStats::new(core_for(i).map(|c| c.id))))
                 .collect(),
+            info: EngineInfo::new(&config, backend),
             config,
             backend,
             open_websockets: AtomicUsize::new(0),

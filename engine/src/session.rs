@@ -22,6 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -30,12 +31,20 @@ use slab::Slab;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::metrics::WorkerStats;
 use crate::text_watch::TextWatch;
 
 /// An unmasked server ping with an empty payload.
 const PING_FRAME: [u8; 2] = [0x89, 0x00];
+/// The close code sent to every client at shutdown.
+const GOING_AWAY: u16 = 1001;
 /// An unmasked server close frame with code 1001 (going away).
-const GOING_AWAY_FRAME: [u8; 4] = [0x88, 0x02, 0x03, 0xE9];
+const GOING_AWAY_FRAME: [u8; 4] = [
+    0x88,
+    0x02,
+    GOING_AWAY.to_be_bytes()[0],
+    GOING_AWAY.to_be_bytes()[1],
+];
 
 /// The worker's view of one open WebSocket.
 #[derive(Debug)]
@@ -49,11 +58,14 @@ pub struct Session {
     close_sent: Cell<bool>,
     expired: Cell<bool>,
     text_refused: Cell<bool>,
+    /// The owning worker's counters.
+    stats: Arc<WorkerStats>,
 }
 
 impl Session {
-    fn new(first_ping: Instant) -> Self {
+    fn new(first_ping: Instant, stats: Arc<WorkerStats>) -> Self {
         Self {
+            stats,
             waker: RefCell::new(None),
             next_ping: Cell::new(first_ping),
             ping_due: Cell::new(false),
@@ -100,12 +112,14 @@ impl Session {
         }
         if self.going_away_due.take() {
             self.close_sent.set(true);
+            self.stats.close_sent(GOING_AWAY);
             return Some(&GOING_AWAY_FRAME);
         }
         if self.ping_due.take() {
             if self.awaiting_pong_since.get().is_none() {
                 self.awaiting_pong_since.set(Some(Instant::now()));
             }
+            self.stats.ping_sent();
             return Some(&PING_FRAME);
         }
         None
@@ -119,22 +133,26 @@ pub struct Sessions {
     interval: Option<Duration>,
     /// Set by `close_all`: sessions opened later start with close 1001 due.
     closing: Cell<bool>,
+    /// The worker's counters, handed to every session.
+    stats: Arc<WorkerStats>,
 }
 
 impl Sessions {
-    /// A registry that pings every `interval` (never when `None`).
-    pub fn new(interval: Option<Duration>) -> Self {
+    /// A registry that pings every `interval` (never when `None`) and
+    /// counts pings, timeouts and shutdown closes in `stats`.
+    pub fn new(interval: Option<Duration>, stats: Arc<WorkerStats>) -> Self {
         Self {
             open: RefCell::new(Slab::new()),
             interval,
             closing: Cell::new(false),
+            stats,
         }
     }
 
     /// Registers a new WebSocket; it leaves the registry when the guard drops.
     pub fn open(self: &Rc<Self>) -> SessionGuard {
         let first_ping = Instant::now() + self.interval.unwrap_or(Duration::MAX / 4);
-        let session = Rc::new(Session::new(first_ping));
+        let session = Rc::new(Session::new(first_ping, self.stats.clone()));
         session.going_away_due.set(self.closing.get());
         let key = self.open.borrow_mut().insert(session.clone());
         SessionGuard {
@@ -172,7 +190,9 @@ impl Sessions {
         for (_, session) in self.open.borrow().iter() {
             if let (Some(sent), Some(timeout)) = (session.awaiting_pong_since.get(), timeout) {
                 if now.duration_since(sent) >= timeout {
-                    session.expired.set(true);
+                    if !session.expired.replace(true) {
+                        self.stats.keep_alive_timed_out();
+                    }
                     session.wake();
                     continue;
                 }
@@ -370,7 +390,7 @@ mod tests {
 
     #[test]
     fn close_wins_over_ping_and_nothing_follows_it() {
-        let session = Session::new(Instant::now());
+        let session = Session::new(Instant::now(), Arc::default());
         session.ping_due.set(true);
         session.going_away_due.set(true);
         assert_eq!(session.take_due_frame(), Some(&GOING_AWAY_FRAME[..]));
@@ -380,7 +400,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sweep_marks_pings_and_expires_silent_peers() {
-        let sessions = Rc::new(Sessions::new(Some(Duration::from_secs(1))));
+        let sessions = Rc::new(Sessions::new(Some(Duration::from_secs(1)), Arc::default()));
         let guard = sessions.open();
         let session = guard.session().clone();
         let timeout = Some(Duration::from_millis(500));
@@ -395,13 +415,17 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         sessions.sweep_once(Instant::now(), timeout);
         assert!(session.expired());
+        sessions.sweep_once(Instant::now(), timeout);
+        let counted = sessions.stats.snapshot(0);
+        assert_eq!(counted.pings_sent, 1);
+        assert_eq!(counted.keep_alive_timeouts, 1, "an expiry is counted once");
         drop(guard);
         assert!(sessions.is_empty());
     }
 
     #[test]
     fn sessions_opened_after_close_all_are_closed_too() {
-        let sessions = Rc::new(Sessions::new(None));
+        let sessions = Rc::new(Sessions::new(None, Arc::default()));
         sessions.close_all();
         let guard = sessions.open();
         assert_eq!(

@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::IoBackend;
 use crate::connection;
+use crate::metrics::WorkerStats;
 use crate::server::Shared;
 use crate::session::{self, Sessions};
 use crate::shutdown::ShutdownSignal;
@@ -32,6 +33,8 @@ pub struct WorkerContext {
     pub shared: Arc<Shared>,
     /// Open WebSockets of this worker.
     pub sessions: Rc<Sessions>,
+    /// This worker's counters (the worker is their only writer).
+    pub stats: Arc<WorkerStats>,
     /// Raised when the worker stops.
     pub shutdown: ShutdownSignal,
 }
@@ -88,10 +91,12 @@ async fn run(spec: WorkerSpec) {
         ..
     } = spec;
     let config = &shared.config;
+    let stats = shared.workers[index].clone();
     let ctx = Rc::new(WorkerContext {
         index,
         shared: shared.clone(),
-        sessions: Rc::new(Sessions::new(config.keep_alive_interval)),
+        sessions: Rc::new(Sessions::new(config.keep_alive_interval, stats.clone())),
+        stats,
         shutdown: ShutdownSignal::default(),
     });
     tokio::task::spawn_local(session::sweep(

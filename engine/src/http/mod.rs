@@ -1,12 +1,21 @@
 //! HTTP routing and the WebSocket handshake, served by hyper.
 //!
-//! - `GET /`: the sample page from the ASP.NET "WebSockets support" article;
+//! - `GET /`: the sample page from the ASP.NET "WebSockets support" article,
+//!   with a live statistics panel;
 //! - `GET /ws`: the WebSocket upgrade (then [`crate::echo`]);
 //! - `GET /healthz`: a JSON health report;
+//! - `GET /metrics`: the counters in the Prometheus/OpenMetrics text format;
+//! - `GET /stats`: the counters as server-sent events, once a second
+//!   ([`stats_stream`]);
 //! - everything else, including upgrades on other paths: 404.
 //!
 //! The 101 response is built here (accept key per RFC 6455 §4.2.2); the
 //! connection switches to WebSocket in [`crate::connection`].
+
+pub mod stats_stream;
+
+use std::convert::Infallible;
+use std::pin::Pin;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -16,6 +25,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use sha1::{Digest, Sha1};
 
 use crate::config::Config;
+use crate::metrics::RejectReason;
 
 /// The sample page, embedded at build time.
 pub const SAMPLE_PAGE: &str = include_str!("page.html");
@@ -23,8 +33,22 @@ pub const SAMPLE_PAGE: &str = include_str!("page.html");
 /// The GUID RFC 6455 appends to the client key.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-/// A response with a fully buffered body.
-pub type HttpResponse = Response<Full<Bytes>>;
+/// A response body: buffered, or streamed (`/stats`). Not `Send`: a stream
+/// lives on its worker's thread like everything else there.
+pub type Body = Pin<Box<dyn hyper::body::Body<Data = Bytes, Error = Infallible>>>;
+
+/// A response as the router builds it.
+pub type HttpResponse = Response<Body>;
+
+/// The engine's read-only views that the router serves.
+pub trait Observe {
+    /// The `/healthz` JSON document.
+    fn health(&self) -> String;
+    /// The `/metrics` exposition.
+    fn metrics(&self) -> String;
+    /// The `/stats` event stream body.
+    fn stats(&self) -> Body;
+}
 
 /// What the router decided for one request.
 pub enum Route {
@@ -33,27 +57,16 @@ pub enum Route {
     /// Accept the upgrade: send this 101, then speak WebSocket.
     Upgrade(HttpResponse),
     /// Refuse a WebSocket upgrade with this response.
-    Reject(Rejection, HttpResponse),
-}
-
-/// Why a WebSocket upgrade on `/ws` was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// Origin not in `--allowed-origin` (403).
-    Origin,
-    /// `--max-connections` reached (503).
-    Limit,
-    /// Malformed upgrade request (400/426).
-    BadRequest,
+    Reject(RejectReason, HttpResponse),
 }
 
 /// Routes one request. `admit` is asked for a connection slot only when the
-/// upgrade is otherwise valid; `health` renders `/healthz` on demand.
+/// upgrade is otherwise valid; `observe` renders the read-only endpoints.
 pub fn route<B>(
     request: &Request<B>,
     config: &Config,
     admit: impl FnOnce() -> bool,
-    health: impl FnOnce() -> String,
+    observe: &impl Observe,
 ) -> Route {
     let upgrade = is_websocket_upgrade(request.headers());
     let path = request.uri().path();
@@ -66,8 +79,28 @@ pub fn route<B>(
             "text/html; charset=utf-8",
             Bytes::from_static(SAMPLE_PAGE.as_bytes()),
         ),
-        (&Method::GET | &Method::HEAD, "/healthz", false) => {
-            respond(StatusCode::OK, "application/json", Bytes::from(health()))
+        (&Method::GET | &Method::HEAD, "/healthz", false) => respond(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from(observe.health()),
+        ),
+        (&Method::GET | &Method::HEAD, "/metrics", false) => respond(
+            StatusCode::OK,
+            crate::metrics::prometheus::CONTENT_TYPE,
+            Bytes::from(observe.metrics()),
+        ),
+        (&Method::GET, "/stats", false) => {
+            let mut response = Response::new(observe.stats());
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // Tells nginx not to buffer the stream even where the deploy
+            // snippet is not used.
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            response
         }
         _ => plain(StatusCode::NOT_FOUND, "not found\n"),
     };
@@ -93,12 +126,12 @@ fn websocket_handshake<B>(
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
         add_version(&mut response);
-        return Route::Reject(Rejection::BadRequest, response);
+        return Route::Reject(RejectReason::BadRequest, response);
     }
     let bad = |message: &'static str| {
         let mut response = plain(StatusCode::BAD_REQUEST, message);
         add_version(&mut response);
-        Route::Reject(Rejection::BadRequest, response)
+        Route::Reject(RejectReason::BadRequest, response)
     };
     if request.method() != Method::GET {
         return bad("a WebSocket upgrade must be a GET\n");
@@ -118,17 +151,17 @@ fn websocket_handshake<B>(
     };
     if !origin_allowed(headers, &config.allowed_origins) {
         return Route::Reject(
-            Rejection::Origin,
+            RejectReason::Origin,
             plain(StatusCode::FORBIDDEN, "origin not allowed\n"),
         );
     }
     if !admit() {
         return Route::Reject(
-            Rejection::Limit,
+            RejectReason::Limit,
             plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"),
         );
     }
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = response.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -193,8 +226,13 @@ fn add_version(response: &mut HttpResponse) {
     );
 }
 
+/// A buffered body.
+fn full(bytes: Bytes) -> Body {
+    Box::pin(Full::new(bytes))
+}
+
 fn respond(status: StatusCode, content_type: &'static str, body: Bytes) -> HttpResponse {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -6,6 +6,8 @@
 //! - [`frames`] and [`raw_ws`] build and parse WebSocket frames by hand, for
 //!   the protocol cases a well-behaved client library refuses to produce.
 //! - [`ws`] wraps tokio-tungstenite for the ordinary, well-behaved cases.
+//! - [`metrics`] scrapes and parses `/metrics`.
+//! - [`nginx`] runs a real nginx in front of the server.
 //!
 //! Every network wait goes through [`within`], so a misbehaving server fails
 //! a test instead of hanging it.
@@ -16,6 +18,8 @@
 
 pub mod frames;
 pub mod http;
+pub mod metrics;
+pub mod nginx;
 pub mod process;
 pub mod raw_ws;
 pub mod server;
@@ -78,6 +82,7 @@ where
 /// Declares one `#[tokio::test]` per backend for each listed
 /// `async fn name(backend: Backend)`. The generated tests are named
 /// `name::uring` and `name::epoll`, so `cargo test epoll` selects a backend.
+#[allow(unused_macros)] // not every test binary runs per backend
 macro_rules! backend_tests {
     ($($test:ident),+ $(,)?) => {$(
         mod $test {
@@ -93,4 +98,5 @@ macro_rules! backend_tests {
         }
     )+};
 }
+#[allow(unused_imports)]
 pub(crate) use backend_tests;

@@ -48,10 +48,21 @@ impl Server {
         extra_args: &[&str],
         log_filter: &str,
     ) -> Server {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--io", backend.name()];
+        args.extend_from_slice(extra_args);
+        Server::spawn(&args, log_filter).await
+    }
+
+    /// Starts `ringecho ARGS...` exactly as given (the caller chooses
+    /// `--listen`, which must pick a free port) and waits for its startup line.
+    pub async fn start_with_args(args: &[&str]) -> Server {
+        Server::spawn(args, "info").await
+    }
+
+    async fn spawn(args: &[&str], log_filter: &str) -> Server {
         let mut process = KillOnDrop::spawn(
             binary_command()
-                .args(["--listen", "127.0.0.1:0", "--io", backend.name()])
-                .args(extra_args)
+                .args(args)
                 .env("RUST_LOG", log_filter)
                 .stdout(Stdio::null()),
         );
@@ -65,9 +76,8 @@ impl Server {
             failure => {
                 let status = process.wait(Duration::from_secs(1)).await;
                 panic!(
-                    "ringecho --io {} {extra_args:?} did not log its startup line \
+                    "ringecho {args:?} did not log its startup line \
                      ({}; exit status {status:?}); log:\n{}",
-                    backend.name(),
                     if failure.is_err() {
                         "timed out"
                     } else {
