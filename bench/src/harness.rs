@@ -19,13 +19,11 @@
 //! * [`measure_closed`], [`measure_fixed_rate_cpu`], [`measure_latency`] and
 //!   [`measure_idle_rss`] are the four measurements of the comparison.
 //!
-//! CPU per message is measured over a window of its own: a warmup run of
-//! loadgen first (discarded), then a second run with no warmup whose
-//! duration is the measured window; the server's CPU time is read right
-//! before and right after that second run, and divided by the echoes that
-//! run counted. The connect and handshake cost of the second run's
-//! connections is included; against hundreds of thousands of messages it is
-//! noise.
+//! CPU per message comes from one loadgen run of warmup + measure: the
+//! server's CPU time is read when loadgen's warmup ends and again when its
+//! measured window ends (both timed from loadgen's start), and the server's
+//! CPU rate over that stretch is divided by loadgen's echo rate over its
+//! measured window. Connecting, warming up and closing stay outside.
 //!
 //! Every child is bounded in time: loadgen runs are killed if they overrun
 //! their duration by [`LOADGEN_GRACE`], servers are stopped with SIGTERM and
@@ -635,6 +633,17 @@ impl Loadgen {
         duration: Duration,
         warmup: Duration,
     ) -> Result<Report> {
+        self.spawn(url, args, duration, warmup)?.wait()
+    }
+
+    /// Starts the same run as [`Loadgen::run`] in the background.
+    pub fn spawn(
+        &self,
+        url: &str,
+        args: &[String],
+        duration: Duration,
+        warmup: Duration,
+    ) -> Result<LoadgenRun> {
         let json = tempfile::Builder::new()
             .prefix("bench-loadgen-")
             .suffix(".json")
@@ -651,6 +660,7 @@ impl Loadgen {
             json.path().display().to_string(),
             "--quiet".into(),
         ]);
+        let started = Instant::now();
         let mut child = pinned_command(&self.binary, self.cpu)
             .args(&full)
             .stdin(Stdio::null())
@@ -663,8 +673,48 @@ impl Loadgen {
             let tail = Arc::clone(&tail);
             thread::spawn(move || drain_stderr(stderr, tail, None))
         });
-        let deadline = Instant::now() + duration + warmup + LOADGEN_GRACE;
-        let status = wait_until(&mut child, deadline).map_err(io_err("waiting for loadgen"))?;
+        Ok(LoadgenRun {
+            child: Some(child),
+            started,
+            deadline: started + duration + warmup + LOADGEN_GRACE,
+            json,
+            args: full,
+            tail,
+            drain,
+        })
+    }
+}
+
+/// A loadgen run in progress. Dropping it kills loadgen.
+#[derive(Debug)]
+pub struct LoadgenRun {
+    child: Option<Child>,
+    started: Instant,
+    deadline: Instant,
+    json: tempfile::NamedTempFile,
+    args: Vec<String>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    drain: Option<thread::JoinHandle<()>>,
+}
+
+impl LoadgenRun {
+    /// When loadgen was started (its clock starts a moment later).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Waits for the end of the run (killing loadgen if it overruns by
+    /// [`LOADGEN_GRACE`]) and returns its report.
+    pub fn wait(mut self) -> Result<Report> {
+        let Some(mut child) = self.child.take() else {
+            return Err(HarnessError::Loadgen {
+                args: self.args.clone(),
+                status: "already waited for".into(),
+                stderr: String::new(),
+            });
+        };
+        let status =
+            wait_until(&mut child, self.deadline).map_err(io_err("waiting for loadgen"))?;
         let status = match status {
             Some(s) => s.to_string(),
             None => {
@@ -673,18 +723,27 @@ impl Loadgen {
                 "killed: overran its duration".to_string()
             }
         };
-        if let Some(handle) = drain {
+        if let Some(handle) = self.drain.take() {
             let _ = handle.join();
         }
-        let text = std::fs::read_to_string(json.path()).unwrap_or_default();
+        let text = std::fs::read_to_string(self.json.path()).unwrap_or_default();
         if text.trim().is_empty() {
             return Err(HarnessError::Loadgen {
-                args: full,
+                args: self.args.clone(),
                 status,
-                stderr: tail_text(&tail),
+                stderr: tail_text(&self.tail),
             });
         }
         Ok(serde_json::from_str(&text)?)
+    }
+}
+
+impl Drop for LoadgenRun {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -693,49 +752,63 @@ impl Loadgen {
 /// Warmup and measured durations of one measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
-    /// Load before measuring (a separate loadgen run for CPU measurements,
-    /// loadgen's `--warmup` for latency ones).
+    /// Load before measuring (loadgen's `--warmup`: connections open and
+    /// traffic runs, but nothing is counted).
     pub warmup: Duration,
-    /// The measured window.
+    /// The measured window (loadgen's `--duration`).
     pub measure: Duration,
 }
 
 /// One measured window: loadgen's report and the server's CPU over it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
-    /// loadgen's report of the measured run.
+    /// loadgen's report (its measured window excludes the warmup).
     pub report: Report,
-    /// Server CPU time (user + system) during the measured run.
+    /// Server CPU time (user + system) between the end of the warmup and
+    /// the end of the measured window.
     pub server_cpu: Duration,
-    /// `server_cpu` in microseconds divided by the echoes of the run
-    /// (`NaN` when there were none).
+    /// Wall time over which `server_cpu` was read.
+    pub server_wall: Duration,
+    /// Server CPU microseconds per echo: the server's CPU rate over
+    /// `server_wall` divided by loadgen's echo rate (`NaN` without echoes).
     pub cpu_us_per_msg: f64,
 }
 
-/// Runs loadgen with `args` twice: a warmup run of `window.warmup`
-/// (discarded, skipped when zero), then the measured run of
-/// `window.measure` with the server's CPU time read before and after.
+fn sleep_until(t: Instant) {
+    let now = Instant::now();
+    if t > now {
+        thread::sleep(t - now);
+    }
+}
+
+/// Runs loadgen with `args` for `window.warmup + window.measure` and reads
+/// the server's CPU time when the warmup ends and when the measured window
+/// ends (timed from loadgen's start; loadgen's own clock starts a few
+/// milliseconds later, which the rate-based division makes harmless).
 pub fn measure_window(
     server: &RunningServer,
     loadgen: &Loadgen,
     args: &[String],
     window: &Window,
 ) -> Result<Measurement> {
-    let url = server.ws_url();
-    if !window.warmup.is_zero() {
-        loadgen.run(&url, args, window.warmup, Duration::ZERO)?;
-    }
-    let cpu0 = server.cpu_time()?;
-    let report = loadgen.run(&url, args, window.measure, Duration::ZERO)?;
-    let server_cpu = server.cpu_time()?.saturating_sub(cpu0);
-    let cpu_us_per_msg = if report.messages > 0 {
-        server_cpu.as_secs_f64() * 1e6 / report.messages as f64
+    let run = loadgen.spawn(&server.ws_url(), args, window.measure, window.warmup)?;
+    let start = run.started();
+    sleep_until(start + window.warmup);
+    let (cpu0, wall0) = (server.cpu_time()?, Instant::now());
+    sleep_until(start + window.warmup + window.measure);
+    let (cpu1, wall1) = (server.cpu_time()?, Instant::now());
+    let report = run.wait()?;
+    let server_cpu = cpu1.saturating_sub(cpu0);
+    let server_wall = wall1 - wall0;
+    let cpu_us_per_msg = if report.messages > 0 && report.msgs_per_sec > 0.0 {
+        server_cpu.as_secs_f64() * 1e6 / server_wall.as_secs_f64().max(1e-9) / report.msgs_per_sec
     } else {
         f64::NAN
     };
     Ok(Measurement {
         report,
         server_cpu,
+        server_wall,
         cpu_us_per_msg,
     })
 }
@@ -792,12 +865,21 @@ pub fn measure_latency(
     preset: &str,
     window: &Window,
 ) -> Result<Report> {
-    loadgen.run(
-        &server.ws_url(),
-        &strings(&["--preset", preset]),
-        window.measure,
-        window.warmup,
-    )
+    measure_preset(server, loadgen, preset, &[], window).map(|m| m.report)
+}
+
+/// A loadgen preset with `extra` options on top (e.g. `-c 20`), measured
+/// like [`measure_window`]: the report plus the server's CPU per echo.
+pub fn measure_preset(
+    server: &RunningServer,
+    loadgen: &Loadgen,
+    preset: &str,
+    extra: &[String],
+    window: &Window,
+) -> Result<Measurement> {
+    let mut args = strings(&["--preset", preset]);
+    args.extend(extra.iter().cloned());
+    measure_window(server, loadgen, &args, window)
 }
 
 /// Server memory per idle connection.
