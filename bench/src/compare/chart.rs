@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One bar: a label and its value.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,30 +33,37 @@ pub fn bar_chart(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> anyho
         .margin(16)
         .x_label_area_size(36)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)?;
+        .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .x_labels(n)
         .y_desc(y_label)
         .y_label_formatter(&|v| format!("{:.0}k", v / 1000.0))
-        .x_label_formatter(&|seg| match seg {
-            SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.label.clone()).unwrap_or_default(),
-            _ => String::new(),
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                bars.get(i as usize)
+                    .map(|b| b.label.clone())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .draw()?;
+    let value_style =
+        TextStyle::from(("sans-serif", 15).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
     for (i, bar) in bars.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
+        let x = i as f64;
         chart.draw_series(std::iter::once(Rectangle::new(
-            [
-                (SegmentValue::Exact(i), 0.0),
-                (SegmentValue::Exact(i + 1), bar.value),
-            ],
+            [(x - 0.35, 0.0), (x + 0.35, bar.value)],
             color.filled(),
         )))?;
         chart.draw_series(std::iter::once(Text::new(
             format!("{:.0}k", bar.value / 1000.0),
-            (SegmentValue::CenterOf(i), bar.value + top * 0.02),
-            ("sans-serif", 15).into_font(),
+            (x, bar.value + top * 0.01),
+            value_style.clone(),
         )))?;
     }
     root.present()?;
