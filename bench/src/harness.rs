@@ -12,8 +12,8 @@
 //!   address from stderr, and afterwards reports [`RunningServer::cpu_time`]
 //!   (utime + stime from `/proc/PID/stat`), [`RunningServer::rss_bytes`]
 //!   (`/proc/PID/statm`) and [`RunningServer::open_connections`]
-//!   (ESTABLISHED sockets on the server's port, from `/proc/PID/net/tcp*`,
-//!   which works for servers without `/healthz`).
+//!   (its socket file descriptors beyond those it had at start, from
+//!   `/proc/PID/fd`, which works for servers without `/healthz`).
 //! * [`Loadgen::run`] runs `loadgen --json` pinned to its CPU and returns
 //!   loadgen's own [`Report`] type (schema version 1), not a copy of it.
 //! * [`measure_closed`], [`measure_fixed_rate_cpu`], [`measure_latency`] and
@@ -352,6 +352,8 @@ pub struct RunningServer {
     path: String,
     binary: PathBuf,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// Socket fds held when the address was announced.
+    baseline_sockets: usize,
 }
 
 impl RunningServer {
@@ -389,10 +391,12 @@ impl RunningServer {
             path: spec.path.clone(),
             binary: spec.binary.clone(),
             stderr: tail,
+            baseline_sockets: 0,
         };
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(addr) => {
                 server.addr = addr;
+                server.baseline_sockets = count_sockets(pid)?;
                 Ok(server)
             }
             Err(_) => {
@@ -437,26 +441,14 @@ impl RunningServer {
         process_rss_bytes(self.pid)
     }
 
-    /// WebSocket/TCP connections open on the server's port right now: the
-    /// ESTABLISHED sockets in `/proc/PID/net/tcp` and `tcp6` whose local
-    /// port is the server's. Works for any server, `/healthz` or not.
+    /// Connections the server holds open right now: its socket file
+    /// descriptors (`/proc/PID/fd` entries naming `socket:[...]`) minus the
+    /// ones it had when it announced its address (listeners, signal pipes).
+    /// Works for any server, `/healthz` or not. (Counting ESTABLISHED rows
+    /// of `/proc/PID/net/tcp` is namespace-wide and over-counts while
+    /// thousands of sockets are being added during the read.)
     pub fn open_connections(&self) -> Result<usize> {
-        let port = self.addr.port();
-        let mut open = 0;
-        for file in ["tcp", "tcp6"] {
-            let path = format!("/proc/{}/net/{file}", self.pid);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => open += count_established(&text, port),
-                Err(e) if file == "tcp6" && e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(HarnessError::Proc {
-                        pid: self.pid,
-                        detail: format!("{path}: {e}"),
-                    })
-                }
-            }
-        }
-        Ok(open)
+        Ok(count_sockets(self.pid)?.saturating_sub(self.baseline_sockets))
     }
 
     /// Asks it to stop (SIGTERM), waits up to [`STOP_TIMEOUT`], then kills it.
@@ -526,24 +518,20 @@ fn wait_until(child: &mut Child, deadline: Instant) -> std::io::Result<Option<Ex
     }
 }
 
-/// Counts ESTABLISHED (`01`) rows of a `/proc/net/tcp`-format table whose
-/// local port is `port`.
-pub fn count_established(table: &str, port: u16) -> usize {
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let mut fields = line.split_whitespace();
-            let local = fields.nth(1).unwrap_or("");
-            let state = fields.nth(1).unwrap_or("");
-            state == "01"
-                && local
-                    .rsplit(':')
-                    .next()
-                    .and_then(|p| u16::from_str_radix(p, 16).ok())
-                    == Some(port)
+/// The number of socket file descriptors a process holds.
+pub fn count_sockets(pid: u32) -> Result<usize> {
+    let dir = format!("/proc/{pid}/fd");
+    let entries = std::fs::read_dir(&dir).map_err(|e| HarnessError::Proc {
+        pid,
+        detail: format!("{dir}: {e}"),
+    })?;
+    Ok(entries
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:["))
         })
-        .count()
+        .count())
 }
 
 fn clock_ticks_per_second() -> u64 {
@@ -1013,17 +1001,19 @@ mod tests {
     }
 
     #[test]
-    fn counts_only_established_sockets_on_the_port() {
-        // 0x1F90 = 8080. Rows: listener (0A), two established server sides,
-        // one established client side (remote port 8080), one TIME_WAIT (06).
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n\
-           0: 0100007F:1F90 00000000:0000 0A 00000000:00000000\n\
-           1: 0100007F:1F90 0100007F:A000 01 00000000:00000000\n\
-           2: 0100007F:1F90 0100007F:A001 01 00000000:00000000\n\
-           3: 0100007F:A000 0100007F:1F90 01 00000000:00000000\n\
-           4: 0100007F:1F90 0100007F:A002 06 00000000:00000000\n";
-        assert_eq!(count_established(table, 8080), 2);
-        assert_eq!(count_established(table, 9090), 0);
+    fn counts_the_sockets_a_process_holds() {
+        let pid = std::process::id();
+        let before = count_sockets(pid).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let file = std::fs::File::open("/proc/self/stat").unwrap();
+        // Tests run in parallel threads: others may open sockets too.
+        assert!(
+            count_sockets(pid).unwrap() >= before + 3,
+            "listener + 2 ends"
+        );
+        drop((listener, client, server, file));
     }
 
     #[test]

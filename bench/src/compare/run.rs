@@ -226,7 +226,13 @@ pub fn run(bins: &Binaries, plan: &RunPlan) -> Vec<Sample> {
                         error: Some(e.to_string()),
                         ..empty
                     });
-                bar.println(format!("{point}: {}", sample.summary()));
+                let line = format!("{point}: {}", sample.summary());
+                if bar.is_hidden() {
+                    // Not a terminal (a log file, CI): plain lines.
+                    eprintln!("{line}");
+                } else {
+                    bar.println(line);
+                }
                 bar.inc(scenario.estimate(&plan.window).as_millis() as u64);
                 samples.push(sample);
             }
