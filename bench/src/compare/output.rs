@@ -327,7 +327,7 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
             o,
             "## Server memory per idle WebSocket\n\n\
              (RSS with the connections open - RSS before) / connections open, the connections counted \
-             as ESTABLISHED sockets on the server's port. DESIGN.md measured uWebSockets at 273 B and \
+             as the server's socket fds beyond those it held at start. DESIGN.md measured uWebSockets at 273 B and \
              the fastwebsockets example at 6.5 KB.\n"
         );
         let _ = writeln!(
