@@ -15,6 +15,7 @@ pub enum ServerKind {
     /// The fastwebsockets example on a tokio current-thread runtime (`fws_echo`).
     Fastwebsockets,
     /// A tokio-tungstenite echo on a tokio current-thread runtime (`tungstenite_echo`).
+    #[value(name = "tokio-tungstenite")]
     Tungstenite,
 }
 
@@ -296,5 +297,16 @@ mod tests {
         assert_eq!(size_label(1024), "1 KiB");
         assert_eq!(size_label(16384), "16 KiB");
         assert_eq!(size_label(1500), "1500 B");
+    }
+
+    #[test]
+    fn command_line_names_match_the_csv_names() {
+        use clap::ValueEnum;
+        for kind in ServerKind::ALL {
+            let value = kind
+                .to_possible_value()
+                .expect("every server is selectable");
+            assert_eq!(value.get_name(), kind.name());
+        }
     }
 }
