@@ -1,0 +1,66 @@
+//! What it measures: the WebSocket handshake in the engine's own code.
+//! `accept_key` is the `Sec-WebSocket-Accept` computation (SHA-1 of the
+//! client key and the RFC 6455 GUID, then base64); `upgrade_response` is
+//! `ringecho::http::route` on a browser-like upgrade request for `/ws`:
+//! header checks (Connection/Upgrade tokens, version, key validity, origin
+//! allow-list) plus building the `101 Switching Protocols` response. hyper's
+//! request parsing and response serialisation are not included.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hyper::Request;
+use ringecho::http::{accept_key, route, Route};
+use ringecho::Config;
+
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+fn upgrade_request() -> Request<()> {
+    Request::builder()
+        .method("GET")
+        .uri("/ws")
+        .header("Host", "127.0.0.1:5000")
+        .header("Connection", "keep-alive, Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", KEY)
+        .header("Origin", "http://127.0.0.1:5000")
+        .header(
+            "User-Agent",
+            "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0",
+        )
+        .body(())
+        .expect("request")
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("handshake");
+    assert_eq!(accept_key(KEY.as_bytes()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    group.bench_function("accept_key", |b| {
+        b.iter(|| accept_key(black_box(KEY.as_bytes())))
+    });
+    let request = upgrade_request();
+    let config = Config {
+        allowed_origins: vec!["http://127.0.0.1:5000".into()],
+        ..Config::default()
+    };
+    assert!(matches!(
+        route(&request, &config, || true, String::new),
+        Route::Upgrade(_)
+    ));
+    group.bench_function("upgrade_response", |b| {
+        b.iter(|| route(black_box(&request), &config, || true, String::new))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);

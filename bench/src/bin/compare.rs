@@ -1,0 +1,194 @@
+//! `compare`: ringecho (io_uring and epoll) side by side with the
+//! fastwebsockets example and a tokio-tungstenite echo, on the published
+//! fastwebsockets cases, server CPU per message, game-preset latency and
+//! idle memory. Writes `compare.md`, `compare.csv` and one SVG chart per
+//! published case. See `--help`, and README "Reproducing published
+//! benchmarks".
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bench::compare::chart::{bar_chart, Bar};
+use bench::compare::machine::{loadavg, Machine};
+use bench::compare::output::{markdown, median_of, write_csv, Context};
+use bench::compare::plan::{scenarios, size_label, Scenario, ScenarioKind, ServerKind};
+use bench::compare::run::{estimate, run, RunPlan};
+use bench::harness::{workspace_root, Binaries, Build, Window};
+use clap::Parser;
+
+/// Side-by-side WebSocket echo benchmark: each server pinned to one CPU,
+/// loadgen pinned to another, every point repeated, medians reported.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// End-to-end check only (for CI): 1 repeat, 0.5 s warmup, 0.5 s
+    /// measured, a tenth of the connections per load scenario, 200 idle
+    /// connections. Proves every server and scenario runs; its numbers mean
+    /// nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Runs per server and scenario; the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    repeats: u32,
+    /// Load before each measured window.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Measured window of each point.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    measure: Duration,
+    /// Idle connections for the memory scenario (the fd limit bounds it).
+    #[arg(long, default_value_t = 9000)]
+    idle_connections: usize,
+    /// Servers to compare (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = ServerKind::ALL.to_vec())]
+    servers: Vec<ServerKind>,
+    /// Scenarios to run (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',',
+          default_values_t = vec![ScenarioKind::Closed, ScenarioKind::Cpu, ScenarioKind::Latency, ScenarioKind::Idle])]
+    scenarios: Vec<ScenarioKind>,
+    /// Where compare.md, compare.csv and compare/*.svg go
+    /// [default: results/, or target/compare-quick/ with --quick].
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Use the binaries in DIR (ringecho, loadgen, fws_echo,
+    /// tungstenite_echo) instead of building them with `cargo build --release`.
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// CPU the server is pinned to.
+    #[arg(long, default_value_t = 1)]
+    server_cpu: usize,
+    /// CPU loadgen is pinned to.
+    #[arg(long, default_value_t = 0)]
+    load_cpu: usize,
+}
+
+/// `--quick` divides every load scenario's connections by this.
+const QUICK_SCALE_DOWN: usize = 10;
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    loadgen::config::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    let command = std::iter::once("cargo run --release -p bench --bin compare --".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if args.quick {
+        args.repeats = 1;
+        args.warmup = Duration::from_millis(500);
+        args.measure = Duration::from_millis(500);
+        args.idle_connections = args.idle_connections.min(200);
+    }
+    if args.servers.is_empty() || args.scenarios.is_empty() {
+        bail!("--servers and --scenarios need at least one entry");
+    }
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| {
+        workspace_root().join(if args.quick {
+            "target/compare-quick"
+        } else {
+            "results"
+        })
+    });
+    let bins = match &args.bin_dir {
+        Some(dir) => Binaries::in_dir(dir)?,
+        None => {
+            eprintln!("building release binaries (cargo build --release) ...");
+            Binaries::locate(Build::Release)?
+        }
+    };
+    let plan = RunPlan {
+        servers: args.servers.clone(),
+        scenarios: scenarios(
+            &args.scenarios,
+            args.idle_connections,
+            args.quick.then_some(QUICK_SCALE_DOWN),
+        ),
+        repeats: args.repeats as usize,
+        window: Window {
+            warmup: args.warmup,
+            measure: args.measure,
+        },
+        server_cpu: args.server_cpu,
+        load_cpu: args.load_cpu,
+    };
+    eprintln!(
+        "{} scenarios x {} servers x {} repeats, about {}; results to {}",
+        plan.scenarios.len(),
+        plan.servers.len(),
+        plan.repeats,
+        humantime::format_duration(Duration::from_secs(estimate(&plan).as_secs())),
+        out_dir.display()
+    );
+    let machine = Machine::describe();
+    let started = Instant::now();
+    let samples = run(&bins, &plan);
+
+    let chart_dir = out_dir.join("compare");
+    std::fs::create_dir_all(&chart_dir)
+        .with_context(|| format!("creating {}", chart_dir.display()))?;
+    let mut charts = Vec::new();
+    for (i, scenario) in plan.scenarios.iter().enumerate() {
+        let Scenario::Closed { connections, size } = *scenario else {
+            continue;
+        };
+        let bars: Vec<Bar> = plan
+            .servers
+            .iter()
+            .filter_map(|&s| {
+                median_of(&samples, i, s, |x| x.msgs_per_sec).map(|value| Bar {
+                    label: s.label().to_string(),
+                    value,
+                })
+            })
+            .collect();
+        let file = format!("{}.svg", scenario.id());
+        bar_chart(
+            &chart_dir.join(&file),
+            &format!(
+                "{connections} connections x {}: echoes/s on one server core (median of {})",
+                size_label(size),
+                plan.repeats
+            ),
+            "messages per second",
+            &bars,
+        )?;
+        charts.push(format!("compare/{file}"));
+    }
+    write_csv(&out_dir.join("compare.csv"), &plan.scenarios, &samples)?;
+    let ctx = Context {
+        plan: &plan,
+        machine: &machine,
+        command,
+        loadavg_end: loadavg(),
+        elapsed: started.elapsed(),
+        charts,
+    };
+    let md = markdown(&ctx, &samples);
+    std::fs::write(out_dir.join("compare.md"), &md)?;
+    println!("{md}");
+
+    let bad: Vec<String> = samples
+        .iter()
+        .filter(|s| !s.is_sane())
+        .map(|s| {
+            format!(
+                "{} / {} / run {}: {}",
+                plan.scenarios[s.scenario].id(),
+                s.server.name(),
+                s.repeat,
+                s.summary()
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        bail!(
+            "{} point(s) produced no figure:\n{}",
+            bad.len(),
+            bad.join("\n")
+        );
+    }
+    Ok(())
+}

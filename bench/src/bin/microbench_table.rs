@@ -1,0 +1,202 @@
+//! `microbench_table`: turns criterion's saved estimates (from `cargo bench
+//! -p bench`, in `target/criterion`) into the Markdown summary
+//! `results/microbench.md`: one row per benchmark with the median time per
+//! operation, its 95% confidence interval and what the benchmark measures.
+//!
+//! ```text
+//! cargo bench -p bench
+//! cargo run -p bench --bin microbench_table -- --out results/microbench.md
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use bench::compare::machine::Machine;
+use bench::harness::target_dir;
+use clap::Parser;
+use serde::Deserialize;
+
+/// Summarise criterion results as a Markdown table.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// criterion's output directory [default: <target>/criterion].
+    #[arg(long, value_name = "DIR")]
+    criterion_dir: Option<PathBuf>,
+    /// Write the Markdown here (else to stdout).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BenchmarkId {
+    group_id: String,
+    function_id: Option<String>,
+    value_str: Option<String>,
+    throughput: Option<Throughput>,
+}
+
+#[derive(Debug, Deserialize)]
+enum Throughput {
+    Bytes(u64),
+    Elements(u64),
+    BytesDecimal(u64),
+}
+
+#[derive(Debug, Deserialize)]
+struct Estimate {
+    point_estimate: f64,
+    confidence_interval: Interval,
+}
+
+#[derive(Debug, Deserialize)]
+struct Interval {
+    lower_bound: f64,
+    upper_bound: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Estimates {
+    median: Estimate,
+}
+
+/// What each group measures, for the table.
+fn describe(group: &str) -> &'static str {
+    match group {
+        "echo_path" => "server echo of one message in the engine's code (fastwebsockets parse + unmask, `echo::run` encode + write through `SessionStream`), in-memory transport; per message",
+        "stream_adapter" => "one loopback TCP round trip through the server-side stream (uring: `UringStream` over the engine's reactor; epoll: tokio `TcpStream`), client on the same thread; per round trip",
+        "handshake" => "`accept_key`: Sec-WebSocket-Accept (SHA-1 + base64); `upgrade_response`: `http::route` checks + the 101 response",
+        "loadgen_message" => "loadgen per echo: `conn::on_message` (echo verification of every byte + two HdrHistogram records); per message",
+        _ => "",
+    }
+}
+
+fn find(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n == "new") {
+                if p.join("benchmark.json").is_file() {
+                    out.push(p);
+                }
+            } else {
+                find(&p, out);
+            }
+        }
+    }
+}
+
+fn time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = args
+        .criterion_dir
+        .unwrap_or_else(|| target_dir().join("criterion"));
+    let mut found = Vec::new();
+    find(&dir, &mut found);
+    anyhow::ensure!(
+        !found.is_empty(),
+        "no criterion results under {} (run `cargo bench -p bench` first)",
+        dir.display()
+    );
+    let mut rows = Vec::new();
+    for new in found {
+        let id: BenchmarkId = serde_json::from_str(
+            &std::fs::read_to_string(new.join("benchmark.json"))
+                .with_context(|| format!("{}", new.display()))?,
+        )?;
+        let est: Estimates =
+            serde_json::from_str(&std::fs::read_to_string(new.join("estimates.json"))?)?;
+        let per = match id.throughput {
+            Some(Throughput::Elements(n)) if n > 0 => n as f64,
+            _ => 1.0,
+        };
+        let bytes = match id.throughput {
+            Some(Throughput::Bytes(b) | Throughput::BytesDecimal(b)) => Some(b),
+            _ => None,
+        };
+        rows.push((id, est, per, bytes));
+    }
+    rows.sort_by(|a, b| {
+        (
+            &a.0.group_id,
+            &a.0.function_id,
+            a.0.value_str.as_ref().and_then(|v| v.parse::<u64>().ok()),
+        )
+            .cmp(&(
+                &b.0.group_id,
+                &b.0.function_id,
+                b.0.value_str.as_ref().and_then(|v| v.parse::<u64>().ok()),
+            ))
+    });
+    let m = Machine::describe();
+    let mut o = String::new();
+    let _ = writeln!(o, "# Micro-benchmarks of the hot path\n");
+    let _ = writeln!(
+        o,
+        "- command: `cargo bench -p bench` then `cargo run -p bench --bin microbench_table -- --out results/microbench.md`"
+    );
+    let _ = writeln!(o, "- commit: `{}`; {}", m.commit, m.started);
+    let _ = writeln!(
+        o,
+        "- machine: {} cores ({}), kernel {}; release profile (fat LTO); criterion, 20 samples, 2 s each; \
+         not pinned, other builds may have run concurrently (1-min load average {})",
+        m.cores, m.cpu_model, m.kernel, m.loadavg_start
+    );
+    let _ = writeln!(
+        o,
+        "- times are criterion's median per operation (the 95% interval in brackets)\n"
+    );
+    let _ = writeln!(
+        o,
+        "| group | benchmark | size (B) | time per op | 95% interval | throughput |"
+    );
+    let _ = writeln!(o, "|---|---|---:|---:|---|---:|");
+    for (id, est, per, bytes) in &rows {
+        let med = est.median.point_estimate / per;
+        let lo = est.median.confidence_interval.lower_bound / per;
+        let hi = est.median.confidence_interval.upper_bound / per;
+        let size: Option<f64> = bytes
+            .map(|b| b as f64)
+            .or_else(|| id.value_str.as_ref().and_then(|v| v.parse().ok()));
+        let thr = match size {
+            Some(s) => format!("{:.0} MB/s", s / med * 1e3),
+            None => format!("{:.2} M/s", 1e3 / med),
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} – {} | {} |",
+            id.group_id,
+            id.function_id.as_deref().unwrap_or(""),
+            id.value_str.as_deref().unwrap_or(""),
+            time(med),
+            time(lo),
+            time(hi),
+            thr
+        );
+    }
+    let _ = writeln!(o, "\nWhat each group measures:\n");
+    let mut groups: Vec<&str> = rows.iter().map(|r| r.0.group_id.as_str()).collect();
+    groups.dedup();
+    for g in groups {
+        let _ = writeln!(o, "- `{g}`: {}", describe(g));
+    }
+    match args.out {
+        Some(path) => std::fs::write(&path, &o).with_context(|| format!("{}", path.display()))?,
+        None => print!("{o}"),
+    }
+    Ok(())
+}
