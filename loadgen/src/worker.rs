@@ -73,11 +73,17 @@ use crate::closed::ClosedLoop;
 use crate::config::{Mode, RunConfig, SizeRange};
 use crate::conn::{Conn, Failure, Outcome, State};
 use crate::handshake;
+use crate::interrupt::StopSignal;
 use crate::open::OpenLoop;
 use crate::payload::PayloadKind;
 use crate::stats::{Interval, Phase, Snapshot};
 
 const TIMER: Token = Token(usize::MAX - 1);
+const STOP: Token = Token(usize::MAX - 2);
+/// Connect timeouts are checked at their deadline, but at most this often
+/// (a scan over the pending connections), so thousands of connections
+/// opening at once cost a bounded number of scans.
+const TIMEOUT_SCAN_MIN_NS: u64 = 10_000_000;
 /// Length of one reporting interval.
 pub const INTERVAL_NS: u64 = NANOS_PER_SEC;
 /// How long the end-of-run close handshake may take.
@@ -126,6 +132,8 @@ pub struct WorkerSpec {
     pub t0: u64,
     /// Where interval snapshots go.
     pub snapshots: Sender<Snapshot>,
+    /// Ctrl-C: wakes the worker and agrees on when the load stops.
+    pub stop: Arc<StopSignal>,
 }
 
 struct Worker {
@@ -145,6 +153,11 @@ struct Worker {
     boundary: u64,
     driver: Driver,
     snapshots: Sender<Snapshot>,
+    stop: Arc<StopSignal>,
+    draining: bool,
+    /// Earliest connect/handshake deadline among the pending connections
+    /// (ns since run start), `u64::MAX` when none is pending.
+    next_timeout_ns: u64,
 }
 
 /// Runs one worker to completion: connect, load, drain, report.
@@ -164,6 +177,11 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
     let timer = Timer::new()?;
     poll.registry()
         .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+    poll.registry().register(
+        &mut SourceFd(&spec.stop.wake_fd()),
+        STOP,
+        Interest::READABLE,
+    )?;
     let warm_ns = cfg.warmup.as_nanos() as u64;
     let end_ns = warm_ns + cfg.duration.as_nanos() as u64;
     let n_local = cfg.connections_of(spec.index);
@@ -192,6 +210,9 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
         boundary: 0,
         driver,
         snapshots: spec.snapshots,
+        stop: spec.stop,
+        draining: false,
+        next_timeout_ns: u64::MAX,
     };
     w.boundary = w.next_boundary(0);
     let now = clock::now_ns();
@@ -230,8 +251,11 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = self.now();
+            if now >= self.next_timeout_ns {
+                self.check_timeouts(now);
+            }
             while now >= self.boundary {
-                if self.finish_interval(now) {
+                if self.finish_interval() {
                     return Ok(());
                 }
             }
@@ -266,7 +290,7 @@ impl Worker {
             for (slot, f) in failed {
                 self.finish_conn(slot, Some(f));
             }
-            let mut deadline = self.boundary;
+            let mut deadline = self.boundary.min(self.next_timeout_ns);
             if self.next_connect < self.conns.len() {
                 deadline = deadline.min(self.connect_due(self.next_connect));
             }
@@ -281,17 +305,19 @@ impl Worker {
         }
     }
 
-    /// Ends the current interval at `self.boundary`: sends the snapshot and
-    /// checks connect timeouts. Returns true when the run's end was reached.
-    fn finish_interval(&mut self, now: u64) -> bool {
-        self.check_timeouts(now);
+    /// Ends the current interval at `self.boundary` and sends its snapshot.
+    /// Returns true when the run's end was reached.
+    fn finish_interval(&mut self) -> bool {
         let end = self.boundary;
         let phase = if end <= self.warm_ns {
             Phase::Warmup
         } else {
             Phase::Measure
         };
-        self.send_snapshot(self.interval_start, end, phase);
+        // Empty only when a Ctrl-C stop fell on this interval's start.
+        if end > self.interval_start {
+            self.send_snapshot(self.interval_start, end, phase);
+        }
         self.interval_start = end;
         if end >= self.end_ns {
             return true;
@@ -320,6 +346,10 @@ impl Worker {
                 self.timer.clear();
                 continue;
             }
+            if ev.token() == STOP {
+                self.on_stop();
+                continue;
+            }
             self.on_event(
                 ev.token().0,
                 ev.is_writable(),
@@ -328,18 +358,49 @@ impl Worker {
         }
     }
 
+    /// Ctrl-C: ends the load at the stop time all workers agree on, so
+    /// their last intervals line up (see [`crate::interrupt`]).
+    fn on_stop(&mut self) {
+        let now = self.now();
+        if self.draining || now >= self.end_ns {
+            return;
+        }
+        let at = self.stop.stop_at(now).max(self.interval_start);
+        self.end_ns = self.end_ns.min(at);
+        self.boundary = self.boundary.min(self.end_ns);
+    }
+
+    /// The connect + handshake deadline of a connection (ns since run start).
+    fn connect_deadline(&self, conn: &Conn) -> u64 {
+        conn.started_ns.saturating_sub(self.t0) + self.cfg.connect_timeout.as_nanos() as u64
+    }
+
+    /// Fails the connections whose connect + handshake deadline has passed
+    /// and finds the next deadline. Runs when that deadline comes (the
+    /// `timerfd` wakes the loop for it), not on a fixed tick, and never on
+    /// the message path: once every connection is open there is nothing
+    /// pending and this is never called again.
     fn check_timeouts(&mut self, now: u64) {
-        let timeout = self.cfg.connect_timeout.as_nanos() as u64;
-        let abs = self.t0 + now;
+        let mut next = u64::MAX;
         for slot in 0..self.conns.len() {
-            let expired = self.conns[slot].as_ref().is_some_and(|c| {
-                matches!(c.state, State::Connecting | State::Handshaking)
-                    && abs.saturating_sub(c.started_ns) > timeout
-            });
-            if expired {
+            let Some(conn) = self.conns[slot].as_ref() else {
+                continue;
+            };
+            if !matches!(conn.state, State::Connecting | State::Handshaking) {
+                continue;
+            }
+            let deadline = self.connect_deadline(conn);
+            if now >= deadline {
                 self.finish_conn(slot, Some(Failure::timeout()));
+            } else {
+                next = next.min(deadline);
             }
         }
+        self.next_timeout_ns = if next == u64::MAX {
+            next
+        } else {
+            next.max(now + TIMEOUT_SCAN_MIN_NS)
+        };
     }
 
     fn start_connect(&mut self, slot: usize) {
@@ -358,7 +419,7 @@ impl Worker {
                         .count("io", &format!("register: {e}"));
                     return;
                 }
-                self.conns[slot] = Some(Conn::new(
+                let conn = Conn::new(
                     id,
                     stream,
                     started,
@@ -366,7 +427,11 @@ impl Worker {
                     self.cfg.payload,
                     self.cfg.size.max,
                     self.cfg.in_flight,
-                ));
+                );
+                // Later connections have later deadlines: only the first
+                // pending one can move the next check earlier.
+                self.next_timeout_ns = self.next_timeout_ns.min(self.connect_deadline(&conn));
+                self.conns[slot] = Some(conn);
             }
             Err(e) => {
                 let f = Failure::from_io(&e);
@@ -451,6 +516,7 @@ impl Worker {
     /// Closes every open connection politely and waits (briefly) for the
     /// server's Close, then sends the final snapshot.
     fn drain(&mut self) -> io::Result<()> {
+        self.draining = true;
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conns[slot].as_mut() else {
                 continue;

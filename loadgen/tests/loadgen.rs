@@ -35,6 +35,11 @@ enum Behavior {
     CloseAfter { n: usize },
     /// Echo on the first `n` connections; never answer later handshakes.
     SilentAfter { n: usize },
+    /// Accept TCP, never answer the handshake, and note how long after the
+    /// accept the client hung up.
+    Silent {
+        hung_up_after: Arc<Mutex<Vec<Duration>>>,
+    },
 }
 
 struct TestServer {
@@ -77,6 +82,18 @@ fn handle(
                     .unwrap();
                 Err(resp)
             });
+            return;
+        }
+        Behavior::Silent { hung_up_after } => {
+            let accepted = Instant::now();
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            // Read (and ignore) the upgrade request until the client hangs up.
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            while matches!(std::io::Read::read(&mut stream, &mut buf), Ok(n) if n > 0) {}
+            hung_up_after.lock().unwrap().push(accepted.elapsed());
             return;
         }
         Behavior::SilentAfter { n } if index >= n => {
@@ -136,7 +153,7 @@ fn handle(
                 }
                 msg
             }
-            Behavior::Reject { .. } => unreachable!(),
+            Behavior::Reject { .. } | Behavior::Silent { .. } => unreachable!(),
         };
         if ws.send(msg).is_err() {
             return;
@@ -410,6 +427,143 @@ fn connections_still_handshaking_at_the_end_count_as_failed() {
     assert_eq!(f(j, "connections.opened"), 2.0);
     assert_eq!(f(j, "connections.failed"), 2.0);
     assert_eq!(f(j, "connections.failures.unopened"), 2.0);
+}
+
+#[test]
+fn connect_timeout_fires_at_its_deadline_not_at_the_next_second() {
+    let hung_up_after = Arc::new(Mutex::new(Vec::new()));
+    let s = serve(Behavior::Silent {
+        hung_up_after: hung_up_after.clone(),
+    });
+    let r = loadgen(&[
+        &s.url,
+        "-c",
+        "2",
+        "-d",
+        "2",
+        "-w",
+        "0",
+        "--connect-timeout",
+        "300ms",
+    ]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "connections.failures.timeout"), 2.0);
+    assert_eq!(f(j, "connections.opened"), 0.0);
+    assert_eq!(j["exit"]["status"], "all_connections_failed");
+    assert!(
+        r.stderr.contains("2 x connect/handshake timed out"),
+        "{}",
+        r.stderr
+    );
+    // When did loadgen give up? The server saw it hang up. The timeout must
+    // not fire early, and it must not wait for the next whole second (the
+    // old once-per-interval check hung up at 1 s, the end of the run at 2 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hung_up_after.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let seen = hung_up_after.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for d in seen {
+        assert!(
+            d >= Duration::from_millis(290) && d < Duration::from_millis(950),
+            "hung up {d:?} after the accept, timeout 300 ms"
+        );
+    }
+}
+
+/// Untagged (corrected) interval lines of an hlog.
+fn interval_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('"') && !l.starts_with("Tag="))
+        .filter(|l| l.contains(",HISTF"))
+        .count()
+}
+
+fn merge_count(path: &std::path::Path) -> (bool, f64) {
+    let json = tmp("merge-live.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["merge", path.to_str().unwrap(), "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return (false, 0.0);
+    }
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (true, f(&m, "latency_us.corrected.count"))
+}
+
+#[test]
+fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = serve(Behavior::Echo {
+        delay: Duration::from_millis(1),
+    });
+    let hlog = tmp("live.hlog");
+    let json = tmp("live.json");
+    let _ = std::fs::remove_file(&hlog);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([&s.url, "-c", "2", "-d", "120", "-w", "0.2", "--hlog"])
+        .arg(&hlog)
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while interval_lines(&hlog) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "loadgen ended before writing two intervals"
+        );
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no two intervals in the hlog after 60 s");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    // The run is still going, and what it has logged so far is a valid log.
+    assert!(child.try_wait().unwrap().is_none());
+    let (ok, live_count) = merge_count(&hlog);
+    assert!(ok, "the log of a running loadgen does not merge");
+    assert!(live_count > 0.0);
+
+    // Ctrl-C: the process ends in order, with the report of what ran.
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loadgen did not stop within 20 s of SIGINT");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted (Ctrl-C)"), "{stdout}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["exit"]["status"], "interrupted");
+    assert_eq!(f(&j, "exit.code"), 130.0);
+    assert_eq!(f(&j, "errors.total"), 0.0);
+    let measured = f(&j, "measured_s");
+    assert!((1.0..100.0).contains(&measured), "measured {measured} s");
+    assert!(f(&j, "messages") > 0.0);
+
+    // The log holds exactly the measured part, including the last partial
+    // interval, and merges.
+    let (ok, count) = merge_count(&hlog);
+    assert!(ok, "the log of an interrupted run does not merge");
+    assert_eq!(count, f(&j, "messages"));
+    assert_eq!(hlog_totals(&hlog).len() as f64, f(&j, "messages"));
+    assert!(count >= live_count);
 }
 
 fn hlog_totals(path: &PathBuf) -> hdrhistogram::Histogram<u64> {
