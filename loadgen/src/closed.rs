@@ -28,7 +28,7 @@ impl ClosedLoop {
         }
         while conn.inflight.len() < self.in_flight {
             let len = ctx.pick_size();
-            conn.queue_message(ctx.kind, ctx.rng, len, now_ns, now_ns);
+            conn.queue_message(ctx.kind, ctx.rng, len, now_ns, now_ns, ctx.out);
             *ctx.sent += 1;
         }
     }

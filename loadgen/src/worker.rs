@@ -26,13 +26,30 @@
 //!   instant, and any later arrival raises a new edge; so we don't issue the
 //!   extra `read()` that would only return `EAGAIN`.
 //! * **Batched writes.** All messages a read event triggers (K echoes with
-//!   `--in-flight K`, a pong) are encoded into the connection's buffer and
-//!   written with one `write()`.
-//! * **In-place parsing, no allocation per message.** Frames are parsed in
-//!   the receive buffer; the payload template, buffers and the in-flight
-//!   queue are allocated once per connection.
+//!   `--in-flight K`, a pong) are encoded into one buffer and written with
+//!   one `send()`.
+//! * **In-place parsing in shared buffers, no allocation per message.**
+//!   Every read lands in one worker-wide receive buffer and every message
+//!   is encoded into one worker-wide send buffer ([`crate::conn::Scratch`]),
+//!   which stay in the CPU cache across connections; a connection's own
+//!   buffers only hold a partial frame or output the socket did not take.
+//!   The oldest in-flight message is kept inside the connection
+//!   ([`crate::inflight`]), and the connection's hot fields are laid out
+//!   together. Profiling at 100 x 20 B showed the user time per echo going
+//!   mostly to cache misses on per-connection heap memory (the in-flight
+//!   queue, the receive and send buffers), which the kernel's work between
+//!   two echoes of a connection evicts.
+//! * **One histogram record per echo in the closed loop**, where the
+//!   corrected and uncorrected latencies are the same number; the
+//!   uncorrected histogram is copied once per interval.
 //! * **One clock read per read event**, used both as the receive time of the
-//!   echoes and as the send time of the messages they trigger.
+//!   echoes it carried and as the send time of the messages they trigger.
+//!   Not one per `epoll_wait` batch: a batch takes several microseconds
+//!   per event to work through, and one timestamp for all of it would
+//!   shift every latency by its position in the batch. Not `rdtsc`
+//!   either: `clock_gettime` through the vDSO was ~1% of the client's CPU,
+//!   and a TSC clock would have to be kept in step with `CLOCK_MONOTONIC`
+//!   (NTP slews it) for the `timerfd` deadlines.
 //! * **Honest masking**: a fresh CSPRNG key per frame (see
 //!   [`crate::codec`]), not a fixed key.
 //! * **A `timerfd` for deadlines** (ticks, connects, interval ends) with
@@ -71,7 +88,7 @@ use rand::{Rng, SeedableRng};
 use crate::clock::{self, Timer, NANOS_PER_SEC};
 use crate::closed::ClosedLoop;
 use crate::config::{Mode, RunConfig, SizeRange};
-use crate::conn::{Conn, Failure, Outcome, State};
+use crate::conn::{Conn, Failure, Outcome, Scratch, State};
 use crate::handshake;
 use crate::interrupt::StopSignal;
 use crate::open::OpenLoop;
@@ -102,6 +119,8 @@ pub struct SendCtx<'a> {
     pub end_ns: u64,
     /// Counts the messages queued.
     pub sent: &'a mut u64,
+    /// Where the messages are encoded (the worker's [`Scratch::tx`]).
+    pub out: &'a mut Vec<u8>,
 }
 
 impl SendCtx<'_> {
@@ -152,6 +171,7 @@ struct Worker {
     interval_start: u64,
     boundary: u64,
     driver: Driver,
+    scratch: Scratch,
     snapshots: Sender<Snapshot>,
     stop: Arc<StopSignal>,
     draining: bool,
@@ -209,6 +229,7 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
         interval_start: 0,
         boundary: 0,
         driver,
+        scratch: Scratch::new(),
         snapshots: spec.snapshots,
         stop: spec.stop,
         draining: false,
@@ -273,6 +294,7 @@ impl Worker {
                     size: self.cfg.size,
                     end_ns: self.end_ns,
                     sent: &mut self.stats.sent,
+                    out: &mut self.scratch.tx,
                 };
                 while let Some(slot) = open.pop_due(now) {
                     let Some(conn) = self.conns[slot].as_mut() else {
@@ -282,7 +304,7 @@ impl Worker {
                         continue;
                     }
                     open.send_due(slot, conn, &mut ctx, now);
-                    if let Err(e) = conn.flush() {
+                    if let Err(e) = conn.send_out(ctx.out) {
                         failed.push((slot, Failure::from_io(&e)));
                     }
                 }
@@ -329,6 +351,11 @@ impl Worker {
     fn send_snapshot(&mut self, start_ns: u64, end_ns: u64, phase: Phase) {
         let mut data = std::mem::take(&mut self.stats);
         data.open_now = self.open_now;
+        if self.cfg.mode == Mode::Closed {
+            // Each message is sent when it is meant to be: the connections
+            // recorded the one histogram (see `Conn::uncorrected_is_corrected`).
+            data.uncorrected.clone_from(&data.corrected);
+        }
         // The coordinator only goes away on a fatal error; nothing to do then.
         let _ = self.snapshots.send(Snapshot {
             worker: self.index,
@@ -341,6 +368,14 @@ impl Worker {
 
     /// Hands each readiness event to its connection (the timer only wakes us).
     fn dispatch(&mut self, events: &Events) {
+        // Load the ready connections' state before handling any of them, so
+        // their cache misses overlap instead of stalling one per echo (the
+        // kernel's work between two echoes of a connection evicts it).
+        for ev in events.iter() {
+            if let Some(Some(conn)) = self.conns.get(ev.token().0) {
+                conn.touch();
+            }
+        }
         for ev in events.iter() {
             if ev.token() == TIMER {
                 self.timer.clear();
@@ -419,7 +454,7 @@ impl Worker {
                         .count("io", &format!("register: {e}"));
                     return;
                 }
-                let conn = Conn::new(
+                let mut conn = Conn::new(
                     id,
                     stream,
                     started,
@@ -428,6 +463,7 @@ impl Worker {
                     self.cfg.size.max,
                     self.cfg.in_flight,
                 );
+                conn.uncorrected_is_corrected = self.cfg.mode == Mode::Closed;
                 // Later connections have later deadlines: only the first
                 // pending one can move the next check earlier.
                 self.next_timeout_ns = self.next_timeout_ns.min(self.connect_deadline(&conn));
@@ -475,7 +511,13 @@ impl Worker {
             }
         }
         if outcome == Outcome::Idle && readable && conn.state != State::Connecting {
-            outcome = conn.on_readable(self.cfg.payload, &mut self.rng, &mut self.stats, self.t0);
+            outcome = conn.on_readable(
+                self.cfg.payload,
+                &mut self.rng,
+                &mut self.stats,
+                self.t0,
+                &mut self.scratch.rx,
+            );
         }
         let now = conn.last_rx_ns;
         let mut ctx = SendCtx {
@@ -484,6 +526,7 @@ impl Worker {
             size: self.cfg.size,
             end_ns: self.end_ns,
             sent: &mut self.stats.sent,
+            out: &mut self.scratch.tx,
         };
         match outcome {
             Outcome::Idle => {}
@@ -507,7 +550,7 @@ impl Worker {
                 return;
             }
         }
-        if let Err(e) = conn.flush() {
+        if let Err(e) = conn.send_out(&mut self.scratch.tx) {
             let f = Failure::from_io(&e);
             self.finish_conn(slot, Some(f));
         }

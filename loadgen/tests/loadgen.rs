@@ -35,6 +35,9 @@ enum Behavior {
     CloseAfter { n: usize },
     /// Echo on the first `n` connections; never answer later handshakes.
     SilentAfter { n: usize },
+    /// Echo each message as a raw frame written a few bytes at a time, so
+    /// the client sees frames split across reads.
+    Dribble,
     /// Accept TCP, never answer the handshake, and note how long after the
     /// accept the client hung up.
     Silent {
@@ -152,6 +155,25 @@ fn handle(
                     return;
                 }
                 msg
+            }
+            Behavior::Dribble => {
+                let data = msg.into_data();
+                let mut frame = vec![0x82u8];
+                if data.len() < 126 {
+                    frame.push(data.len() as u8);
+                } else {
+                    frame.push(126);
+                    frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                }
+                frame.extend_from_slice(&data);
+                let stream = ws.get_mut();
+                for chunk in frame.chunks(3) {
+                    if std::io::Write::write_all(stream, chunk).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_micros(100));
+                }
+                continue;
             }
             Behavior::Reject { .. } | Behavior::Silent { .. } => unreachable!(),
         };
@@ -373,6 +395,18 @@ fn pipelined_in_flight_with_size_range_and_large_frames() {
     assert_eq!(f(j, "errors.total"), 0.0);
     assert!(f(j, "messages") > 100.0);
     assert_eq!(f(j, "config.in_flight"), 16.0);
+}
+
+#[test]
+fn frames_split_across_reads_are_reassembled() {
+    let s = serve(Behavior::Dribble);
+    let r = loadgen(&[
+        &s.url, "-c", "2", "-k", "2", "--size", "16..300", "-d", "1", "-w", "0",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "errors.total"), 0.0);
+    assert!(f(j, "messages") > 20.0, "{}", f(j, "messages"));
 }
 
 #[test]
