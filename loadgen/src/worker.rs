@@ -368,14 +368,6 @@ impl Worker {
 
     /// Hands each readiness event to its connection (the timer only wakes us).
     fn dispatch(&mut self, events: &Events) {
-        // Load the ready connections' state before handling any of them, so
-        // their cache misses overlap instead of stalling one per echo (the
-        // kernel's work between two echoes of a connection evicts it).
-        for ev in events.iter() {
-            if let Some(Some(conn)) = self.conns.get(ev.token().0) {
-                conn.touch();
-            }
-        }
         for ev in events.iter() {
             if ev.token() == TIMER {
                 self.timer.clear();
