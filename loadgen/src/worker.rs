@@ -61,12 +61,16 @@
 //! Measurements (all at 100 x 20 B, server on CPU 1, loadgen on CPU 0,
 //! 2-vCPU VM; details and raw data in `results/loadgen/closed-100x20.md`):
 //!
-//! * loadgen reaches a median 0.91-0.92x the msg/s of `lt_equiv`, a C
-//!   client that sends `load_test`'s exact traffic with nothing else
-//!   (against both fastwebsockets and ringecho). Kernel time per message
-//!   is the same for both (~6 us); loadgen spends ~0.4-0.5 us/msg more in
-//!   user space, on checking every echo, two histogram records, a CSPRNG
-//!   mask key and a clock read.
+//! * The first measurement had loadgen at a median 0.91-0.92x the msg/s of
+//!   `lt_equiv`, a C client that sends `load_test`'s exact traffic with
+//!   nothing else (against both fastwebsockets and ringecho). Kernel time
+//!   per message was the same for both (~6 us). loadgen spent ~0.4-0.5 us
+//!   per message more in user space, and perf put most of that on cache
+//!   misses in per-connection memory. The shared buffers, the inline
+//!   in-flight message and the single closed-loop histogram came from that
+//!   profile. Re-measured in 17 paired rounds per server, loadgen before and
+//!   after the change both ran level with `lt_equiv`. The change itself made
+//!   no difference measurable on the shared VM.
 //! * glibc's cancellation wrappers around `send`/`recv` were 16% of user
 //!   time (the process is multi-threaded); raw syscalls removed them.
 //! * Per-frame CSPRNG masking: 24 ns per 20 B frame vs 4.5 ns for copying
