@@ -326,7 +326,7 @@ impl Worker {
                 }
             }
             self.timer.arm(self.t0 + deadline)?;
-            self.poll.poll(&mut events, Some(Duration::from_secs(1)))?;
+            self.wait(&mut events, Duration::from_secs(1))?;
             self.dispatch(&events);
         }
     }
@@ -368,6 +368,19 @@ impl Worker {
             phase,
             data,
         });
+    }
+
+    /// Waits for readiness events. A signal handled on this thread (Ctrl-C)
+    /// interrupts `epoll_wait`, which the kernel never restarts: that is an
+    /// empty wakeup, not an error (the stop itself arrives as an event).
+    fn wait(&mut self, events: &mut Events, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(events, Some(timeout)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                events.clear();
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Hands each readiness event to its connection (the timer only wakes us).
@@ -582,8 +595,7 @@ impl Worker {
             if now >= deadline {
                 break;
             }
-            self.poll
-                .poll(&mut events, Some(Duration::from_nanos(deadline - now)))?;
+            self.wait(&mut events, Duration::from_nanos(deadline - now))?;
             self.dispatch(&events);
         }
         for slot in 0..self.conns.len() {

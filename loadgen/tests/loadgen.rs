@@ -600,6 +600,64 @@ fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log() {
     assert!(count >= live_count);
 }
 
+/// The thread id of `pid`'s thread named `name`, once it exists.
+fn thread_id(pid: u32, name: &str) -> Option<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+        (comm.trim() == name).then(|| t.file_name().to_str()?.parse().ok())?
+    })
+}
+
+#[test]
+fn ctrl_c_delivered_to_a_worker_thread_also_stops_cleanly() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = serve(Behavior::Echo {
+        delay: Duration::from_millis(1),
+    });
+    let json = tmp("worker-sigint.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([&s.url, "-c", "4", "-t", "2", "-d", "120", "-w", "0", "-q"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let tid = loop {
+        if let Some(tid) = thread_id(child.id(), "loadgen-w1") {
+            break tid;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no worker thread loadgen-w1 after 30 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // Let it run a little, then signal that worker thread, not the process:
+    // its epoll_wait is interrupted, which must not end the run as an error.
+    thread::sleep(Duration::from_millis(1500));
+    // SAFETY: tgkill(2) with our child's pid and one of its thread ids.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, child.id() as i32, tid, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loadgen did not stop within 20 s of SIGINT");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["exit"]["status"], "interrupted");
+    assert_eq!(f(&j, "errors.total"), 0.0);
+    assert!(f(&j, "messages") > 0.0);
+}
+
 fn hlog_totals(path: &PathBuf) -> hdrhistogram::Histogram<u64> {
     use base64::Engine as _;
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
