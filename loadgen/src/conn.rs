@@ -176,10 +176,6 @@ pub struct Conn {
     pub stream: TcpStream,
     /// Life-cycle state.
     pub state: State,
-    /// Closed loop: the uncorrected latency is the corrected one (each
-    /// message is sent when it is meant to be), so only one histogram is
-    /// recorded and the worker copies it.
-    pub uncorrected_is_corrected: bool,
     /// Open mode: true while the connection has an entry in the tick queue.
     pub scheduled: bool,
     /// Open mode: intended send time of the next message (ns since run start).
@@ -215,7 +211,6 @@ impl Conn {
             frag: None,
             stream,
             state: State::Connecting,
-            uncorrected_is_corrected: false,
             scheduled: false,
             next_tick_ns: 0,
             // Only the handshake and partial frames land here; grows on demand.
@@ -607,7 +602,7 @@ impl Conn {
         }
     }
 
-    /// Checks one echoed message; see [`check_echo`].
+    /// Checks one echoed message; see [`on_message`].
     #[inline]
     fn on_message(
         &mut self,
@@ -617,16 +612,13 @@ impl Conn {
         stats: &mut Interval,
         now: u64,
     ) -> usize {
-        if self.state != State::Open {
-            return 0; // late echoes while closing are not measured
-        }
-        check_echo(
+        on_message(
+            self.state,
             kind,
             opcode,
             data,
             &mut self.inflight,
             &self.template,
-            self.uncorrected_is_corrected,
             stats,
             now,
         )
@@ -635,20 +627,27 @@ impl Conn {
 
 /// Checks one echoed message against the oldest outstanding one and
 /// records its latency. Returns 1 when it answered an outstanding message
-/// (freeing a slot in the window), else 0. With `uncorrected_is_corrected`
-/// only the corrected histogram is recorded (the worker copies it).
+/// (freeing a slot in the window), else 0. Public for the per-message cost
+/// micro-benchmark in `bench/`.
+///
+/// A message sent exactly when it was meant to be (always in the closed
+/// loop) has one latency, corrected and uncorrected alike: it is recorded
+/// once, into [`Interval::same`], instead of into both histograms.
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn check_echo(
+pub fn on_message(
+    state: State,
     kind: PayloadKind,
     opcode: u8,
     data: &[u8],
     inflight: &mut InFlight,
     template: &[u8],
-    uncorrected_is_corrected: bool,
     stats: &mut Interval,
     now: u64,
 ) -> usize {
+    if state != State::Open {
+        return 0; // late echoes while closing are not measured
+    }
     let Some(p) = inflight.pop_front() else {
         stats.errors.unexpected += 1;
         return 0;
@@ -661,10 +660,12 @@ fn check_echo(
         Ok(()) => {
             stats.messages += 1;
             stats.bytes += data.len() as u64;
-            stats
-                .corrected
-                .saturating_record(now.saturating_sub(p.intended_ns));
-            if !uncorrected_is_corrected {
+            if p.sent_ns == p.intended_ns {
+                stats.same.saturating_record(now.saturating_sub(p.sent_ns));
+            } else {
+                stats
+                    .corrected
+                    .saturating_record(now.saturating_sub(p.intended_ns));
                 stats
                     .uncorrected
                     .saturating_record(now.saturating_sub(p.sent_ns));

@@ -40,8 +40,9 @@
 //!   queue, the receive and send buffers), which the kernel's work between
 //!   two echoes of a connection evicts.
 //! * **One histogram record per echo in the closed loop**, where the
-//!   corrected and uncorrected latencies are the same number; the
-//!   uncorrected histogram is copied once per interval.
+//!   corrected and uncorrected latencies are the same number (see
+//!   [`crate::stats::Interval::same`]); it is added to both histograms once
+//!   per interval.
 //! * **One clock read per read event**, used both as the receive time of the
 //!   echoes it carried and as the send time of the messages they trigger.
 //!   Not one per `epoll_wait` batch: a batch takes several microseconds
@@ -355,11 +356,7 @@ impl Worker {
     fn send_snapshot(&mut self, start_ns: u64, end_ns: u64, phase: Phase) {
         let mut data = std::mem::take(&mut self.stats);
         data.open_now = self.open_now;
-        if self.cfg.mode == Mode::Closed {
-            // Each message is sent when it is meant to be: the connections
-            // recorded the one histogram (see `Conn::uncorrected_is_corrected`).
-            data.uncorrected.clone_from(&data.corrected);
-        }
+        data.fold_same();
         // The coordinator only goes away on a fatal error; nothing to do then.
         let _ = self.snapshots.send(Snapshot {
             worker: self.index,
@@ -463,7 +460,7 @@ impl Worker {
                         .count("io", &format!("register: {e}"));
                     return;
                 }
-                let mut conn = Conn::new(
+                let conn = Conn::new(
                     id,
                     stream,
                     started,
@@ -472,7 +469,6 @@ impl Worker {
                     self.cfg.size.max,
                     self.cfg.in_flight,
                 );
-                conn.uncorrected_is_corrected = self.cfg.mode == Mode::Closed;
                 // Later connections have later deadlines: only the first
                 // pending one can move the next check earlier.
                 self.next_timeout_ns = self.next_timeout_ns.min(self.connect_deadline(&conn));
