@@ -28,7 +28,7 @@ impl ClosedLoop {
         }
         while conn.inflight.len() < self.in_flight {
             let len = ctx.pick_size();
-            conn.queue_message(ctx.kind, ctx.rng, len, now_ns, now_ns, ctx.out);
+            conn.queue_message(ctx.kind, ctx.rng, len, now_ns, now_ns);
             *ctx.sent += 1;
         }
     }

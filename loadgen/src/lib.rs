@@ -30,7 +30,6 @@ pub mod conn;
 pub mod error;
 pub mod handshake;
 pub mod hlog;
-pub mod inflight;
 pub mod interrupt;
 pub mod open;
 pub mod payload;

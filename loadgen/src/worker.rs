@@ -26,19 +26,11 @@
 //!   instant, and any later arrival raises a new edge; so we don't issue the
 //!   extra `read()` that would only return `EAGAIN`.
 //! * **Batched writes.** All messages a read event triggers (K echoes with
-//!   `--in-flight K`, a pong) are encoded into one buffer and written with
-//!   one `send()`.
-//! * **In-place parsing in shared buffers, no allocation per message.**
-//!   Every read lands in one worker-wide receive buffer and every message
-//!   is encoded into one worker-wide send buffer ([`crate::conn::Scratch`]),
-//!   which stay in the CPU cache across connections; a connection's own
-//!   buffers only hold a partial frame or output the socket did not take.
-//!   The oldest in-flight message is kept inside the connection
-//!   ([`crate::inflight`]), and the connection's hot fields are laid out
-//!   together. Profiling at 100 x 20 B showed the user time per echo going
-//!   mostly to cache misses on per-connection heap memory (the in-flight
-//!   queue, the receive and send buffers), which the kernel's work between
-//!   two echoes of a connection evicts.
+//!   `--in-flight K`, a pong) are encoded into the connection's buffer and
+//!   written with one `write()`.
+//! * **In-place parsing, no allocation per message.** Frames are parsed in
+//!   the receive buffer; the payload template, buffers and the in-flight
+//!   queue are allocated once per connection.
 //! * **One histogram record per echo in the closed loop**, where the
 //!   corrected and uncorrected latencies are the same number (see
 //!   [`crate::stats::Interval::same`]); it is added to both histograms once
@@ -66,12 +58,15 @@
 //!   `lt_equiv`, a C client that sends `load_test`'s exact traffic with
 //!   nothing else (against both fastwebsockets and ringecho). Kernel time
 //!   per message was the same for both (~6 us). loadgen spent ~0.4-0.5 us
-//!   per message more in user space, and perf put most of that on cache
-//!   misses in per-connection memory. The shared buffers, the inline
-//!   in-flight message and the single closed-loop histogram came from that
-//!   profile. Re-measured in 17 paired rounds per server, loadgen before and
-//!   after the change both ran level with `lt_equiv`. The change itself made
-//!   no difference measurable on the shared VM.
+//!   per message more in user space. On a contended machine, perf put most
+//!   of that on cache misses in per-connection memory. Re-measured in 27
+//!   paired rounds, loadgen ran at 0.94-1.0x `lt_equiv`.
+//! * Tried and reverted: a worker-wide receive and send buffer, the oldest
+//!   in-flight message stored inline, a hot-first field layout, 64-byte
+//!   alignment, and touching a batch's connections before handling them.
+//!   On a quiet machine they measured no better in msg/s or in user CPU
+//!   per message (`results/loadgen/closed-100x20.md`), so the simpler
+//!   per-connection buffers stay.
 //! * glibc's cancellation wrappers around `send`/`recv` were 16% of user
 //!   time (the process is multi-threaded); raw syscalls removed them.
 //! * Per-frame CSPRNG masking: 24 ns per 20 B frame vs 4.5 ns for copying
@@ -93,7 +88,7 @@ use rand::{Rng, SeedableRng};
 use crate::clock::{self, Timer, NANOS_PER_SEC};
 use crate::closed::ClosedLoop;
 use crate::config::{Mode, RunConfig, SizeRange};
-use crate::conn::{Conn, Failure, Outcome, Scratch, State};
+use crate::conn::{Conn, Failure, Outcome, State};
 use crate::handshake;
 use crate::interrupt::StopSignal;
 use crate::open::OpenLoop;
@@ -124,8 +119,6 @@ pub struct SendCtx<'a> {
     pub end_ns: u64,
     /// Counts the messages queued.
     pub sent: &'a mut u64,
-    /// Where the messages are encoded (the worker's [`Scratch::tx`]).
-    pub out: &'a mut Vec<u8>,
 }
 
 impl SendCtx<'_> {
@@ -176,7 +169,6 @@ struct Worker {
     interval_start: u64,
     boundary: u64,
     driver: Driver,
-    scratch: Scratch,
     snapshots: Sender<Snapshot>,
     stop: Arc<StopSignal>,
     draining: bool,
@@ -234,7 +226,6 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
         interval_start: 0,
         boundary: 0,
         driver,
-        scratch: Scratch::new(),
         snapshots: spec.snapshots,
         stop: spec.stop,
         draining: false,
@@ -299,7 +290,6 @@ impl Worker {
                     size: self.cfg.size,
                     end_ns: self.end_ns,
                     sent: &mut self.stats.sent,
-                    out: &mut self.scratch.tx,
                 };
                 while let Some(slot) = open.pop_due(now) {
                     let Some(conn) = self.conns[slot].as_mut() else {
@@ -309,7 +299,7 @@ impl Worker {
                         continue;
                     }
                     open.send_due(slot, conn, &mut ctx, now);
-                    if let Err(e) = conn.send_out(ctx.out) {
+                    if let Err(e) = conn.flush() {
                         failed.push((slot, Failure::from_io(&e)));
                     }
                 }
@@ -516,13 +506,7 @@ impl Worker {
             }
         }
         if outcome == Outcome::Idle && readable && conn.state != State::Connecting {
-            outcome = conn.on_readable(
-                self.cfg.payload,
-                &mut self.rng,
-                &mut self.stats,
-                self.t0,
-                &mut self.scratch.rx,
-            );
+            outcome = conn.on_readable(self.cfg.payload, &mut self.rng, &mut self.stats, self.t0);
         }
         let now = conn.last_rx_ns;
         let mut ctx = SendCtx {
@@ -531,7 +515,6 @@ impl Worker {
             size: self.cfg.size,
             end_ns: self.end_ns,
             sent: &mut self.stats.sent,
-            out: &mut self.scratch.tx,
         };
         match outcome {
             Outcome::Idle => {}
@@ -555,7 +538,7 @@ impl Worker {
                 return;
             }
         }
-        if let Err(e) = conn.send_out(&mut self.scratch.tx) {
+        if let Err(e) = conn.flush() {
             let f = Failure::from_io(&e);
             self.finish_conn(slot, Some(f));
         }
