@@ -59,8 +59,9 @@
 //!   nothing else (against both fastwebsockets and ringecho). Kernel time
 //!   per message was the same for both (~6 us). loadgen spent ~0.4-0.5 us
 //!   per message more in user space. On a contended machine, perf put most
-//!   of that on cache misses in per-connection memory. Re-measured in 27
-//!   paired rounds, loadgen ran at 0.94-1.0x `lt_equiv`.
+//!   of that on cache misses in per-connection memory. Re-measured on a
+//!   quiet machine, loadgen ran at a median 0.98x `lt_equiv` (10 paired
+//!   rounds against fastwebsockets).
 //! * Tried and reverted: a worker-wide receive and send buffer, the oldest
 //!   in-flight message stored inline, a hot-first field layout, 64-byte
 //!   alignment, and touching a batch's connections before handling them.
