@@ -22,7 +22,8 @@ use crate::target::Target;
     version,
     args_conflicts_with_subcommands = true,
     after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 every connection failed, \
-                  4 bad echoes, 5 some connections failed or were lost.\n\
+                  4 bad echoes, 5 some connections failed or were lost, 130 stopped by Ctrl-C \
+                  (the report covers the part that ran; a second Ctrl-C quits at once).\n\
                   Examples:\n  loadgen ws://127.0.0.1:5000/ws --preset fws-100x20 --pin 0\n  \
                   loadgen ws://127.0.0.1:5000/ws --mode open --rate 128 -c 200 --size 18..64 \
                   --hlog run.hlog\n  loadgen merge a.hlog b.hlog"
@@ -82,7 +83,8 @@ pub struct RunArgs {
     /// New connections per second; 0 opens them all at once [default: 2000].
     #[arg(long, value_name = "PER_SEC")]
     pub connect_rate: Option<f64>,
-    /// Give up on a connect + handshake after this long [default: 5s].
+    /// Give up on a connect + handshake after this long, checked at the
+    /// deadline (within ~10 ms) [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub connect_timeout: Option<Duration>,
     /// closed: next message as soon as an echo returns. open: fixed tick rate [default: closed].
@@ -118,7 +120,8 @@ pub struct RunArgs {
     /// Write the report as JSON (stable schema, see README).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Write an HdrHistogram interval log (V2 compressed, ns).
+    /// Write an HdrHistogram interval log (V2 compressed, ns), one interval
+    /// per second as the run goes (tail -f works; Ctrl-C leaves a valid log).
     #[arg(long, value_name = "FILE")]
     pub hlog: Option<PathBuf>,
     /// No live line.

@@ -484,12 +484,18 @@ pub fn on_message(
         Ok(()) => {
             stats.messages += 1;
             stats.bytes += data.len() as u64;
-            stats
-                .uncorrected
-                .saturating_record(now.saturating_sub(p.sent_ns));
-            stats
-                .corrected
-                .saturating_record(now.saturating_sub(p.intended_ns));
+            // Sent exactly when intended (every closed-loop message): one
+            // latency, corrected and uncorrected alike, recorded once.
+            if p.sent_ns == p.intended_ns {
+                stats.same.saturating_record(now.saturating_sub(p.sent_ns));
+            } else {
+                stats
+                    .uncorrected
+                    .saturating_record(now.saturating_sub(p.sent_ns));
+                stats
+                    .corrected
+                    .saturating_record(now.saturating_sub(p.intended_ns));
+            }
         }
         Err(m) => stats.errors.count(m),
     }

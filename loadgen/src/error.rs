@@ -45,6 +45,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The Ctrl-C handler could not be installed.
+    #[error("cannot handle Ctrl-C (SIGINT): {0}")]
+    Signal(io::Error),
     /// A worker thread failed (its event loop hit an I/O error it cannot survive).
     #[error("worker {worker}: {source}")]
     Worker {

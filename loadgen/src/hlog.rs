@@ -1,4 +1,5 @@
-//! HdrHistogram interval logs: writing one per run, and merging several.
+//! HdrHistogram interval logs: writing one while a run goes on, and
+//! merging several.
 //!
 //! The log is the standard format read by the HdrHistogram tools
 //! (`HistogramLogProcessor`, HdrHistogramVisualizer, the `hdrhistogram`
@@ -9,7 +10,10 @@
 //! histograms are the corrected latency (from the intended send time);
 //! lines tagged `Tag=uncorrected` carry the latency from the actual send.
 //! Warmup intervals are not written, so the log holds exactly what the
-//! report measured.
+//! report measured. The header is written when the run starts and each
+//! interval as soon as it closes ([`HlogWriter`]), so a long run can be
+//! watched with `tail -f`, and an interrupted or crashed run still leaves
+//! a valid log of everything up to its last complete interval.
 //!
 //! # Merging
 //!
@@ -22,7 +26,7 @@
 //! while the average of the p99s (~50 ms) corresponds to no sample at all.
 //! Histograms add exactly; percentiles don't.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -55,63 +59,136 @@ pub struct LogInterval {
     pub uncorrected: Histogram<u64>,
 }
 
-/// Writes an interval log to `path`. `start` is the wall-clock time the
-/// interval starts are relative to; `description` goes into the header.
+/// How the histogram lines are written: `Interval_Max` in ms, as the Java
+/// `HistogramLogWriter` does.
+fn line_format() -> IntervalLogWriterBuilder {
+    let mut b = IntervalLogWriterBuilder::new();
+    b.with_max_value_divisor(1e6);
+    b
+}
+
+/// An interval log being written while the run goes on.
+///
+/// [`HlogWriter::create`] writes the whole header at once; each
+/// [`HlogWriter::append`] writes one interval (its corrected and its
+/// uncorrected line) with a single `write(2)`, straight to the file with no
+/// user-space buffer. So `tail -f` shows each interval as it closes, and a
+/// run that crashes or is killed leaves a log that ends after its last
+/// complete interval, readable by every HdrHistogram tool.
+pub struct HlogWriter {
+    path: PathBuf,
+    file: File,
+    serializer: V2DeflateSerializer,
+    line: Vec<u8>,
+    /// Length of what `begin_log_with` writes before any histogram (the
+    /// `#[MaxValueDivisor]` comment): part of the header, skipped on appends.
+    preamble_len: usize,
+}
+
+impl std::fmt::Debug for HlogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlogWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HlogWriter {
+    /// Creates (or truncates) `path` and writes the header. `start` is the
+    /// wall-clock time the interval starts are relative to; `description`
+    /// goes into the header.
+    pub fn create(path: &Path, start: SystemTime, description: &str) -> Result<HlogWriter> {
+        let secs = start
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let mut header: Vec<u8> = Vec::new();
+        let _ = writeln!(
+            header,
+            "#[Logged with loadgen {}: {description}]",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(header, "#[Histogram log format version 1.3]");
+        let _ = writeln!(
+            header,
+            "#[StartTime: {secs:.3} (seconds since epoch), {}]",
+            humantime::format_rfc3339_millis(start)
+        );
+        let _ = writeln!(header, "#[BaseTime: {secs:.3} (seconds since epoch)]");
+        let _ = writeln!(
+            header,
+            "#[Values: round-trip latency in ns. Untagged: corrected for coordinated omission \
+             (from the intended send time). Tag={TAG_UNCORRECTED}: from the actual send time.]"
+        );
+        let _ = writeln!(
+            header,
+            "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+        );
+        let mut serializer = V2DeflateSerializer::new();
+        let before = header.len();
+        line_format()
+            .begin_log_with(&mut header, &mut serializer)
+            .map_err(|e| hlog_error(path, e.to_string()))?;
+        let preamble_len = header.len() - before;
+        let mut file = File::create(path).map_err(|source| file_error(path, source))?;
+        file.write_all(&header)
+            .map_err(|source| file_error(path, source))?;
+        Ok(HlogWriter {
+            path: path.to_path_buf(),
+            file,
+            serializer,
+            line: Vec::new(),
+            preamble_len,
+        })
+    }
+
+    /// Appends one interval: the corrected histogram untagged, then the
+    /// uncorrected one tagged [`TAG_UNCORRECTED`].
+    pub fn append(&mut self, iv: &LogInterval) -> Result<()> {
+        self.line.clear();
+        {
+            let mut w = line_format()
+                .begin_log_with(&mut self.line, &mut self.serializer)
+                .map_err(|e| hlog_error(&self.path, e.to_string()))?;
+            w.write_histogram(&iv.corrected, iv.start, iv.length, None)
+                .map_err(|e| hlog_error(&self.path, e.to_string()))?;
+            w.write_histogram(
+                &iv.uncorrected,
+                iv.start,
+                iv.length,
+                Tag::new(TAG_UNCORRECTED),
+            )
+            .map_err(|e| hlog_error(&self.path, e.to_string()))?;
+        }
+        self.file
+            .write_all(&self.line[self.preamble_len..])
+            .map_err(|source| file_error(&self.path, source))
+    }
+}
+
+/// Writes a whole interval log at once (header and `intervals`) to `path`.
 pub fn write_log(
     path: &Path,
     start: SystemTime,
     description: &str,
     intervals: &[LogInterval],
 ) -> Result<()> {
-    let hlog_err = |reason: String| Error::Hlog {
+    let mut w = HlogWriter::create(path, start, description)?;
+    intervals.iter().try_for_each(|iv| w.append(iv))
+}
+
+fn hlog_error(path: &Path, reason: String) -> Error {
+    Error::Hlog {
         path: path.to_path_buf(),
         reason,
-    };
-    let secs = start
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    let mut out: Vec<u8> = Vec::new();
-    let _ = writeln!(
-        out,
-        "#[Logged with loadgen {}: {description}]",
-        env!("CARGO_PKG_VERSION")
-    );
-    let _ = writeln!(out, "#[Histogram log format version 1.3]");
-    let _ = writeln!(
-        out,
-        "#[StartTime: {secs:.3} (seconds since epoch), {}]",
-        humantime::format_rfc3339_millis(start)
-    );
-    let _ = writeln!(out, "#[BaseTime: {secs:.3} (seconds since epoch)]");
-    let _ = writeln!(
-        out,
-        "#[Values: round-trip latency in ns. Untagged: corrected for coordinated omission \
-         (from the intended send time). Tag={TAG_UNCORRECTED}: from the actual send time.]"
-    );
-    let _ = writeln!(
-        out,
-        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
-    );
-    let mut serializer = V2DeflateSerializer::new();
-    {
-        // Interval_Max is written in ms, as the Java HistogramLogWriter does.
-        let mut w = IntervalLogWriterBuilder::new()
-            .with_max_value_divisor(1e6)
-            .begin_log_with(&mut out, &mut serializer)
-            .map_err(|e| hlog_err(e.to_string()))?;
-        let tag = Tag::new(TAG_UNCORRECTED);
-        for iv in intervals {
-            w.write_histogram(&iv.corrected, iv.start, iv.length, None)
-                .map_err(|e| hlog_err(e.to_string()))?;
-            w.write_histogram(&iv.uncorrected, iv.start, iv.length, tag)
-                .map_err(|e| hlog_err(e.to_string()))?;
-        }
     }
-    fs::write(path, out).map_err(|source| Error::File {
+}
+
+fn file_error(path: &Path, source: std::io::Error) -> Error {
+    Error::File {
         path: path.to_path_buf(),
         source,
-    })
+    }
 }
 
 /// The histograms of one log, added up.

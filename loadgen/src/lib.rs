@@ -13,7 +13,8 @@
 //! * [`cli`] turns options (and a [`presets`] entry) into a [`config::RunConfig`].
 //! * [`run`] is the coordinator: spawns the [`worker`]s, adds up their
 //!   [`stats`] each interval, shows [`progress`], and writes the
-//!   [`report`] and the [`hlog`].
+//!   [`report`] and the [`hlog`]; [`interrupt`] turns Ctrl-C into an
+//!   early, orderly end.
 //! * [`worker`] is one pinned thread with its own epoll loop; it paces
 //!   messages with the [`closed`] or [`open`] driver over its [`conn`]s.
 //! * [`conn`] owns a socket, does the [`handshake`], frames with the
@@ -29,6 +30,7 @@ pub mod conn;
 pub mod error;
 pub mod handshake;
 pub mod hlog;
+pub mod interrupt;
 pub mod open;
 pub mod payload;
 pub mod presets;

@@ -20,21 +20,32 @@ fn real_main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     if let Some(Command::Merge(m)) = cli.command {
         let report = loadgen::hlog::merge(&m.files)?;
-        println!("{report}");
+        print_out(&report.to_string())?;
         if let Some(path) = &m.json {
             loadgen::run::write_json(path, &report)?;
         }
         return Ok(0);
     }
     if cli.run.list_presets {
-        print!("{}", loadgen::presets::describe_all());
+        print_out(loadgen::presets::describe_all().trim_end())?;
         return Ok(0);
     }
     let cfg = cli.run.into_config().context("bad options")?;
     let report = loadgen::run::run(cfg)?;
-    println!("{report}");
+    print_out(&report.to_string())?;
     if report.exit.code != 0 {
         eprintln!("loadgen: {}", report.exit.message);
     }
     Ok(report.exit.code as u8)
+}
+
+/// Prints `text` and a newline on stdout. A closed pipe (`loadgen ... | head`)
+/// is not an error: the reader has seen what it wanted.
+fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }

@@ -194,6 +194,9 @@ pub enum ExitStatus {
     EchoErrors,
     /// Some connections failed or were lost, but the load ran: exit code 5.
     ConnectionErrors,
+    /// Stopped early by Ctrl-C (SIGINT); the report covers the part that
+    /// ran: exit code 130, the shell's code for "ended by SIGINT".
+    Interrupted,
 }
 
 impl ExitStatus {
@@ -204,6 +207,7 @@ impl ExitStatus {
             ExitStatus::AllConnectionsFailed => 3,
             ExitStatus::EchoErrors => 4,
             ExitStatus::ConnectionErrors => 5,
+            ExitStatus::Interrupted => 130,
         }
     }
 }
@@ -256,11 +260,18 @@ pub struct Report {
 
 impl Report {
     /// Builds the report from the measured window and the whole-run totals.
+    /// `interrupted` says the load was stopped early by Ctrl-C.
+    ///
+    /// The exit status is the most serious finding: every connection
+    /// failed (3), then bad echoes (4), then the interruption (130), then
+    /// failed or lost connections (5). An interrupted run says so even when
+    /// connections were still opening: they were cut short, not refused.
     pub fn build(
         cfg: &RunConfig,
         measured: &Interval,
         measured_s: f64,
         whole: &Interval,
+        interrupted: bool,
     ) -> Report {
         // Connections still connecting or handshaking when the run ended (or
         // never started) did not open either: count them, or a run could
@@ -297,6 +308,16 @@ impl Report {
                 ExitStatus::EchoErrors,
                 format!("{} bad echoes ({})", errors.total, describe_errors(&errors)),
             )
+        } else if interrupted {
+            let message = if measured_s > 0.0 {
+                format!(
+                    "interrupted (Ctrl-C): report of the first {measured_s:.2} s of {:.2} s",
+                    cfg.duration.as_secs_f64()
+                )
+            } else {
+                "interrupted (Ctrl-C) during the warmup: nothing was measured".to_string()
+            };
+            (ExitStatus::Interrupted, message)
         } else if failures > 0 || lost > 0 {
             let mut parts = Vec::new();
             if failures > 0 {

@@ -1,5 +1,5 @@
 //! The coordinator: starts the workers, lines up their interval snapshots,
-//! prints the live line, and builds the report, the JSON and the hlog.
+//! prints the live line, streams the hlog, and builds the report and the JSON.
 //!
 //! The coordinator runs on the main thread and wakes once per interval
 //! (one message per worker per second), so it costs the load nothing.
@@ -12,9 +12,10 @@ use std::time::{Duration, SystemTime};
 use crate::clock;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
-use crate::hlog::{self, LogInterval};
+use crate::hlog::{HlogWriter, LogInterval};
+use crate::interrupt::StopSignal;
 use crate::progress::{LiveLine, Progress};
-use crate::report::Report;
+use crate::report::{ConfigSummary, Report};
 use crate::stats::{Interval, Phase, Snapshot};
 use crate::worker::{self, WorkerSpec};
 
@@ -24,17 +25,116 @@ const START_DELAY: Duration = Duration::from_millis(20);
 struct Pending {
     reports: usize,
     start_ns: u64,
+    end_ns: u64,
     phase: Phase,
     data: Interval,
 }
 
+/// Adds up the intervals as they complete: the live line, the measured
+/// and whole-run totals, and the interval log, written as it goes.
+struct Collector {
+    progress: Progress,
+    warm_ns: u64,
+    measured: Interval,
+    whole: Interval,
+    measured_ns: u64,
+    hlog: Option<HlogWriter>,
+    hlog_error: Option<Error>,
+}
+
+impl Collector {
+    /// Takes one interval of all workers added up.
+    fn emit(&mut self, p: Pending) {
+        self.whole.add(&p.data);
+        if p.phase == Phase::Drain {
+            return;
+        }
+        let len_ns = p.end_ns - p.start_ns;
+        self.progress.interval(&LiveLine::from_interval(
+            &p.data,
+            p.phase,
+            p.end_ns as f64 / 1e9,
+            len_ns as f64 / 1e9,
+        ));
+        if p.phase != Phase::Measure {
+            return;
+        }
+        self.measured.add(&p.data);
+        self.measured_ns += len_ns;
+        if let Some(log) = &mut self.hlog {
+            let iv = LogInterval {
+                start: Duration::from_nanos(p.start_ns.saturating_sub(self.warm_ns)),
+                length: Duration::from_nanos(len_ns),
+                corrected: p.data.corrected,
+                uncorrected: p.data.uncorrected,
+            };
+            if let Err(e) = log.append(&iv) {
+                // Keep the run going; the error decides the exit at the end.
+                self.hlog = None;
+                self.hlog_error = Some(e);
+            }
+        }
+    }
+
+    /// Intervals that not every worker reported with the same end: after a
+    /// Ctrl-C the workers' last intervals end where each one stopped, and a
+    /// worker that dies early leaves the others' intervals incomplete. They
+    /// are all at the end of the run, so they are merged into one last
+    /// interval per phase, which keeps every sample counted exactly once.
+    fn emit_tail(&mut self, leftovers: BTreeMap<u64, Pending>) {
+        let mut tails: [Option<Pending>; 2] = [None, None];
+        for (_, p) in leftovers {
+            let i = match p.phase {
+                Phase::Drain => {
+                    self.whole.add(&p.data);
+                    continue;
+                }
+                Phase::Warmup => 0,
+                Phase::Measure => 1,
+            };
+            match &mut tails[i] {
+                Some(t) => {
+                    t.start_ns = t.start_ns.min(p.start_ns);
+                    t.end_ns = t.end_ns.max(p.end_ns);
+                    t.data.add(&p.data);
+                }
+                slot @ None => *slot = Some(p),
+            }
+        }
+        for t in tails.into_iter().flatten() {
+            self.emit(t);
+        }
+    }
+}
+
 /// Runs the load described by `cfg` and returns its report. The JSON
-/// report and the interval log are written here when requested.
+/// report is written here when requested, and the interval log while the
+/// run goes on. Ctrl-C ends the load early with a report of what ran
+/// (see [`crate::interrupt`]).
 pub fn run(cfg: RunConfig) -> Result<Report> {
     let cfg = Arc::new(cfg);
-    let (tx, rx) = mpsc::channel::<Snapshot>();
+    let stop = StopSignal::on_ctrl_c().map_err(Error::Signal)?;
     let t0 = clock::now_ns() + START_DELAY.as_nanos() as u64;
     let wall_t0 = SystemTime::now() + START_DELAY;
+    // Open the log before any load: a bad path fails now, not after the run.
+    let hlog = match &cfg.hlog {
+        Some(path) => {
+            let description = format!(
+                "{} {} x {} {}",
+                cfg.target.url,
+                cfg.connections,
+                cfg.size,
+                ConfigSummary::from_config(&cfg).mode
+            );
+            Some(HlogWriter::create(
+                path,
+                wall_t0 + cfg.warmup,
+                &description,
+            )?)
+        }
+        None => None,
+    };
+    let (tx, rx) = mpsc::channel::<Snapshot>();
     let mut handles = Vec::with_capacity(cfg.threads);
     for index in 0..cfg.threads {
         let spec = WorkerSpec {
@@ -42,6 +142,7 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
             cfg: cfg.clone(),
             t0,
             snapshots: tx.clone(),
+            stop: stop.clone(),
         };
         let h = thread::Builder::new()
             .name(format!("loadgen-w{index}"))
@@ -54,44 +155,21 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
     }
     drop(tx);
 
-    let progress = Progress::new(cfg.warmup + cfg.duration, cfg.quiet);
-    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
-    let mut measured = Interval::default();
-    let mut whole = Interval::default();
-    let mut measured_ns = 0u64;
-    let mut log: Vec<LogInterval> = Vec::new();
-    let warm_ns = cfg.warmup.as_nanos() as u64;
-
-    let mut emit = |end_ns: u64, p: Pending| {
-        whole.add(&p.data);
-        if p.phase == Phase::Drain {
-            return;
-        }
-        let len_ns = end_ns - p.start_ns;
-        progress.interval(&LiveLine::from_interval(
-            &p.data,
-            p.phase,
-            end_ns as f64 / 1e9,
-            len_ns as f64 / 1e9,
-        ));
-        if p.phase == Phase::Measure {
-            measured.add(&p.data);
-            measured_ns += len_ns;
-            if cfg.hlog.is_some() {
-                log.push(LogInterval {
-                    start: Duration::from_nanos(p.start_ns.saturating_sub(warm_ns)),
-                    length: Duration::from_nanos(len_ns),
-                    corrected: p.data.corrected,
-                    uncorrected: p.data.uncorrected,
-                });
-            }
-        }
+    let mut c = Collector {
+        progress: Progress::new(cfg.warmup + cfg.duration, cfg.quiet),
+        warm_ns: cfg.warmup.as_nanos() as u64,
+        measured: Interval::default(),
+        whole: Interval::default(),
+        measured_ns: 0,
+        hlog,
+        hlog_error: None,
     };
-
+    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     for snap in rx {
         let entry = pending.entry(snap.end_ns).or_insert_with(|| Pending {
             reports: 0,
             start_ns: snap.start_ns,
+            end_ns: snap.end_ns,
             phase: snap.phase,
             data: Interval::default(),
         });
@@ -99,15 +177,12 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         entry.data.add(&snap.data);
         if entry.reports == cfg.threads {
             if let Some(p) = pending.remove(&snap.end_ns) {
-                emit(snap.end_ns, p);
+                c.emit(p);
             }
         }
     }
-    // Only left over if a worker died early: count what it did send.
-    for (end_ns, p) in std::mem::take(&mut pending) {
-        emit(end_ns, p);
-    }
-    progress.finish();
+    c.emit_tail(pending);
+    c.progress.finish();
 
     for (index, h) in handles.into_iter().enumerate() {
         match h.join() {
@@ -127,16 +202,18 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         }
     }
 
-    let report = Report::build(&cfg, &measured, measured_ns as f64 / 1e9, &whole);
+    let report = Report::build(
+        &cfg,
+        &c.measured,
+        c.measured_ns as f64 / 1e9,
+        &c.whole,
+        stop.stopped_at().is_some(),
+    );
     if let Some(path) = &cfg.json {
         write_json(path, &report)?;
     }
-    if let Some(path) = &cfg.hlog {
-        let description = format!(
-            "{} {} x {} {}",
-            cfg.target.url, cfg.connections, cfg.size, report.config.mode
-        );
-        hlog::write_log(path, wall_t0 + cfg.warmup, &description, &log)?;
+    if let Some(e) = c.hlog_error {
+        return Err(e);
     }
     Ok(report)
 }

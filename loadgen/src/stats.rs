@@ -126,6 +126,11 @@ pub struct Interval {
     pub corrected: Histogram<u64>,
     /// Round trip counted from the actual send time (ns).
     pub uncorrected: Histogram<u64>,
+    /// Round trips of messages sent exactly when intended (every message of
+    /// the closed loop), whose corrected and uncorrected latency are the
+    /// same sample: recorded once here instead of twice, and added to both
+    /// histograms by [`Interval::fold_same`] before the interval is reported.
+    pub same: Histogram<u64>,
     /// TCP connect + WebSocket handshake time (ns).
     pub connect: Histogram<u64>,
     /// Messages sent.
@@ -151,6 +156,7 @@ impl Default for Interval {
         Interval {
             corrected: new_histogram(),
             uncorrected: new_histogram(),
+            same: new_histogram(),
             connect: new_histogram(),
             sent: 0,
             messages: 0,
@@ -165,12 +171,25 @@ impl Default for Interval {
 }
 
 impl Interval {
+    /// Adds the [`same`](Self::same) samples to both the corrected and the
+    /// uncorrected histogram, and empties it.
+    pub fn fold_same(&mut self) {
+        if self.same.is_empty() {
+            return;
+        }
+        // Same bounds everywhere, so addition cannot fail.
+        let _ = self.corrected.add(&self.same);
+        let _ = self.uncorrected.add(&self.same);
+        self.same.reset();
+    }
+
     /// Adds another worker's interval (or another interval) into this one.
     /// `open_now` adds too, which is right for workers of the same instant.
     pub fn add(&mut self, o: &Interval) {
         // Same bounds everywhere, so addition cannot fail.
         let _ = self.corrected.add(&o.corrected);
         let _ = self.uncorrected.add(&o.uncorrected);
+        let _ = self.same.add(&o.same);
         let _ = self.connect.add(&o.connect);
         self.sent += o.sent;
         self.messages += o.messages;
@@ -228,5 +247,19 @@ mod tests {
         assert_eq!(a.messages, 3);
         assert_eq!(a.connect_failures.total(), 2);
         assert_eq!(a.connect_failures.describe(), "2 x HTTP 403 Forbidden");
+    }
+
+    #[test]
+    fn same_samples_count_as_corrected_and_uncorrected() {
+        let mut a = Interval::default();
+        a.same.record(1_000).unwrap();
+        a.same.record(2_000).unwrap();
+        a.corrected.record(9_000).unwrap();
+        a.uncorrected.record(5_000).unwrap();
+        a.fold_same();
+        assert_eq!((a.corrected.len(), a.uncorrected.len()), (3, 3));
+        assert!(a.corrected.equivalent(a.corrected.max(), 9_000));
+        assert_eq!(a.uncorrected.min(), 1_000);
+        assert!(a.same.is_empty());
     }
 }

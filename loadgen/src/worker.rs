@@ -31,8 +31,18 @@
 //! * **In-place parsing, no allocation per message.** Frames are parsed in
 //!   the receive buffer; the payload template, buffers and the in-flight
 //!   queue are allocated once per connection.
+//! * **One histogram record per echo in the closed loop**, where the
+//!   corrected and uncorrected latencies are the same number (see
+//!   [`crate::stats::Interval::same`]); it is added to both histograms once
+//!   per interval.
 //! * **One clock read per read event**, used both as the receive time of the
-//!   echoes and as the send time of the messages they trigger.
+//!   echoes it carried and as the send time of the messages they trigger.
+//!   Not one per `epoll_wait` batch: a batch takes several microseconds
+//!   per event to work through, and one timestamp for all of it would
+//!   shift every latency by its position in the batch. Not `rdtsc`
+//!   either: `clock_gettime` through the vDSO was ~1% of the client's CPU,
+//!   and a TSC clock would have to be kept in step with `CLOCK_MONOTONIC`
+//!   (NTP slews it) for the `timerfd` deadlines.
 //! * **Honest masking**: a fresh CSPRNG key per frame (see
 //!   [`crate::codec`]), not a fixed key.
 //! * **A `timerfd` for deadlines** (ticks, connects, interval ends) with
@@ -44,12 +54,20 @@
 //! Measurements (all at 100 x 20 B, server on CPU 1, loadgen on CPU 0,
 //! 2-vCPU VM; details and raw data in `results/loadgen/closed-100x20.md`):
 //!
-//! * loadgen reaches a median 0.91-0.92x the msg/s of `lt_equiv`, a C
-//!   client that sends `load_test`'s exact traffic with nothing else
-//!   (against both fastwebsockets and ringecho). Kernel time per message
-//!   is the same for both (~6 us); loadgen spends ~0.4-0.5 us/msg more in
-//!   user space, on checking every echo, two histogram records, a CSPRNG
-//!   mask key and a clock read.
+//! * The first measurement had loadgen at a median 0.91-0.92x the msg/s of
+//!   `lt_equiv`, a C client that sends `load_test`'s exact traffic with
+//!   nothing else (against both fastwebsockets and ringecho). Kernel time
+//!   per message was the same for both (~6 us). loadgen spent ~0.4-0.5 us
+//!   per message more in user space. On a contended machine, perf put most
+//!   of that on cache misses in per-connection memory. Re-measured on a
+//!   quiet machine, loadgen ran at a median 0.98x `lt_equiv` (10 paired
+//!   rounds against fastwebsockets).
+//! * Tried and reverted: a worker-wide receive and send buffer, the oldest
+//!   in-flight message stored inline, a hot-first field layout, 64-byte
+//!   alignment, and touching a batch's connections before handling them.
+//!   On a quiet machine they measured no better in msg/s or in user CPU
+//!   per message (`results/loadgen/closed-100x20.md`), so the simpler
+//!   per-connection buffers stay.
 //! * glibc's cancellation wrappers around `send`/`recv` were 16% of user
 //!   time (the process is multi-threaded); raw syscalls removed them.
 //! * Per-frame CSPRNG masking: 24 ns per 20 B frame vs 4.5 ns for copying
@@ -73,11 +91,17 @@ use crate::closed::ClosedLoop;
 use crate::config::{Mode, RunConfig, SizeRange};
 use crate::conn::{Conn, Failure, Outcome, State};
 use crate::handshake;
+use crate::interrupt::StopSignal;
 use crate::open::OpenLoop;
 use crate::payload::PayloadKind;
 use crate::stats::{Interval, Phase, Snapshot};
 
 const TIMER: Token = Token(usize::MAX - 1);
+const STOP: Token = Token(usize::MAX - 2);
+/// Connect timeouts are checked at their deadline, but at most this often
+/// (a scan over the pending connections), so thousands of connections
+/// opening at once cost a bounded number of scans.
+const TIMEOUT_SCAN_MIN_NS: u64 = 10_000_000;
 /// Length of one reporting interval.
 pub const INTERVAL_NS: u64 = NANOS_PER_SEC;
 /// How long the end-of-run close handshake may take.
@@ -126,6 +150,8 @@ pub struct WorkerSpec {
     pub t0: u64,
     /// Where interval snapshots go.
     pub snapshots: Sender<Snapshot>,
+    /// Ctrl-C: wakes the worker and agrees on when the load stops.
+    pub stop: Arc<StopSignal>,
 }
 
 struct Worker {
@@ -145,6 +171,11 @@ struct Worker {
     boundary: u64,
     driver: Driver,
     snapshots: Sender<Snapshot>,
+    stop: Arc<StopSignal>,
+    draining: bool,
+    /// Earliest connect/handshake deadline among the pending connections
+    /// (ns since run start), `u64::MAX` when none is pending.
+    next_timeout_ns: u64,
 }
 
 /// Runs one worker to completion: connect, load, drain, report.
@@ -164,6 +195,11 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
     let timer = Timer::new()?;
     poll.registry()
         .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+    poll.registry().register(
+        &mut SourceFd(&spec.stop.wake_fd()),
+        STOP,
+        Interest::READABLE,
+    )?;
     let warm_ns = cfg.warmup.as_nanos() as u64;
     let end_ns = warm_ns + cfg.duration.as_nanos() as u64;
     let n_local = cfg.connections_of(spec.index);
@@ -192,6 +228,9 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
         boundary: 0,
         driver,
         snapshots: spec.snapshots,
+        stop: spec.stop,
+        draining: false,
+        next_timeout_ns: u64::MAX,
     };
     w.boundary = w.next_boundary(0);
     let now = clock::now_ns();
@@ -230,8 +269,11 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = self.now();
+            if now >= self.next_timeout_ns {
+                self.check_timeouts(now);
+            }
             while now >= self.boundary {
-                if self.finish_interval(now) {
+                if self.finish_interval() {
                     return Ok(());
                 }
             }
@@ -266,7 +308,7 @@ impl Worker {
             for (slot, f) in failed {
                 self.finish_conn(slot, Some(f));
             }
-            let mut deadline = self.boundary;
+            let mut deadline = self.boundary.min(self.next_timeout_ns);
             if self.next_connect < self.conns.len() {
                 deadline = deadline.min(self.connect_due(self.next_connect));
             }
@@ -276,22 +318,24 @@ impl Worker {
                 }
             }
             self.timer.arm(self.t0 + deadline)?;
-            self.poll.poll(&mut events, Some(Duration::from_secs(1)))?;
+            self.wait(&mut events, Duration::from_secs(1))?;
             self.dispatch(&events);
         }
     }
 
-    /// Ends the current interval at `self.boundary`: sends the snapshot and
-    /// checks connect timeouts. Returns true when the run's end was reached.
-    fn finish_interval(&mut self, now: u64) -> bool {
-        self.check_timeouts(now);
+    /// Ends the current interval at `self.boundary` and sends its snapshot.
+    /// Returns true when the run's end was reached.
+    fn finish_interval(&mut self) -> bool {
         let end = self.boundary;
         let phase = if end <= self.warm_ns {
             Phase::Warmup
         } else {
             Phase::Measure
         };
-        self.send_snapshot(self.interval_start, end, phase);
+        // Empty only when a Ctrl-C stop fell on this interval's start.
+        if end > self.interval_start {
+            self.send_snapshot(self.interval_start, end, phase);
+        }
         self.interval_start = end;
         if end >= self.end_ns {
             return true;
@@ -303,6 +347,7 @@ impl Worker {
     fn send_snapshot(&mut self, start_ns: u64, end_ns: u64, phase: Phase) {
         let mut data = std::mem::take(&mut self.stats);
         data.open_now = self.open_now;
+        data.fold_same();
         // The coordinator only goes away on a fatal error; nothing to do then.
         let _ = self.snapshots.send(Snapshot {
             worker: self.index,
@@ -313,11 +358,28 @@ impl Worker {
         });
     }
 
+    /// Waits for readiness events. A signal handled on this thread (Ctrl-C)
+    /// interrupts `epoll_wait`, which the kernel never restarts: that is an
+    /// empty wakeup, not an error (the stop itself arrives as an event).
+    fn wait(&mut self, events: &mut Events, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(events, Some(timeout)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                events.clear();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Hands each readiness event to its connection (the timer only wakes us).
     fn dispatch(&mut self, events: &Events) {
         for ev in events.iter() {
             if ev.token() == TIMER {
                 self.timer.clear();
+                continue;
+            }
+            if ev.token() == STOP {
+                self.on_stop();
                 continue;
             }
             self.on_event(
@@ -328,18 +390,49 @@ impl Worker {
         }
     }
 
+    /// Ctrl-C: ends the load at the stop time all workers agree on, so
+    /// their last intervals line up (see [`crate::interrupt`]).
+    fn on_stop(&mut self) {
+        let now = self.now();
+        if self.draining || now >= self.end_ns {
+            return;
+        }
+        let at = self.stop.stop_at(now).max(self.interval_start);
+        self.end_ns = self.end_ns.min(at);
+        self.boundary = self.boundary.min(self.end_ns);
+    }
+
+    /// The connect + handshake deadline of a connection (ns since run start).
+    fn connect_deadline(&self, conn: &Conn) -> u64 {
+        conn.started_ns.saturating_sub(self.t0) + self.cfg.connect_timeout.as_nanos() as u64
+    }
+
+    /// Fails the connections whose connect + handshake deadline has passed
+    /// and finds the next deadline. Runs when that deadline comes (the
+    /// `timerfd` wakes the loop for it), not on a fixed tick, and never on
+    /// the message path: once every connection is open there is nothing
+    /// pending and this is never called again.
     fn check_timeouts(&mut self, now: u64) {
-        let timeout = self.cfg.connect_timeout.as_nanos() as u64;
-        let abs = self.t0 + now;
+        let mut next = u64::MAX;
         for slot in 0..self.conns.len() {
-            let expired = self.conns[slot].as_ref().is_some_and(|c| {
-                matches!(c.state, State::Connecting | State::Handshaking)
-                    && abs.saturating_sub(c.started_ns) > timeout
-            });
-            if expired {
+            let Some(conn) = self.conns[slot].as_ref() else {
+                continue;
+            };
+            if !matches!(conn.state, State::Connecting | State::Handshaking) {
+                continue;
+            }
+            let deadline = self.connect_deadline(conn);
+            if now >= deadline {
                 self.finish_conn(slot, Some(Failure::timeout()));
+            } else {
+                next = next.min(deadline);
             }
         }
+        self.next_timeout_ns = if next == u64::MAX {
+            next
+        } else {
+            next.max(now + TIMEOUT_SCAN_MIN_NS)
+        };
     }
 
     fn start_connect(&mut self, slot: usize) {
@@ -358,7 +451,7 @@ impl Worker {
                         .count("io", &format!("register: {e}"));
                     return;
                 }
-                self.conns[slot] = Some(Conn::new(
+                let conn = Conn::new(
                     id,
                     stream,
                     started,
@@ -366,7 +459,11 @@ impl Worker {
                     self.cfg.payload,
                     self.cfg.size.max,
                     self.cfg.in_flight,
-                ));
+                );
+                // Later connections have later deadlines: only the first
+                // pending one can move the next check earlier.
+                self.next_timeout_ns = self.next_timeout_ns.min(self.connect_deadline(&conn));
+                self.conns[slot] = Some(conn);
             }
             Err(e) => {
                 let f = Failure::from_io(&e);
@@ -451,6 +548,7 @@ impl Worker {
     /// Closes every open connection politely and waits (briefly) for the
     /// server's Close, then sends the final snapshot.
     fn drain(&mut self) -> io::Result<()> {
+        self.draining = true;
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conns[slot].as_mut() else {
                 continue;
@@ -477,8 +575,7 @@ impl Worker {
             if now >= deadline {
                 break;
             }
-            self.poll
-                .poll(&mut events, Some(Duration::from_nanos(deadline - now)))?;
+            self.wait(&mut events, Duration::from_nanos(deadline - now))?;
             self.dispatch(&events);
         }
         for slot in 0..self.conns.len() {

@@ -35,6 +35,14 @@ enum Behavior {
     CloseAfter { n: usize },
     /// Echo on the first `n` connections; never answer later handshakes.
     SilentAfter { n: usize },
+    /// Echo each message as a raw frame written a few bytes at a time, so
+    /// the client sees frames split across reads.
+    Dribble,
+    /// Accept TCP, never answer the handshake, and note how long after the
+    /// accept the client hung up.
+    Silent {
+        hung_up_after: Arc<Mutex<Vec<Duration>>>,
+    },
 }
 
 struct TestServer {
@@ -77,6 +85,18 @@ fn handle(
                     .unwrap();
                 Err(resp)
             });
+            return;
+        }
+        Behavior::Silent { hung_up_after } => {
+            let accepted = Instant::now();
+            let mut stream = stream;
+            let mut buf = [0u8; 1024];
+            // Read (and ignore) the upgrade request until the client hangs up.
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            while matches!(std::io::Read::read(&mut stream, &mut buf), Ok(n) if n > 0) {}
+            hung_up_after.lock().unwrap().push(accepted.elapsed());
             return;
         }
         Behavior::SilentAfter { n } if index >= n => {
@@ -136,7 +156,26 @@ fn handle(
                 }
                 msg
             }
-            Behavior::Reject { .. } => unreachable!(),
+            Behavior::Dribble => {
+                let data = msg.into_data();
+                let mut frame = vec![0x82u8];
+                if data.len() < 126 {
+                    frame.push(data.len() as u8);
+                } else {
+                    frame.push(126);
+                    frame.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                }
+                frame.extend_from_slice(&data);
+                let stream = ws.get_mut();
+                for chunk in frame.chunks(3) {
+                    if std::io::Write::write_all(stream, chunk).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_micros(100));
+                }
+                continue;
+            }
+            Behavior::Reject { .. } | Behavior::Silent { .. } => unreachable!(),
         };
         if ws.send(msg).is_err() {
             return;
@@ -359,6 +398,18 @@ fn pipelined_in_flight_with_size_range_and_large_frames() {
 }
 
 #[test]
+fn frames_split_across_reads_are_reassembled() {
+    let s = serve(Behavior::Dribble);
+    let r = loadgen(&[
+        &s.url, "-c", "2", "-k", "2", "--size", "16..300", "-d", "1", "-w", "0",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "errors.total"), 0.0);
+    assert!(f(j, "messages") > 20.0, "{}", f(j, "messages"));
+}
+
+#[test]
 fn text_messages() {
     let s = serve(Behavior::Echo {
         delay: Duration::ZERO,
@@ -410,6 +461,201 @@ fn connections_still_handshaking_at_the_end_count_as_failed() {
     assert_eq!(f(j, "connections.opened"), 2.0);
     assert_eq!(f(j, "connections.failed"), 2.0);
     assert_eq!(f(j, "connections.failures.unopened"), 2.0);
+}
+
+#[test]
+fn connect_timeout_fires_at_its_deadline_not_at_the_next_second() {
+    let hung_up_after = Arc::new(Mutex::new(Vec::new()));
+    let s = serve(Behavior::Silent {
+        hung_up_after: hung_up_after.clone(),
+    });
+    let r = loadgen(&[
+        &s.url,
+        "-c",
+        "2",
+        "-d",
+        "2",
+        "-w",
+        "0",
+        "--connect-timeout",
+        "300ms",
+    ]);
+    assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
+    let j = report(&r);
+    assert_eq!(f(j, "connections.failures.timeout"), 2.0);
+    assert_eq!(f(j, "connections.opened"), 0.0);
+    assert_eq!(j["exit"]["status"], "all_connections_failed");
+    assert!(
+        r.stderr.contains("2 x connect/handshake timed out"),
+        "{}",
+        r.stderr
+    );
+    // When did loadgen give up? The server saw it hang up. The timeout must
+    // not fire early, and it must not wait for the next whole second (the
+    // old once-per-interval check hung up at 1 s, the end of the run at 2 s).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hung_up_after.lock().unwrap().len() < 2 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let seen = hung_up_after.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for d in seen {
+        assert!(
+            d >= Duration::from_millis(290) && d < Duration::from_millis(950),
+            "hung up {d:?} after the accept, timeout 300 ms"
+        );
+    }
+}
+
+/// Untagged (corrected) interval lines of an hlog.
+fn interval_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('"') && !l.starts_with("Tag="))
+        .filter(|l| l.contains(",HISTF"))
+        .count()
+}
+
+fn merge_count(path: &std::path::Path) -> (bool, f64) {
+    let json = tmp("merge-live.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["merge", path.to_str().unwrap(), "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return (false, 0.0);
+    }
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (true, f(&m, "latency_us.corrected.count"))
+}
+
+#[test]
+fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = serve(Behavior::Echo {
+        delay: Duration::from_millis(1),
+    });
+    let hlog = tmp("live.hlog");
+    let json = tmp("live.json");
+    let _ = std::fs::remove_file(&hlog);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([&s.url, "-c", "2", "-d", "120", "-w", "0.2", "--hlog"])
+        .arg(&hlog)
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while interval_lines(&hlog) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "loadgen ended before writing two intervals"
+        );
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no two intervals in the hlog after 60 s");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    // The run is still going, and what it has logged so far is a valid log.
+    assert!(child.try_wait().unwrap().is_none());
+    let (ok, live_count) = merge_count(&hlog);
+    assert!(ok, "the log of a running loadgen does not merge");
+    assert!(live_count > 0.0);
+
+    // Ctrl-C: the process ends in order, with the report of what ran.
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loadgen did not stop within 20 s of SIGINT");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted (Ctrl-C)"), "{stdout}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["exit"]["status"], "interrupted");
+    assert_eq!(f(&j, "exit.code"), 130.0);
+    assert_eq!(f(&j, "errors.total"), 0.0);
+    let measured = f(&j, "measured_s");
+    assert!((1.0..100.0).contains(&measured), "measured {measured} s");
+    assert!(f(&j, "messages") > 0.0);
+
+    // The log holds exactly the measured part, including the last partial
+    // interval, and merges.
+    let (ok, count) = merge_count(&hlog);
+    assert!(ok, "the log of an interrupted run does not merge");
+    assert_eq!(count, f(&j, "messages"));
+    assert_eq!(hlog_totals(&hlog).len() as f64, f(&j, "messages"));
+    assert!(count >= live_count);
+}
+
+/// The thread id of `pid`'s thread named `name`, once it exists.
+fn thread_id(pid: u32, name: &str) -> Option<i32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks.flatten().find_map(|t| {
+        let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+        (comm.trim() == name).then(|| t.file_name().to_str()?.parse().ok())?
+    })
+}
+
+#[test]
+fn ctrl_c_delivered_to_a_worker_thread_also_stops_cleanly() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let s = serve(Behavior::Echo {
+        delay: Duration::from_millis(1),
+    });
+    let json = tmp("worker-sigint.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([&s.url, "-c", "4", "-t", "2", "-d", "120", "-w", "0", "-q"])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let tid = loop {
+        if let Some(tid) = thread_id(child.id(), "loadgen-w1") {
+            break tid;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no worker thread loadgen-w1 after 30 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    // Let it run a little, then signal that worker thread, not the process:
+    // its epoll_wait is interrupted, which must not end the run as an error.
+    thread::sleep(Duration::from_millis(1500));
+    // SAFETY: tgkill(2) with our child's pid and one of its thread ids.
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, child.id() as i32, tid, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loadgen did not stop within 20 s of SIGINT");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["exit"]["status"], "interrupted");
+    assert_eq!(f(&j, "errors.total"), 0.0);
+    assert!(f(&j, "messages") > 0.0);
 }
 
 fn hlog_totals(path: &PathBuf) -> hdrhistogram::Histogram<u64> {
