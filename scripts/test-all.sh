@@ -24,6 +24,8 @@ ensure_apt_packages() {
 # == system packages ==========================================================
 # Later issues add their system packages here, e.g.:
 #   ensure_apt_packages chromium nginx
+# iproute2: `ss -tm` shows the kernel socket buffers (engine/tests/socket_buffers.rs).
+ensure_apt_packages iproute2
 
 # == kosoku, the Autobahn TestSuite runner (PyPI) ===============================
 readonly KOSOKU_VERSION="0.1.0"

@@ -26,5 +26,5 @@ pub mod shutdown;
 pub mod uring;
 pub mod worker;
 
-pub use config::{Config, IoBackend, IoChoice, Options};
+pub use config::{Config, IoBackend, IoChoice, Options, SocketBuffers};
 pub use server::{run, Server, ServerError};
