@@ -1,19 +1,20 @@
-//! The reference server for loadgen's speed goal: the fastwebsockets echo
-//! example on a tokio current-thread runtime (one core), as in the
-//! fastwebsockets benchmark.
+//! The fastwebsockets peer: the upstream echo example (hyper upgrade,
+//! `FragmentCollector`, `unconstrained` echo task) on a tokio current-thread
+//! runtime, one core, as in the fastwebsockets benchmark.
 //!
 //! ```text
-//! cargo build --release -p loadgen --example fws_echo
-//! taskset -c 1 target/release/examples/fws_echo 127.0.0.1:8080
+//! cargo build --release -p bench --bin fws_echo
+//! taskset -c 1 target/release/fws_echo --listen 127.0.0.1:8080
 //! ```
 
+use bench::peer::{self, PeerArgs};
+use clap::Parser;
 use fastwebsockets::{upgrade, Frame, OpCode, WebSocketError};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use tokio::net::TcpListener;
 
 async fn handle_client(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     let mut ws = fastwebsockets::FragmentCollector::new(fut.await?);
@@ -45,27 +46,14 @@ async fn server_upgrade(
 }
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async move {
-        let listener = TcpListener::bind(&addr).await?;
-        eprintln!("fws_echo listening on ws://{}/", listener.local_addr()?);
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let conn = http1::Builder::new()
-                    .serve_connection(io, service_fn(server_upgrade))
-                    .with_upgrades();
-                if let Err(e) = conn.await {
-                    eprintln!("http connection: {e:?}");
-                }
-            });
+    let args = PeerArgs::parse();
+    peer::run("fws_echo", &args, |stream| async move {
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let conn = http1::Builder::new()
+            .serve_connection(io, service_fn(server_upgrade))
+            .with_upgrades();
+        if let Err(e) = conn.await {
+            eprintln!("http connection: {e:?}");
         }
     })
 }

@@ -1,2 +1,0 @@
-//! Placeholder: the benchmarks land with their own issue.
-fn main() {}
