@@ -20,9 +20,16 @@
 //!   Ctrl-C, and the commit and machine a result came from;
 //! - [`sweep`]: the loop that ties them together.
 
+pub mod cli;
+pub mod interrupt;
+pub mod measure;
 pub mod plan;
 pub mod plot;
+pub mod progress;
+pub mod provenance;
 pub mod recommend;
+pub mod report;
 pub mod sample;
 pub mod summary;
+pub mod sweep;
 pub mod workload;

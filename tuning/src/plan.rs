@@ -242,9 +242,9 @@ pub fn estimate_run(timing: Timing, connections: usize) -> Duration {
 
 /// `4096` -> `4KiB`, `1536` -> `1536B`: the exact value in the engine's size syntax.
 pub fn human_bytes(bytes: usize) -> String {
-    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{}MiB", bytes >> 20)
-    } else if bytes >= 1024 && bytes % 1024 == 0 {
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{}KiB", bytes >> 10)
     } else {
         format!("{bytes}B")

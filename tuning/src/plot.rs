@@ -150,7 +150,8 @@ fn draw(
     if is_memory {
         y_values.extend(summaries.iter().map(ring_kib));
     }
-    let y_max = y_values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
+    // Headroom above the highest point for the legend in the upper right.
+    let y_max = y_values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.4;
     let y_min = if is_memory {
         y_values.iter().copied().fold(0.0, f64::min) * 1.1
     } else {
@@ -173,6 +174,13 @@ fn draw(
         .configure_mesh()
         .x_desc("--receive-buffer-size (log scale)")
         .y_desc(metric.y_label)
+        .y_label_formatter(&|y| {
+            if y.abs() >= 100.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.1}")
+            }
+        })
         .x_labels((x_max - x_min) as usize + 3)
         .x_label_formatter(&|x| {
             if (x - x.round()).abs() < 0.01 && *x >= 0.0 {

@@ -275,15 +275,26 @@ impl Recommendation {
     }
 
     /// The reasons, one sentence per line, each naming measured values.
-    pub fn reasons(&self, largest_message: usize) -> Vec<String> {
+    /// `offered_rate` is the workload's open-loop msg/s, if it has one.
+    pub fn reasons(&self, largest_message: usize, offered_rate: Option<f64>) -> Vec<String> {
         let chosen = &self.chosen;
         let best = &self.best_p99;
         let t = self.tolerance.fraction;
         let mut reasons = vec![format!("Tolerance {}.", self.tolerance)];
+        if let Some(offered) = offered_rate {
+            let best_rate = self.best_p99.msgs_per_sec.max(chosen.msgs_per_sec);
+            if best_rate < offered * (1.0 - t) {
+                reasons.push(format!(
+                    "Saturated: the clients offered {offered:.0} msg/s but no setting echoed more \
+                     than {best_rate:.0}; the latencies are queueing on a server core that cannot \
+                     keep up, so compare settings by msg/s and CPU per message first."
+                ));
+            }
+        }
         reasons.push(format!(
-            "Best p99: {} ({}). {} of {} error-free settings keep up (msg/s within {:.0}% of the \
-             best), have a p99 within {:.0}% of it (<= {}) and a CPU per message within {:.0}% of \
-             the lowest among those; the rule takes the one with the smallest receive ring.",
+            "Best p99: {} ({}). {} of {} error-free settings qualify: msg/s within {:.0}% of the \
+             best, p99 within {:.0}% of the best (<= {}), CPU per message within {:.0}% of the \
+             lowest among those; the rule takes the one with the smallest receive ring.",
             us(best.p99_us),
             best.setting.label(),
             self.qualified.0,
@@ -512,7 +523,7 @@ mod tests {
         assert_eq!(knee.at, (1024, 310.0));
         assert_eq!(knee.below, Some((512, 600.0)));
         assert_eq!(knee.rises_again, None);
-        let text = r.reasons(64).join("\n");
+        let text = r.reasons(64, None).join("\n");
         assert!(
             text.contains("Knee of the uring x128 buffers line at 1KiB"),
             "{text}"
@@ -523,6 +534,9 @@ mod tests {
         );
         assert!(text.contains("128KiB per worker"), "{text}");
         assert!(text.contains("5%: the floor"), "{text}");
+        assert!(!text.contains("Saturated"), "{text}");
+        let offered_more = r.reasons(64, Some(40_000.0)).join(" ");
+        assert!(offered_more.contains("Saturated: the clients offered 40000 msg/s"));
     }
 
     #[test]
@@ -569,7 +583,7 @@ mod tests {
         assert_eq!(r.chosen.setting, uring(1024, 128));
         assert_eq!(r.failed, vec![uring(512, 128)]);
         assert!(r
-            .reasons(64)
+            .reasons(64, None)
             .join(" ")
             .contains("Left out for errors: uring 512B x128"));
         for s in &mut points {
@@ -589,7 +603,7 @@ mod tests {
         assert_eq!(r.flags(), "ringecho --io epoll");
         assert!(r.knee.is_some(), "the uring line's knee is still reported");
         assert!(r
-            .reasons(64)
+            .reasons(64, None)
             .join(" ")
             .contains("epoll has no receive ring"));
         // Same tail, but epoll burns 30% more CPU per message: uring it is.
@@ -632,7 +646,7 @@ mod tests {
         let mut points = line(&[300.0, 302.0], 0.04);
         points[0].ran_dry = 2;
         let r = recommend(&points).unwrap();
-        let text = r.reasons(1400).join(" ");
+        let text = r.reasons(1400, None).join(" ");
         assert!(text.contains("spans up to 6 buffers of 256B"), "{text}");
         assert!(text.contains("ran dry in 2 of 3 repeats"), "{text}");
     }

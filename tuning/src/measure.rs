@@ -1,0 +1,126 @@
+//! One run of one setting, on the shared harness of the `bench` crate
+//! ([`bench::harness`]): start `ringecho` pinned to the server CPU with the
+//! setting's options, warm it up with one loadgen run, then measure a second
+//! run with [`bench::harness::measure_window`] while a sampler reads the
+//! server's RSS and open connections from `/proc`.
+//!
+//! Memory per connection is the server's RSS with the measured run's
+//! connections open (sampled every 200 ms; the sample with the most
+//! connections open counts) minus its RSS after start-up, before any
+//! connection, divided by those connections. It therefore includes the
+//! receive-ring pages the traffic touched, which the engine maps lazily.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use bench::harness::{measure_window, Loadgen, RunningServer, ServerSpec, Window};
+use bench::HarnessError;
+
+use crate::plan::{Run, Timing};
+use crate::sample::Sample;
+use crate::workload::Workload;
+
+/// How often the sampler reads RSS and open connections.
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// Pause after the server announced its address before reading its idle RSS.
+const SETTLE: Duration = Duration::from_millis(200);
+/// The log line the engine prints the first time its receive ring runs dry.
+const RAN_DRY_MARKER: &str = "receive buffer ring ran dry";
+
+/// The binaries and CPUs every run uses.
+#[derive(Debug, Clone)]
+pub struct Rig {
+    /// The `ringecho` binary.
+    pub ringecho: PathBuf,
+    /// The `loadgen` binary and the CPU it is pinned to.
+    pub loadgen: Loadgen,
+    /// The CPU the server is pinned to.
+    pub server_cpu: usize,
+}
+
+/// Runs `run` of `workload` once and returns what it measured.
+pub fn measure(
+    rig: &Rig,
+    workload: &Workload,
+    run: &Run,
+    timing: Timing,
+) -> Result<Sample, HarnessError> {
+    let setting = run.setting;
+    let spec = ServerSpec::ringecho(&rig.ringecho, setting.backend.name(), rig.server_cpu)
+        .with_args(setting.server_args());
+    let server = RunningServer::start(&spec)?;
+    thread::sleep(SETTLE);
+    let rss_before = server.rss_bytes()?;
+    let args = workload.loadgen_args();
+    if !timing.warmup.is_zero() {
+        rig.loadgen
+            .run(&server.ws_url(), &args, timing.warmup, Duration::ZERO)?;
+    }
+    let window = Window {
+        warmup: Duration::ZERO,
+        measure: timing.measure,
+    };
+    let done = AtomicBool::new(false);
+    let (measurement, peak) = thread::scope(|scope| {
+        let sampler = scope.spawn(|| sample_peak(&server, &done));
+        let measurement = measure_window(&server, &rig.loadgen, &args, &window);
+        done.store(true, Ordering::Release);
+        let peak = sampler.join().unwrap_or(Ok(Peak::default()));
+        (measurement, peak)
+    });
+    let measurement = measurement?;
+    let peak = peak?;
+    let ring_ran_dry = server.stderr_tail().contains(RAN_DRY_MARKER);
+    server.stop()?;
+
+    let report = &measurement.report;
+    let latency = &report.latency_us.corrected;
+    let lost: u64 = report.connections.lost.values().sum();
+    Ok(Sample {
+        workload: workload.name.clone(),
+        repeat: run.repeat,
+        backend: setting.backend,
+        receive_buffer_size: setting.buffer_size,
+        receive_buffers: setting.buffers,
+        socket_buffer: setting.socket_buffer,
+        msgs_per_sec: report.msgs_per_sec,
+        p50_us: latency.p50,
+        p99_us: latency.p99,
+        p99_9_us: latency.p99_9,
+        max_us: latency.max,
+        cpu_us_per_msg: measurement.cpu_us_per_msg,
+        rss_per_connection_bytes: if peak.open > 0 {
+            (peak.rss as f64 - rss_before as f64) / peak.open as f64
+        } else {
+            f64::NAN
+        },
+        ring_bytes: setting.ring_bytes(),
+        connections_open: peak.open,
+        errors: report.errors.total + report.connections.failed + lost,
+        ring_ran_dry,
+    })
+}
+
+/// The sample with the most connections open.
+#[derive(Debug, Clone, Copy, Default)]
+struct Peak {
+    open: usize,
+    rss: u64,
+}
+
+fn sample_peak(server: &RunningServer, done: &AtomicBool) -> Result<Peak, HarnessError> {
+    let mut peak = Peak::default();
+    while !done.load(Ordering::Acquire) {
+        thread::sleep(SAMPLE_EVERY);
+        let open = server.open_connections()?;
+        if open > 0 && open >= peak.open {
+            peak = Peak {
+                open,
+                rss: server.rss_bytes()?,
+            };
+        }
+    }
+    Ok(peak)
+}
