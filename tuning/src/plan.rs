@@ -231,13 +231,13 @@ pub struct Timing {
     pub measure: Duration,
 }
 
-/// Rough wall time of one run: warmup + measured window, plus starting and
+/// Rough wall time of one run: warmup + settle + measured window, plus starting and
 /// stopping the server and opening `connections` twice at loadgen's default
 /// 2000 connections per second.
 pub fn estimate_run(timing: Timing, connections: usize) -> Duration {
     const START_STOP: Duration = Duration::from_millis(800);
     let connect = Duration::from_secs_f64(2.0 * connections as f64 / 2000.0);
-    timing.warmup + timing.measure + START_STOP + connect
+    timing.warmup + crate::measure::SETTLE + timing.measure + START_STOP + connect
 }
 
 /// `4096` -> `4KiB`, `1536` -> `1536B`: the exact value in the engine's size syntax.

@@ -53,15 +53,21 @@ impl Provenance {
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu_model,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
-            load_average: read("/proc/loadavg")
-                .split_whitespace()
-                .next()
-                .unwrap_or("unknown")
-                .to_string(),
+            load_average: load_average().map_or_else(|| "unknown".into(), |l| l.to_string()),
             command,
             binaries: String::new(),
         }
     }
+}
+
+/// The machine's 1-minute load average now: above the core count, other
+/// work (builds) competed with the measured processes.
+pub fn load_average() -> Option<f64> {
+    read("/proc/loadavg")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn read(path: &str) -> String {

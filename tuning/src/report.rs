@@ -30,6 +30,8 @@ pub struct ReportInput<'a> {
     pub interrupted: bool,
     /// Runs that failed, with the reason.
     pub failures: &'a [String],
+    /// Every sample measured.
+    pub samples: &'a [crate::sample::Sample],
     /// The medians per setting.
     pub summaries: &'a [Summary],
     /// The recommendation, or why there is none.
@@ -122,9 +124,11 @@ pub fn render(input: &ReportInput<'_>) -> String {
     let _ = writeln!(
         md,
         "- Each run: a fresh server, a {} warmup loadgen run (discarded), then a {} measured \
-         run; {} repeat(s), interleaved (odd repeats in reverse order); {} of {} runs measured",
+         run (after loadgen's own {} ms settle, kept out of its histograms); {} repeat(s), \
+         interleaved (odd repeats in reverse order); {} of {} runs measured",
         format_duration(input.timing.warmup),
         format_duration(input.timing.measure),
+        crate::measure::SETTLE.as_millis(),
         input.repeats,
         input.runs.0,
         input.runs.1
@@ -132,9 +136,28 @@ pub fn render(input: &ReportInput<'_>) -> String {
     let _ = writeln!(
         md,
         "- Latency: loadgen's corrected round trip (from the intended send time). CPU: server \
-         utime + stime over the measured run / echoed messages. RSS per connection: server RSS \
-         with the connections open minus RSS before the first one, / connections.\n"
+         utime + stime over the measured run / its echoed messages (msg/s x (settle + window)). \
+         RSS per connection: server RSS with the connections open minus RSS before the first \
+         one, / connections."
     );
+    let loads: Vec<f64> = input
+        .samples
+        .iter()
+        .filter_map(|s| s.load_average)
+        .collect();
+    if !loads.is_empty() {
+        let _ = writeln!(
+            md,
+            "- 1-minute load average after each run: median {:.2}, {:.2}..{:.2} on {} cores (above \
+             the core count, other processes competed with the measured ones; see the CSV's \
+             `load_average` per run)",
+            crate::summary::median(loads.iter().copied()),
+            loads.iter().copied().fold(f64::INFINITY, f64::min),
+            loads.iter().copied().fold(0.0, f64::max),
+            p.cores
+        );
+    }
+    let _ = writeln!(md);
     let _ = writeln!(
         md,
         "The epoll backend has no receive ring: `--receive-buffer-size` and \
@@ -269,6 +292,7 @@ mod tests {
             runs: (6, 8),
             interrupted: true,
             failures: &["uring 32B x128 repeat 1: server died".to_string()],
+            samples: &[],
             summaries: &summaries,
             recommendation: &recommendation,
             csv: "shooter-128hz.csv".into(),

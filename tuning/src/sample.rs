@@ -49,6 +49,8 @@ pub struct Sample {
     pub errors: u64,
     /// Whether the server logged that its receive ring ran dry.
     pub ring_ran_dry: bool,
+    /// The machine's 1-minute load average after the run (empty if unknown).
+    pub load_average: Option<f64>,
 }
 
 impl Sample {
@@ -128,6 +130,7 @@ pub(crate) mod tests {
             connections_open: 100,
             errors: 0,
             ring_ran_dry: false,
+            load_average: Some(0.5),
         }
     }
 

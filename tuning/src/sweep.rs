@@ -181,6 +181,7 @@ impl Sweep {
             runs: (samples.len(), runs.len()),
             interrupted,
             failures: &failures,
+            samples: &samples,
             summaries: &summaries,
             recommendation: &recommendation,
             csv: file_name(&csv),
