@@ -107,6 +107,9 @@ pub struct Cli {
     /// CPU loadgen is pinned to.
     #[arg(long, default_value_t = 0, value_name = "CPU")]
     pub load_cpu: usize,
+    /// Niceness of tune, and so of the server and loadgen it starts (-20..=19; below 0 needs root), so that builds next to the sweep do not preempt them [default: unchanged].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub nice: Option<i32>,
 }
 
 /// Open or closed loop.

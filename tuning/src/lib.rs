@@ -16,8 +16,9 @@
 //! - [`summary`]: medians and repeat spread per setting;
 //! - [`recommend`]: the rule that picks a setting, and its reasons;
 //! - [`report`] and [`plot`]: the Markdown file and the SVG plots;
-//! - [`progress`], [`interrupt`] and [`provenance`]: progress with an ETA,
-//!   Ctrl-C, and the commit and machine a result came from;
+//! - [`progress`], [`interrupt`], [`priority`] and [`provenance`]: progress
+//!   with an ETA, Ctrl-C, the niceness of the measured processes, and the
+//!   commit and machine a result came from;
 //! - [`sweep`]: the loop that ties them together.
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod interrupt;
 pub mod measure;
 pub mod plan;
 pub mod plot;
+pub mod priority;
 pub mod progress;
 pub mod provenance;
 pub mod recommend;

@@ -17,6 +17,9 @@ fn main() -> anyhow::Result<()> {
         print!("{}", loadgen::presets::describe_all());
         return Ok(());
     }
+    if let Some(nice) = cli.nice {
+        tuning::priority::set_niceness(nice).map_err(|e| anyhow::anyhow!("--nice {nice}: {e}"))?;
+    }
     let (show_plan, budget) = (cli.plan, cli.budget);
     let sweep = cli.into_sweep(command)?;
     let runs = sweep.runs();

@@ -21,6 +21,8 @@ pub struct Provenance {
     pub command: String,
     /// The directory of the ringecho and loadgen binaries measured.
     pub binaries: String,
+    /// The niceness the server and loadgen ran at.
+    pub niceness: Option<i32>,
 }
 
 impl Provenance {
@@ -56,6 +58,7 @@ impl Provenance {
             load_average: load_average().map_or_else(|| "unknown".into(), |l| l.to_string()),
             command,
             binaries: String::new(),
+            niceness: crate::priority::niceness(),
         }
     }
 }

@@ -106,7 +106,9 @@ pub fn render(input: &ReportInput<'_>) -> String {
     let _ = writeln!(
         md,
         "- Server: `ringecho --threads 1 --keep-alive-interval 0` pinned to one CPU, loadgen \
-         pinned to another (the shared harness in `bench/src/harness.rs`); binaries from `{}`",
+         pinned to another (the shared harness in `bench/src/harness.rs`), both at niceness \
+         {}; binaries from `{}`",
+        p.niceness.map_or("unknown".to_string(), |n| n.to_string()),
         p.binaries
     );
     let _ = writeln!(
@@ -257,7 +259,9 @@ mod tests {
             p99_us: p99,
             p99_9_us: 2.0 * p99,
             p99_range_us: (p99 - 10.0, p99 + 10.0),
+            msgs_range: (25_600.0, 25_600.0),
             cpu_us_per_msg: 11.0,
+            cpu_range_us: (11.0, 11.0),
             rss_per_connection_bytes: 10_240.0,
             ring_bytes: setting.ring_bytes(),
             errors: 0,
@@ -273,6 +277,7 @@ mod tests {
             load_average: "0.50".into(),
             command: "tune --preset shooter-128hz".into(),
             binaries: "target/release".into(),
+            niceness: Some(-10),
         };
         let axes = Axes {
             backends: vec![Backend::Uring, Backend::Epoll],
@@ -303,6 +308,7 @@ mod tests {
             md.contains("    ringecho --io uring --receive-buffer-size 1KiB --receive-buffers 128")
         );
         assert!(md.contains("Commit: `abc1234`"));
+        assert!(md.contains("both at niceness -10"));
         assert!(md.contains("kernel 6.18.0"));
         assert!(md.contains("`--mode open --rate 128 -c 200 -s 18..64 --in-flight 1 --binary`"));
         assert!(md.contains("![shooter-128hz-p99.svg](shooter-128hz-p99.svg)"));

@@ -23,8 +23,12 @@ pub struct Summary {
     pub p99_9_us: f64,
     /// Lowest and highest p99 of the repeats, us.
     pub p99_range_us: (f64, f64),
+    /// Lowest and highest msg/s of the repeats.
+    pub msgs_range: (f64, f64),
     /// Median server CPU per message, us.
     pub cpu_us_per_msg: f64,
+    /// Lowest and highest CPU per message of the repeats, us.
+    pub cpu_range_us: (f64, f64),
     /// Median server RSS per connection, bytes.
     pub rss_per_connection_bytes: f64,
     /// Receive-ring bytes per worker.
@@ -39,8 +43,22 @@ impl Summary {
     /// The spread of the p99 repeats relative to their median,
     /// `(max - min) / median`; `None` with fewer than two repeats.
     pub fn p99_spread(&self) -> Option<f64> {
-        (self.repeats >= 2 && self.p99_us > 0.0)
-            .then(|| (self.p99_range_us.1 - self.p99_range_us.0) / self.p99_us)
+        self.spread(self.p99_range_us, self.p99_us)
+    }
+
+    /// The same spread for msg/s.
+    pub fn rate_spread(&self) -> Option<f64> {
+        self.spread(self.msgs_range, self.msgs_per_sec)
+    }
+
+    /// The same spread for CPU per message.
+    pub fn cpu_spread(&self) -> Option<f64> {
+        self.spread(self.cpu_range_us, self.cpu_us_per_msg)
+    }
+
+    fn spread(&self, (low, high): (f64, f64), median: f64) -> Option<f64> {
+        (self.repeats >= 2 && median > 0.0 && (high - low).is_finite())
+            .then(|| (high - low) / median)
     }
 }
 
@@ -54,7 +72,15 @@ pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
         .into_iter()
         .map(|(setting, samples)| {
             let of = |field: fn(&Sample) -> f64| median(samples.iter().map(|s| field(s)));
-            let p99s = samples.iter().map(|s| s.p99_us);
+            let range = |field: fn(&Sample) -> f64| {
+                samples
+                    .iter()
+                    .map(|s| field(s))
+                    .filter(|v| !v.is_nan())
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                        (lo.min(v), hi.max(v))
+                    })
+            };
             Summary {
                 setting,
                 repeats: samples.len(),
@@ -62,11 +88,10 @@ pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
                 p50_us: of(|s| s.p50_us),
                 p99_us: of(|s| s.p99_us),
                 p99_9_us: of(|s| s.p99_9_us),
-                p99_range_us: (
-                    p99s.clone().fold(f64::INFINITY, f64::min),
-                    p99s.fold(f64::NEG_INFINITY, f64::max),
-                ),
+                p99_range_us: range(|s| s.p99_us),
+                msgs_range: range(|s| s.msgs_per_sec),
                 cpu_us_per_msg: of(|s| s.cpu_us_per_msg),
+                cpu_range_us: range(|s| s.cpu_us_per_msg),
                 rss_per_connection_bytes: of(|s| s.rss_per_connection_bytes),
                 ring_bytes: setting.ring_bytes(),
                 errors: samples.iter().map(|s| s.errors).sum(),
@@ -130,6 +155,8 @@ mod tests {
         assert_eq!(sa.errors, 2);
         assert_eq!(sa.ran_dry, 1);
         assert_eq!(summaries[1].p99_spread(), None);
+        assert!((sa.rate_spread().unwrap() - 100.0 / 1050.0).abs() < 1e-12);
+        assert_eq!(sa.cpu_spread(), Some(0.0));
     }
 
     #[test]
