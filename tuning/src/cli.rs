@@ -94,6 +94,9 @@ pub struct Cli {
     /// Print the runs and the time estimate, measure nothing.
     #[arg(long)]
     pub plan: bool,
+    /// Redraw the SVG plots of a finished sweep from its CSV (with the workload options for the connection count); measure nothing.
+    #[arg(long, value_name = "CSV")]
+    pub replot: Option<PathBuf>,
 
     /// Directory of the results [default: results/tuning; quick: target/tuning-quick].
     #[arg(long, value_name = "DIR")]

@@ -17,6 +17,12 @@ fn main() -> anyhow::Result<()> {
         print!("{}", loadgen::presets::describe_all());
         return Ok(());
     }
+    if let Some(csv) = &cli.replot {
+        for plot in tuning::sweep::replot(csv, cli.workload()?.connections)? {
+            println!("{}", plot.display());
+        }
+        return Ok(());
+    }
     if let Some(nice) = cli.nice {
         tuning::priority::set_niceness(nice).map_err(|e| anyhow::anyhow!("--nice {nice}: {e}"))?;
     }

@@ -2,8 +2,9 @@
 //! memory per connection against the receive-buffer size (log2 axis), one
 //! line per backend (and ring count, socket buffers).
 //!
-//! The p99 plot also shows each setting's lowest and highest repeat as a
-//! whisker, the rule's tolerance limit as a dashed line, and the recommended
+//! The p99 plot has a log y axis (tails span orders of magnitude, and one
+//! stalled repeat must not flatten every line) and shows each setting's
+//! lowest and highest repeat as a whisker, the rule's tolerance limit as a dashed line, and the recommended
 //! point circled. The memory plot shows the measured RSS per connection as
 //! solid lines and, dashed, the receive ring's fixed cost spread over the
 //! workload's connections (size x count / connections per worker).
@@ -37,6 +38,8 @@ pub struct PlotError {
 
 /// One metric of a summary, for the y axis.
 struct Metric {
+    /// Whether the y axis is logarithmic.
+    log_y: bool,
     file_suffix: &'static str,
     title: &'static str,
     y_label: &'static str,
@@ -44,18 +47,21 @@ struct Metric {
 }
 
 const P99: Metric = Metric {
+    log_y: true,
     file_suffix: "p99",
     title: "p99 round trip",
     y_label: "p99 (us, corrected)",
     value: |s| s.p99_us,
 };
 const THROUGHPUT: Metric = Metric {
+    log_y: false,
     file_suffix: "throughput",
     title: "throughput",
     y_label: "echoed messages per second",
     value: |s| s.msgs_per_sec,
 };
 const MEMORY: Metric = Metric {
+    log_y: false,
     file_suffix: "memory",
     title: "server memory per connection",
     y_label: "KiB per connection",
@@ -122,7 +128,12 @@ fn draw(
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let lines = lines(summaries);
-    let finite = |v: f64| v.is_finite().then_some(v);
+    // On a log axis, y is log10 of the value (and labelled with the value).
+    let y_of = |v: f64| if metric.log_y { v.log10() } else { v };
+    let finite = |v: f64| {
+        let y = y_of(v);
+        (v.is_finite() && y.is_finite()).then_some(y)
+    };
     // x is log2 of the buffer size, so every swept power of two gets a label.
     let x_of = |s: &Summary| (s.setting.buffer_size as f64).log2();
     let x_min = summaries.iter().map(x_of).fold(f64::INFINITY, f64::min);
@@ -139,23 +150,23 @@ fn draw(
         .filter_map(|s| finite((metric.value)(s)))
         .collect();
     if is_p99 {
-        y_values.extend(
-            summaries
-                .iter()
-                .map(|s| s.p99_range_us.1)
-                .filter(|v| v.is_finite()),
-        );
-        y_values.extend(marks.tolerance_limit_us);
+        y_values.extend(summaries.iter().filter_map(|s| finite(s.p99_range_us.0)));
+        y_values.extend(summaries.iter().filter_map(|s| finite(s.p99_range_us.1)));
+        y_values.extend(marks.tolerance_limit_us.and_then(finite));
     }
     if is_memory {
         y_values.extend(summaries.iter().map(ring_kib));
     }
+    let highest = y_values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lowest = y_values.iter().copied().fold(f64::INFINITY, f64::min);
+    if !highest.is_finite() {
+        return Err("no finite value to plot".into());
+    }
     // Headroom above the highest point for the legend in the upper right.
-    let y_max = y_values.iter().copied().fold(0.0, f64::max).max(1e-9) * 1.4;
-    let y_min = if is_memory {
-        y_values.iter().copied().fold(0.0, f64::min) * 1.1
+    let (y_min, y_max) = if metric.log_y {
+        (lowest - 0.15, highest + 0.5 + 0.15 * lines.len() as f64)
     } else {
-        0.0
+        (lowest.min(0.0) * 1.1, highest.max(1e-9) * 1.4)
     };
 
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
@@ -172,10 +183,14 @@ fn draw(
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
         .x_desc("--receive-buffer-size (log scale)")
         .y_desc(metric.y_label)
+        .y_labels(if metric.log_y { 40 } else { 10 })
         .y_label_formatter(&|y| {
-            if y.abs() >= 100.0 {
+            if metric.log_y {
+                log_label(*y)
+            } else if y.abs() >= 100.0 {
                 format!("{y:.0}")
             } else {
                 format!("{y:.1}")
@@ -229,9 +244,9 @@ fn draw(
                 .draw_series(line.iter().filter(|s| s.repeats > 1).map(|s| {
                     ErrorBar::new_vertical(
                         x_of(s),
-                        s.p99_range_us.0,
-                        s.p99_us,
-                        s.p99_range_us.1,
+                        y_of(s.p99_range_us.0),
+                        y_of(s.p99_us),
+                        y_of(s.p99_range_us.1),
                         colour.stroke_width(1),
                         6,
                     )
@@ -255,7 +270,7 @@ fn draw(
         if let Some(limit) = marks.tolerance_limit_us {
             chart
                 .draw_series(DashedLineSeries::new(
-                    vec![(x_lo, limit), (x_hi, limit)],
+                    vec![(x_lo, y_of(limit)), (x_hi, y_of(limit))],
                     8,
                     5,
                     BLACK.stroke_width(1),
@@ -267,7 +282,7 @@ fn draw(
         if let Some((size, p99)) = marks.chosen {
             chart
                 .draw_series(std::iter::once(Circle::new(
-                    ((size as f64).log2(), p99),
+                    ((size as f64).log2(), y_of(p99)),
                     9,
                     BLACK.stroke_width(2),
                 )))
@@ -280,11 +295,28 @@ fn draw(
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
+        .position(if is_memory {
+            // The ring's cost rises to the right; the left is free.
+            SeriesLabelPosition::UpperLeft
+        } else {
+            SeriesLabelPosition::UpperRight
+        })
         .draw()
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+/// The label of log10 value `y` on a log axis: only at 1, 2 and 5 times a
+/// power of ten (e.g. `200`, `5000`), empty elsewhere.
+fn log_label(y: f64) -> String {
+    let value = 10f64.powf(y);
+    let decade = 10f64.powf(y.floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * decade)
+        .find(|nice| (value - nice).abs() / nice < 0.02)
+        .map_or_else(String::new, |nice| format!("{nice:.0}"))
 }
 
 #[cfg(test)]
@@ -315,6 +347,14 @@ mod tests {
             errors: 0,
             ran_dry: 0,
         }
+    }
+
+    #[test]
+    fn log_labels_only_at_one_two_five() {
+        assert_eq!(log_label(3.0), "1000");
+        assert_eq!(log_label(2f64.log10() + 2.0), "200");
+        assert_eq!(log_label(5f64.log10() + 3.0), "5000");
+        assert_eq!(log_label(3.5), "");
     }
 
     #[test]

@@ -152,13 +152,7 @@ impl Sweep {
         let interrupted = interrupt.is_set();
         let summaries = summarize(&samples);
         let recommendation = recommend(&summaries);
-        let marks = match &recommendation {
-            Ok(r) => Marks {
-                tolerance_limit_us: Some(r.best_p99.p99_us * (1.0 + r.tolerance.fraction)),
-                chosen: Some((r.chosen.setting.buffer_size, r.chosen.p99_us)),
-            },
-            Err(_) => Marks::default(),
-        };
+        let marks = marks(&recommendation);
         let mut files = vec![csv.clone()];
         let plots = if summaries.is_empty() {
             Vec::new()
@@ -202,6 +196,39 @@ impl Sweep {
             failures,
         })
     }
+}
+
+/// What the p99 plot marks for `recommendation`.
+fn marks(recommendation: &Result<Recommendation, NoRecommendation>) -> Marks {
+    match recommendation {
+        Ok(r) => Marks {
+            tolerance_limit_us: Some(r.best_p99.p99_us * (1.0 + r.tolerance.fraction)),
+            chosen: Some((r.chosen.setting.buffer_size, r.chosen.p99_us)),
+        },
+        Err(_) => Marks::default(),
+    }
+}
+
+/// Redraws the plots of a finished sweep from its CSV (`<dir>/<name>.csv`
+/// gives `<dir>/<name>-*.svg`), e.g. after a change to the plots; nothing is
+/// measured. `connections` is the workload's, for the ring-cost lines.
+pub fn replot(csv: &Path, connections: usize) -> Result<Vec<PathBuf>, SweepError> {
+    let samples = crate::sample::read_samples(csv).map_err(|source| SweepError::Write {
+        path: csv.to_path_buf(),
+        source,
+    })?;
+    let summaries = summarize(&samples);
+    let dir = csv.parent().unwrap_or(Path::new("."));
+    let name = csv
+        .file_stem()
+        .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
+    Ok(plot::write_plots(
+        dir,
+        &name,
+        &summaries,
+        connections,
+        marks(&recommend(&summaries)),
+    )?)
 }
 
 fn file_name(path: &Path) -> PathBuf {
