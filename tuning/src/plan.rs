@@ -122,12 +122,15 @@ impl Setting {
         }
     }
 
-    /// A short label, e.g. `uring 1KiB x128`.
+    /// A short label, e.g. `uring 1KiB x128`, or `epoll (1KiB point)`: on
+    /// epoll the size is only where the point sits on the plots.
     pub fn label(&self) -> String {
-        let mut label = format!("{} {}", self.backend, human_bytes(self.buffer_size));
-        if self.backend.uses_receive_ring() {
-            label += &format!(" x{}", self.buffers);
-        }
+        let size = human_bytes(self.buffer_size);
+        let mut label = if self.backend.uses_receive_ring() {
+            format!("{} {size} x{}", self.backend, self.buffers)
+        } else {
+            format!("{} ({size} point)", self.backend)
+        };
         if let Some(bytes) = self.socket_buffer {
             label += &format!(" sock {}", human_bytes(bytes));
         }
@@ -312,6 +315,8 @@ mod tests {
             ..uring
         };
         assert_eq!(epoll.ringecho_flags(), "ringecho --io epoll");
+        assert_eq!(epoll.label(), "epoll (1KiB point)");
+        assert_eq!(uring.label(), "uring 1KiB x128 sock 64KiB");
         assert_eq!(epoll.series().buffers, None);
         assert_eq!(human_bytes(1536), "1536B");
         assert_eq!(human_bytes(1 << 20), "1MiB");
