@@ -72,25 +72,37 @@ fn csv_rows(path: &Path) -> Vec<Vec<String>> {
 #[test]
 fn quick_sweep_writes_every_point_the_report_the_plots_and_a_recommendation() {
     let out = tempfile::tempdir().unwrap();
-    let output = finish(tune(out.path(), &[]).spawn().expect("start tune"));
+    // The kernel socket buffers as a second axis: the engine's
+    // --socket-receive-buffer/--socket-send-buffer through tune.
+    let output = finish(
+        tune(out.path(), &["--socket-buffers", "kernel,64KiB"])
+            .spawn()
+            .expect("start tune"),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "tune failed:\n{stdout}\n{stderr}");
 
-    // 2 sizes x 1 count x 2 backends x 1 repeat, each a clean run.
+    // 2 sizes x 1 count x 2 backends x 2 socket buffers x 1 repeat, each a
+    // clean run.
     let rows = csv_rows(&out.path().join("quick-shooter.csv"));
-    let mut points: Vec<(String, String)> =
-        rows.iter().map(|r| (r[2].clone(), r[3].clone())).collect();
+    let mut points: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} {} {}", r[2], r[3], r[5]))
+        .collect();
     points.sort();
     assert_eq!(
         points,
         [
-            ("epoll", "256"),
-            ("epoll", "4096"),
-            ("uring", "256"),
-            ("uring", "4096")
+            "epoll 256 ",
+            "epoll 256 65536",
+            "epoll 4096 ",
+            "epoll 4096 65536",
+            "uring 256 ",
+            "uring 256 65536",
+            "uring 4096 ",
+            "uring 4096 65536",
         ]
-        .map(|(b, s)| (b.to_string(), s.to_string()))
     );
     for row in &rows {
         let msgs_per_sec: f64 = row[6].parse().unwrap();
@@ -108,6 +120,7 @@ fn quick_sweep_writes_every_point_the_report_the_plots_and_a_recommendation() {
         "{md}"
     );
     assert!(md.contains("| uring | 256B | 128 | kernel | 1 |"), "{md}");
+    assert!(md.contains("| uring | 256B | 128 | 64KiB | 1 |"), "{md}");
     assert!(md.contains("| epoll | 4KiB | - | kernel | 1 |"), "{md}");
     assert!(!md.contains("Interrupted"));
 
@@ -120,11 +133,12 @@ fn quick_sweep_writes_every_point_the_report_the_plots_and_a_recommendation() {
             "{plot}: one line per backend"
         );
         assert!(svg.contains("epoll (ring knobs unused)"), "{plot}");
+        assert!(svg.contains("socket buffers 64KiB"), "{plot}");
     }
     assert!(stdout.contains("Recommended:"), "{stdout}");
     assert!(stdout.contains("Why:"), "{stdout}");
     assert!(
-        stderr.contains("[4/4]"),
+        stderr.contains("[8/8]"),
         "progress lines with an ETA:\n{stderr}"
     );
     assert!(stderr.contains("ETA"), "{stderr}");
