@@ -22,11 +22,10 @@ ensure_apt_packages() {
 }
 
 # == system packages ==========================================================
-# Later issues add their system packages here, e.g.:
-#   ensure_apt_packages chromium nginx
 # chromium: engine/tests/browser.rs drives the sample page over CDP.
 # nginx: engine/tests/proxy_nginx.rs and deploy.rs run it on loopback.
-ensure_apt_packages chromium nginx
+# iproute2: `ss -tm` shows the kernel socket buffers (engine/tests/socket_buffers.rs).
+ensure_apt_packages chromium nginx iproute2
 
 # == kosoku, the Autobahn TestSuite runner (PyPI) ===============================
 readonly KOSOKU_VERSION="0.1.0"

@@ -19,6 +19,12 @@ pub const MAX_RECEIVE_BUFFERS: usize = 32_768;
 pub const MIN_RECEIVE_BUFFER_SIZE: usize = 64;
 /// The largest receive buffer we accept (the kernel takes a `u32` length).
 pub const MAX_RECEIVE_BUFFER_SIZE: usize = 1 << 20;
+/// The smallest kernel socket buffer (`SO_RCVBUF`/`SO_SNDBUF`) we accept;
+/// Linux raises anything below about 2 KiB to its own minimum anyway.
+pub const MIN_SOCKET_BUFFER: usize = 1024;
+/// The largest kernel socket buffer we accept: the kernel doubles the value
+/// and keeps it in an `int`.
+pub const MAX_SOCKET_BUFFER: usize = 512 << 20;
 
 /// Which I/O backend the workers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +103,21 @@ pub struct Options {
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub receive_buffers: usize,
 
+    /// Kernel receive buffer of every connection (SO_RCVBUF) [default: kernel default, autotuned].
+    ///
+    /// Set on the listeners before listen(); accepted sockets inherit it on
+    /// both backends. Setting it turns off the kernel's receive autotuning for
+    /// those sockets; Linux doubles the value for bookkeeping and caps it at
+    /// net.core.rmem_max (the effective value is logged at start).
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    pub socket_receive_buffer: Option<usize>,
+
+    /// Kernel send buffer of every connection (SO_SNDBUF) [default: kernel default, autotuned].
+    ///
+    /// Inherited like --socket-receive-buffer; capped at net.core.wmem_max.
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    pub socket_send_buffer: Option<usize>,
+
     /// Allow WebSocket upgrades only from this Origin (repeatable); others get 403. Requests without an Origin header are allowed.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
@@ -137,6 +158,8 @@ pub struct Config {
     pub receive_buffer_size: usize,
     /// Provided receive buffers per worker (a power of two).
     pub receive_buffers: usize,
+    /// Kernel socket buffers for accepted connections (`None`: kernel default).
+    pub socket_buffers: SocketBuffers,
     /// Allowed `Origin` values, lowercased; empty means any origin.
     pub allowed_origins: Vec<String>,
     /// Largest accepted message, all fragments together.
@@ -147,6 +170,16 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Grace period for the close handshake at shutdown.
     pub shutdown_timeout: Duration,
+}
+
+/// The kernel socket buffer sizes asked for with `--socket-receive-buffer`
+/// and `--socket-send-buffer`; `None` leaves the kernel default (autotuned).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketBuffers {
+    /// `SO_RCVBUF` in bytes, as requested (the kernel doubles it).
+    pub receive: Option<usize>,
+    /// `SO_SNDBUF` in bytes, as requested (the kernel doubles it).
+    pub send: Option<usize>,
 }
 
 /// A configuration the engine refuses to run.
@@ -199,6 +232,23 @@ impl Options {
                 ),
             ));
         }
+        for (option, value) in [
+            ("socket-receive-buffer", self.socket_receive_buffer),
+            ("socket-send-buffer", self.socket_send_buffer),
+        ] {
+            if let Some(bytes) = value {
+                if !(MIN_SOCKET_BUFFER..=MAX_SOCKET_BUFFER).contains(&bytes) {
+                    return Err(invalid(
+                        option,
+                        format!(
+                            "{bytes} bytes is outside {} KiB..={} MiB",
+                            MIN_SOCKET_BUFFER / 1024,
+                            MAX_SOCKET_BUFFER >> 20
+                        ),
+                    ));
+                }
+            }
+        }
         if self.max_message_size == 0 {
             return Err(invalid("max-message-size", "must be at least 1 byte"));
         }
@@ -239,6 +289,10 @@ impl Options {
             keep_alive_timeout,
             receive_buffer_size: size,
             receive_buffers: buffers,
+            socket_buffers: SocketBuffers {
+                receive: self.socket_receive_buffer,
+                send: self.socket_send_buffer,
+            },
             allowed_origins,
             max_message_size: self.max_message_size,
             max_connections: self.max_connections,
@@ -296,6 +350,7 @@ mod tests {
         assert_eq!(c.keep_alive_interval, Some(Duration::from_secs(120)));
         assert_eq!(c.keep_alive_timeout, None);
         assert_eq!(c.receive_buffer_size, 4096);
+        assert_eq!(c.socket_buffers, SocketBuffers::default());
         assert_eq!(c.handshake_timeout, Duration::from_secs(10));
         assert!(c.pin);
         assert!(c.threads >= 1);
@@ -334,6 +389,8 @@ mod tests {
             (&["--receive-buffers", "3"], "receive-buffers"),
             (&["--receive-buffers", "65536"], "receive-buffers"),
             (&["--receive-buffer-size", "8"], "receive-buffer-size"),
+            (&["--socket-receive-buffer", "100"], "socket-receive-buffer"),
+            (&["--socket-send-buffer", "1GiB"], "socket-send-buffer"),
             (&["--max-connections", "0"], "max-connections"),
             (&["--handshake-timeout", "0"], "handshake-timeout"),
             (&["--allowed-origin", "example.com"], "allowed-origin"),
@@ -345,6 +402,24 @@ mod tests {
                 other => panic!("{args:?} should be refused, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn socket_buffers_take_sizes_and_default_to_the_kernel() {
+        let c = config(&[
+            "--socket-receive-buffer",
+            "64KiB",
+            "--socket-send-buffer",
+            "32768",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.socket_buffers,
+            SocketBuffers {
+                receive: Some(65536),
+                send: Some(32768)
+            }
+        );
     }
 
     #[test]

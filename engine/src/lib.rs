@@ -28,5 +28,5 @@ pub mod text_watch;
 pub mod uring;
 pub mod worker;
 
-pub use config::{Config, IoBackend, IoChoice, Options};
+pub use config::{Config, IoBackend, IoChoice, Options, SocketBuffers};
 pub use server::{run, Server, ServerError};

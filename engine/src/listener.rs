@@ -1,17 +1,30 @@
 //! The listening sockets: one per worker, all bound to the same address with
 //! `SO_REUSEPORT`, so the kernel spreads new connections across workers.
+//!
+//! The kernel socket buffers (`--socket-receive-buffer`/`--socket-send-buffer`)
+//! are set here, on the listeners, before `listen()`: Linux copies a
+//! listener's `SO_RCVBUF`/`SO_SNDBUF` (and the lock that stops autotuning)
+//! into every socket it accepts, whether epoll or io_uring's multishot accept
+//! takes it, and a receive buffer set before the handshake also sizes the
+//! advertised TCP window scale.
 
 use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::config::SocketBuffers;
+
 /// Accept queue length requested from the kernel (capped by `somaxconn`).
 const BACKLOG: i32 = 4096;
 
 /// Binds `count` listeners to `addr`. With port 0 the first one picks a free
 /// port and the others join it. Returns the sockets and the bound address.
-pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<Socket>, SocketAddr)> {
+pub fn bind_reuseport(
+    addr: SocketAddr,
+    count: usize,
+    buffers: SocketBuffers,
+) -> io::Result<(Vec<Socket>, SocketAddr)> {
     let mut bound = addr;
     let mut sockets = Vec::with_capacity(count);
     for _ in 0..count {
@@ -21,6 +34,7 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<Socket>
         socket.set_nodelay(true)?;
         socket.set_nonblocking(true)?;
         socket.set_cloexec(true)?;
+        apply_socket_buffers(&socket, buffers)?;
         socket.bind(&bound.into())?;
         socket.listen(BACKLOG)?;
         if bound.port() == 0 {
@@ -31,5 +45,49 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<Socket>
         }
         sockets.push(socket);
     }
+    if let Some(first) = sockets.first() {
+        log_effective_buffers(first, buffers);
+    }
     Ok((sockets, bound))
+}
+
+/// Sets the requested kernel buffers on `socket`; unset ones stay autotuned.
+fn apply_socket_buffers(socket: &Socket, buffers: SocketBuffers) -> io::Result<()> {
+    if let Some(bytes) = buffers.receive {
+        socket.set_recv_buffer_size(bytes)?;
+    }
+    if let Some(bytes) = buffers.send {
+        socket.set_send_buffer_size(bytes)?;
+    }
+    Ok(())
+}
+
+/// Logs what the kernel made of the requested sizes: it doubles them for its
+/// own bookkeeping and caps them at `net.core.rmem_max`/`wmem_max`, so a
+/// request can silently shrink; that case is a warning.
+fn log_effective_buffers(socket: &Socket, buffers: SocketBuffers) {
+    let report = |name: &str, requested: Option<usize>, effective: io::Result<usize>, sysctl| {
+        let Some(requested) = requested else { return };
+        match effective {
+            Ok(effective) if effective < requested.saturating_mul(2) => tracing::warn!(
+                "{name} {requested} B requested, {effective} B effective: capped by {sysctl}"
+            ),
+            Ok(effective) => {
+                tracing::info!("{name} {requested} B requested, {effective} B effective")
+            }
+            Err(e) => tracing::warn!("cannot read back {name}: {e}"),
+        }
+    };
+    report(
+        "SO_RCVBUF",
+        buffers.receive,
+        socket.recv_buffer_size(),
+        "net.core.rmem_max",
+    );
+    report(
+        "SO_SNDBUF",
+        buffers.send,
+        socket.send_buffer_size(),
+        "net.core.wmem_max",
+    );
 }

@@ -186,12 +186,11 @@ impl Server {
     pub fn start(config: Config) -> Result<Self, ServerError> {
         let backend = resolve_backend(&config)?;
         let (listeners, addr) =
-            listener::bind_reuseport(config.listen, config.threads).map_err(|source| {
-                ServerError::Bind {
+            listener::bind_reuseport(config.listen, config.threads, config.socket_buffers)
+                .map_err(|source| ServerError::Bind {
                     addr: config.listen,
                     source,
-                }
-            })?;
+                })?;
         let cores = if config.pin {
             core_affinity::get_core_ids().filter(|cores| !cores.is_empty())
         } else {

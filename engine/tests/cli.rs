@@ -8,7 +8,7 @@ use common::server::{run_to_exit, Server};
 use common::{backend_tests, ws, Backend};
 use tokio_tungstenite::tungstenite::Message;
 
-const EVERY_OPTION: [&str; 13] = [
+const EVERY_OPTION: [&str; 15] = [
     "--listen",
     "--threads",
     "--no-pin",
@@ -17,6 +17,8 @@ const EVERY_OPTION: [&str; 13] = [
     "--keep-alive-timeout",
     "--receive-buffer-size",
     "--receive-buffers",
+    "--socket-receive-buffer",
+    "--socket-send-buffer",
     "--allowed-origin",
     "--max-message-size",
     "--max-connections",
@@ -34,6 +36,8 @@ fn refuses_invalid_values_naming_the_option() {
         ("--handshake-timeout", "soon"),
         ("--receive-buffer-size", "4 parsecs"),
         ("--max-message-size", "lots"),
+        ("--socket-receive-buffer", "12"),
+        ("--socket-send-buffer", "huge"),
         ("--listen", "nowhere"),
     ] {
         let output = run_to_exit(&["--listen", "127.0.0.1:0", option, value]);

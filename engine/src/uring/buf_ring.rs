@@ -129,6 +129,11 @@ impl ProvidedBuffers {
         usize::from(self.count)
     }
 
+    /// Bytes per buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.size as usize
+    }
+
     /// The `len` bytes the kernel received into buffer `id`, from `offset`.
     ///
     /// Only call this for a buffer id a recv CQE handed to user space and

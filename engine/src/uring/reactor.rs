@@ -244,6 +244,8 @@ struct Inner {
     to_send: Vec<usize>,
     /// Sockets waiting for a recycled buffer.
     starved: VecDeque<usize>,
+    /// Whether the ring has run dry before (logged once, as a tuning hint).
+    ran_dry: bool,
     /// Reused list of (buffer id, length) of one bundle completion.
     bundle_scratch: Vec<(u16, usize)>,
     /// Whether recv uses bundles (one recv fills several buffers; 6.10+).
@@ -297,6 +299,7 @@ impl Reactor {
                 listener: None,
                 to_send: Vec::new(),
                 starved: VecDeque::new(),
+                ran_dry: false,
                 bundle_scratch: Vec::new(),
                 bundles: true,
                 held: 0,
@@ -918,6 +921,15 @@ impl Inner {
             n if -n == libc::ENOBUFS => {
                 socket.recv = RecvState::Starved;
                 self.starved.push_back(key);
+                if !self.ran_dry {
+                    self.ran_dry = true;
+                    tracing::info!(
+                        "receive buffer ring ran dry ({} x {} B): receivers wait for \
+                         recycled buffers (logged once; see --receive-buffers)",
+                        self.buffers.count(),
+                        self.buffers.buffer_size(),
+                    );
+                }
             }
             n if -n == libc::ECANCELED => {}
             n if -n == libc::EINVAL && self.bundles => {
