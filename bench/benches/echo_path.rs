@@ -10,6 +10,7 @@
 
 use std::hint::black_box;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bench::micro::{client_frames, ReplayStream};
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fastwebsockets::{Role, WebSocket};
 use ringecho::echo::{self, EchoEnd};
+use ringecho::metrics::WorkerStats;
 use ringecho::session::{SessionStream, Sessions};
 
 /// Messages per iteration.
@@ -25,7 +27,12 @@ const BATCH: usize = 32;
 /// bigger than the engine's 4 KiB receive buffers many times over.
 const SIZES: [usize; 4] = [20, 1024, 16 * 1024, 64 * 1024];
 
-fn echo_batch(rt: &tokio::runtime::Runtime, sessions: &Rc<Sessions>, input: &Bytes) -> EchoEnd {
+fn echo_batch(
+    rt: &tokio::runtime::Runtime,
+    sessions: &Rc<Sessions>,
+    stats: &WorkerStats,
+    input: &Bytes,
+) -> EchoEnd {
     let guard = sessions.open();
     let session = guard.session().clone();
     let stream = SessionStream::new(
@@ -34,7 +41,7 @@ fn echo_batch(rt: &tokio::runtime::Runtime, sessions: &Rc<Sessions>, input: &Byt
         session.clone(),
     );
     let ws = WebSocket::after_handshake(stream, Role::Server);
-    rt.block_on(echo::run(ws, session, 16 << 20))
+    rt.block_on(echo::run(ws, session, stats, 16 << 20))
 }
 
 fn bench(c: &mut Criterion) {
@@ -42,16 +49,18 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let sessions = Rc::new(Sessions::new(None));
+    // The worker's real counters: their cost is part of the echo path.
+    let stats = Arc::new(WorkerStats::new(None));
+    let sessions = Rc::new(Sessions::new(None, stats.clone()));
     let mut group = c.benchmark_group("echo_path");
     for size in SIZES {
         let input = client_frames(size, BATCH, true);
-        assert_eq!(echo_batch(&rt, &sessions, &input), EchoEnd::Closed);
+        assert_eq!(echo_batch(&rt, &sessions, &stats, &input), EchoEnd::Closed);
         group.throughput(Throughput::Elements(BATCH as u64));
         group.bench_with_input(
             BenchmarkId::new("parse_unmask_echo", size),
             &input,
-            |b, input| b.iter(|| black_box(echo_batch(&rt, &sessions, input))),
+            |b, input| b.iter(|| black_box(echo_batch(&rt, &sessions, &stats, input))),
         );
     }
     group.finish();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hyper::Request;
-use ringecho::http::{accept_key, route, Route};
+use ringecho::http::{accept_key, route, Body, Observe, Route};
 use ringecho::Config;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -34,6 +34,21 @@ fn upgrade_request() -> Request<()> {
         .expect("request")
 }
 
+/// The read-only endpoints' data source; the upgrade route never asks it.
+struct NothingToObserve;
+
+impl Observe for NothingToObserve {
+    fn health(&self) -> String {
+        String::new()
+    }
+    fn metrics(&self) -> String {
+        String::new()
+    }
+    fn stats(&self) -> Body {
+        Box::pin(http_body_util::Empty::new())
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("handshake");
     assert_eq!(accept_key(KEY.as_bytes()), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
@@ -46,11 +61,11 @@ fn bench(c: &mut Criterion) {
         ..Config::default()
     };
     assert!(matches!(
-        route(&request, &config, || true, String::new),
+        route(&request, &config, || true, &NothingToObserve),
         Route::Upgrade(_)
     ));
     group.bench_function("upgrade_response", |b| {
-        b.iter(|| route(black_box(&request), &config, || true, String::new))
+        b.iter(|| route(black_box(&request), &config, || true, &NothingToObserve))
     });
     group.finish();
 }

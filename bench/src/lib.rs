@@ -5,12 +5,15 @@
 //!   `loadgen`, read the server's CPU time, RSS and open connections from
 //!   `/proc`. Shared by the `compare` binary and the `tune` sweep.
 //! * [`compare`]: the side-by-side runner behind the `compare` binary.
+//! * [`machine`]: the machine, kernel and commit every results file names
+//!   (`compare`, `microbench_table` and `tune` all use it).
 //! * [`micro`]: replayed client frames for the criterion micro-benchmarks.
 //! * [`peer`]: what the peer servers (`fws_echo`, `tungstenite_echo`) share:
 //!   options, the start-up line, SIGTERM handling.
 
 pub mod compare;
 pub mod harness;
+pub mod machine;
 pub mod micro;
 pub mod peer;
 

@@ -358,7 +358,7 @@ impl Cli {
         let axes = self.axes()?;
         let (repeats, timing) = self.repeats_and_timing()?;
         let rig = self.rig()?;
-        let mut provenance = Provenance::describe(Path::new("."), command);
+        let mut provenance = Provenance::describe(command);
         provenance.binaries = rig
             .ringecho
             .parent()

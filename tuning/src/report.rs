@@ -91,12 +91,12 @@ pub fn render(input: &ReportInput<'_>) -> String {
     );
     let _ = writeln!(md, "## How it was measured\n");
     let _ = writeln!(md, "- Command: `{}`", p.command);
-    let _ = writeln!(md, "- Commit: `{}`", p.commit);
+    let _ = writeln!(md, "- Commit: `{}`", p.machine.commit);
     let _ = writeln!(
         md,
         "- Machine: {} cores ({}), kernel {}; 1-minute load average at the start {} \
          (other builds may have run on the machine meanwhile)",
-        p.cores, p.cpu_model, p.kernel, p.load_average
+        p.machine.cores, p.machine.cpu_model, p.machine.kernel, p.machine.loadavg_start
     );
     let _ = writeln!(
         md,
@@ -156,7 +156,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
             crate::summary::median(loads.iter().copied()),
             loads.iter().copied().fold(f64::INFINITY, f64::min),
             loads.iter().copied().fold(0.0, f64::max),
-            p.cores
+            p.machine.cores
         );
     }
     let _ = writeln!(md);
@@ -235,6 +235,7 @@ mod tests {
     use crate::plan::{Backend, Setting};
     use crate::recommend::recommend;
     use crate::workload::WorkloadOverrides;
+    use bench::machine::Machine;
 
     #[test]
     fn the_report_names_its_origin_and_every_setting() {
@@ -270,11 +271,14 @@ mod tests {
         .collect();
         let recommendation = recommend(&summaries);
         let provenance = Provenance {
-            commit: "abc1234".into(),
-            cores: 2,
-            cpu_model: "Test CPU".into(),
-            kernel: "6.18.0".into(),
-            load_average: "0.50".into(),
+            machine: Machine {
+                cores: 2,
+                cpu_model: "Test CPU".into(),
+                kernel: "6.18.0".into(),
+                commit: "abc1234".into(),
+                loadavg_start: "0.50".into(),
+                started: "2026-11-21T00:00:00Z".into(),
+            },
             command: "tune --preset shooter-128hz".into(),
             binaries: "target/release".into(),
             niceness: Some(-10),

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use bench::compare::chart::{bar_chart, Bar};
-use bench::compare::machine::{loadavg, Machine};
 use bench::compare::output::{markdown, median_of, write_csv, Context};
 use bench::compare::plan::{scenarios, size_label, Scenario, ScenarioKind, ServerKind};
 use bench::compare::run::{estimate, run, RunPlan};
 use bench::harness::{workspace_root, Binaries, Build, Window};
+use bench::machine::{loadavg, Machine};
 use clap::Parser;
 
 /// Side-by-side WebSocket echo benchmark: each server pinned to one CPU,

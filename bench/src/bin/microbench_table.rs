@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use bench::compare::machine::Machine;
 use bench::harness::target_dir;
+use bench::machine::Machine;
 use clap::Parser;
 use serde::Deserialize;
 

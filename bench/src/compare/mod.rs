@@ -9,10 +9,8 @@
 //! * [`stats`]: medians and ratios over the repeats;
 //! * [`output`]: `compare.md` and `compare.csv`;
 //! * [`chart`]: one SVG bar chart per published case;
-//! * [`machine`]: the machine, kernel and commit every results file names.
 
 pub mod chart;
-pub mod machine;
 pub mod output;
 pub mod plan;
 pub mod run;

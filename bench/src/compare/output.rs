@@ -8,10 +8,10 @@ use std::path::Path;
 use loadgen::report::group;
 use serde::Serialize;
 
-use super::machine::Machine;
 use super::plan::{Scenario, ScenarioKind, ServerKind};
 use super::run::{RunPlan, Sample};
 use super::stats::{median, ratio};
+use crate::machine::Machine;
 
 /// Everything the Markdown needs besides the samples.
 #[derive(Debug, Clone)]
