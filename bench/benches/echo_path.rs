@@ -8,10 +8,11 @@
 //! batch and answering the close; reported per message (the set-up and the
 //! close are spread over the batch).
 
+mod common;
+
 use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bench::micro::{client_frames, ReplayStream};
 use bytes::Bytes;
@@ -68,10 +69,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = bench
 }
 criterion_main!(benches);

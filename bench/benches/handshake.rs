@@ -6,8 +6,9 @@
 //! allow-list) plus building the `101 Switching Protocols` response. hyper's
 //! request parsing and response serialisation are not included.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hyper::Request;
@@ -72,10 +73,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = bench
 }
 criterion_main!(benches);

@@ -6,9 +6,10 @@
 //! syscalls are not included. This is the per-message work that decides how
 //! far one loadgen core can drive a server.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use loadgen::conn::{on_message, State};
@@ -63,10 +64,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = bench
 }
 criterion_main!(benches);

@@ -14,6 +14,8 @@
 //! share one thread and core, so there are no cross-core wake-ups: this is
 //! the adapter's cost, not a latency figure.
 
+mod common;
+
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -116,10 +118,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = common::config();
     targets = bench
 }
 criterion_main!(benches);

@@ -517,6 +517,20 @@ fn interval_lines(path: &std::path::Path) -> usize {
         .count()
 }
 
+/// Waits (at most 20 s) for a loadgen that was sent SIGINT to exit, and
+/// collects its output.
+fn wait_after_sigint(mut child: std::process::Child) -> std::process::Output {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loadgen did not stop within 20 s of SIGINT");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn merge_count(path: &std::path::Path) -> (bool, f64) {
     let json = tmp("merge-live.json");
     let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -570,15 +584,7 @@ fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log() {
     // Ctrl-C: the process ends in order, with the report of what ran.
     // SAFETY: plain kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("loadgen did not stop within 20 s of SIGINT");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = wait_after_sigint(child);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
@@ -641,15 +647,7 @@ fn ctrl_c_delivered_to_a_worker_thread_also_stops_cleanly() {
     // SAFETY: tgkill(2) with our child's pid and one of its thread ids.
     let rc = unsafe { libc::syscall(libc::SYS_tgkill, child.id() as i32, tid, libc::SIGINT) };
     assert_eq!(rc, 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("loadgen did not stop within 20 s of SIGINT");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = wait_after_sigint(child);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
