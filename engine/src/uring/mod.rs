@@ -7,7 +7,9 @@
 
 mod buf_ring;
 mod reactor;
+mod ring;
 mod stream;
+mod wakeup;
 
 pub use reactor::Reactor;
 pub use stream::UringStream;
@@ -16,10 +18,7 @@ pub use stream::UringStream;
 /// provided-buffer ring the reactor needs (io_uring may be disabled by
 /// `kernel.io_uring_disabled`, seccomp in containers, or an old kernel).
 pub fn probe() -> std::io::Result<()> {
-    let ring: io_uring::IoUring = io_uring::IoUring::builder()
-        .setup_single_issuer()
-        .setup_coop_taskrun()
-        .build(8)?;
+    let ring = ring::build(8, 16)?;
     let buffers = buf_ring::ProvidedBuffers::new(1, crate::config::MIN_RECEIVE_BUFFER_SIZE)?;
     buffers.register(&ring.submitter())?;
     // The ring closes before the buffers unmap (drop order: ring first).

@@ -1,0 +1,55 @@
+//! Creating a worker's ring with the flags that decide how completions reach
+//! us, shared by the reactor and the start-up probe so both ask the kernel
+//! for the same thing.
+//!
+//! Preferred: `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+).
+//! With `DEFER_TASKRUN` the kernel queues completion work on a list that
+//! only our own `io_uring_enter(GETEVENTS)` runs. Without it (and with
+//! `COOP_TASKRUN` as well) every arriving message is signalled to the worker
+//! thread as task work, which interrupts its `epoll_wait` with `EINTR`: the
+//! trace showed two `epoll_wait`s per message at a fixed rate, one of them
+//! the interrupted one, plus the signal-delivery path on return to user
+//! space. Deferred work wakes the worker through the ring's registered
+//! eventfd instead (see [`super::wakeup`]).
+//!
+//! Fallback: `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG` for kernels
+//! that refuse `DEFER_TASKRUN` (`EINVAL`).
+//!
+//! `TASKRUN_FLAG` makes the kernel raise `IORING_SQ_TASKRUN` whenever
+//! completion work is waiting, in both modes, so a loop turn with nothing
+//! to submit can skip `io_uring_enter` entirely and just reap.
+
+use std::io;
+
+use io_uring::IoUring;
+
+/// Builds a ring with `sq_entries` submission entries and `cq_entries`
+/// completion entries, deferred task work if the kernel has it.
+pub fn build(sq_entries: u32, cq_entries: u32) -> io::Result<IoUring> {
+    let deferred = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .setup_cqsize(cq_entries)
+        .build(sq_entries);
+    match deferred {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            tracing::debug!("io_uring: DEFER_TASKRUN refused ({e}); using COOP_TASKRUN");
+            IoUring::builder()
+                .setup_single_issuer()
+                .setup_coop_taskrun()
+                .setup_taskrun_flag()
+                .setup_cqsize(cq_entries)
+                .build(sq_entries)
+        }
+        other => other,
+    }
+}
+
+/// Whether the kernel holds completion work that only an
+/// `io_uring_enter(GETEVENTS)` runs (flagged by `IORING_SQ_TASKRUN`), or an
+/// overflowed completion queue that only such an enter flushes.
+pub fn kernel_has_work(ring: &mut IoUring) -> bool {
+    let submission = ring.submission();
+    submission.taskrun() || submission.cq_overflow()
+}
