@@ -10,10 +10,17 @@ and ratios to results/engine-io.md. Measures, per backend:
 - server CPU time per message (utime+stime from /proc/PID/stat divided by
   the echoed messages), in the closed loop and at a fixed open-loop rate
   that leaves both cores unsaturated (100 connections x 500 Hz x 20 B);
+- server CPU time per message with both backends running *at the same
+  time* (each at 100 connections x 250 Hz x 20 B, each with its own loadgen):
+  this VM's host noise drifts by 10-20% between runs a few seconds apart,
+  which swamps a sequential comparison of a few percent, but hits servers
+  that run side by side alike. Per-run ratios, median and range.
+  `--baseline LABEL=PATH` adds another ringecho binary (an older commit, say)
+  to that scenario, run with `--io uring`;
 - server RSS per idle WebSocket with 9,000 idle connections.
 
 Usage: scripts/measure-engine.py [--repeats 3] [--duration 5] [--ring-sizes 128,1024,4096]
-                                 [--out results/engine-io.md]
+                                 [--baseline LABEL=PATH] [--out results/engine-io.md]
 Needs release builds: cargo build --release -p ringecho -p loadgen
 Every run is bounded: loadgen stops by itself after warmup + duration.
 """
@@ -40,10 +47,10 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 EXTRA_SERVER_ARGS = []
 
 
-def start_server(backend, extra=()):
+def start_server(backend, extra=(), binary=SERVER):
     env = dict(os.environ, RUST_LOG="info")
     proc = subprocess.Popen(
-        ["taskset", "-c", "1", SERVER, "--listen", "127.0.0.1:0", "--threads", "1",
+        ["taskset", "-c", "1", binary, "--listen", "127.0.0.1:0", "--threads", "1",
          "--io", backend, "--keep-alive-interval", "0", *EXTRA_SERVER_ARGS, *extra],
         stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 10
@@ -75,11 +82,15 @@ def rss_bytes(pid):
         return int(f.read().split()[1]) * PAGE
 
 
+def loadgen_command(addr, args, duration, warmup, json_out):
+    return ["taskset", "-c", "0", LOADGEN, f"ws://{addr}/ws", "--json", json_out,
+            "--duration", f"{duration}s", "--warmup", f"{warmup}s", *args]
+
+
 def loadgen(addr, args, duration, warmup):
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        cmd = ["taskset", "-c", "0", LOADGEN, f"ws://{addr}/ws", "--json", out.name,
-               "--duration", f"{duration}s", "--warmup", f"{warmup}s", *args]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        subprocess.run(loadgen_command(addr, args, duration, warmup, out.name), check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        timeout=duration + warmup + 120)
         with open(out.name) as f:
             return json.load(f)
@@ -115,6 +126,42 @@ def fixed_rate_cpu(backend, duration):
     finally:
         stop_server(proc)
     return cpu * 1e6 / max(messages(report), 1), report["latency_us"]["corrected"]["p99"]
+
+
+def concurrent_fixed_rate_cpu(servers, duration):
+    """One run of every (label, backend, binary) server at once on CPU 1,
+    each loaded by its own open-loop loadgen on CPU 0 at 100 x 250 Hz x 20 B.
+    Returns {label: server CPU-us per message}."""
+    args = ["-c", "100", "-s", "20", "--mode", "open", "--rate", "250"]
+    running = []
+    try:
+        for label, backend, binary in servers:
+            proc, addr = start_server(backend, binary=binary)
+            running.append((label, proc, addr))
+
+        def load_all(seconds, warmup):
+            outs = {label: tempfile.NamedTemporaryFile(suffix=".json") for label, _, _ in running}
+            procs = [subprocess.Popen(loadgen_command(addr, args, seconds, warmup, outs[label].name),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for label, _, addr in running]
+            for p in procs:
+                if p.wait(timeout=seconds + warmup + 120) != 0:
+                    sys.exit("loadgen failed in the concurrent fixed-rate scenario")
+            reports = {}
+            for label, out in outs.items():
+                with open(out.name) as f:
+                    reports[label] = json.load(f)
+                out.close()
+            return reports
+
+        load_all(1, 0.5)
+        cpu0 = {label: cpu_seconds(proc.pid) for label, proc, _ in running}
+        reports = load_all(duration, 0)
+        return {label: (cpu_seconds(proc.pid) - cpu0[label]) * 1e6 / max(messages(reports[label]), 1)
+                for label, proc, _ in running}
+    finally:
+        for _, proc, _ in running:
+            stop_server(proc)
 
 
 def idle_rss(backend, conns):
@@ -158,7 +205,15 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "engine-io.md"))
     parser.add_argument("--ring-sizes", default="",
                         help="also sweep --receive-buffers for uring, e.g. 128,1024,4096")
+    parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=PATH",
+                        help="another ringecho binary for the concurrent fixed-rate scenario (--io uring)")
     args = parser.parse_args()
+    baselines = []
+    for spec in args.baseline:
+        label, _, path = spec.partition("=")
+        if not label or not os.path.exists(path):
+            sys.exit(f"--baseline wants LABEL=PATH to an existing binary, got {spec!r}")
+        baselines.append((label, "uring", path))
     for binary in (SERVER, LOADGEN):
         if not os.path.exists(binary):
             sys.exit(f"missing {binary}: run cargo build --release --workspace")
@@ -178,6 +233,14 @@ def main():
         for b in backends:
             fixed[b].append(fixed_rate_cpu(b, args.duration))
             print(f"fixed 50k msg/s {b} run {i + 1}: {fixed[b][-1][0]:.2f} CPU-us/msg", flush=True)
+    together = [("uring", "uring", SERVER), ("epoll", "epoll", SERVER), *baselines]
+    concurrent = {label: [] for label, _, _ in together}
+    for i in range(args.repeats):
+        run = concurrent_fixed_rate_cpu(together, args.duration)
+        for label, value in run.items():
+            concurrent[label].append(value)
+        print(f"fixed 25k msg/s each, at once, run {i + 1}: "
+              + ", ".join(f"{label} {value:.2f}" for label, value in run.items()) + " CPU-us/msg", flush=True)
     idle = {b: idle_rss(b, args.idle_connections) for b in backends}
     ring_rows = []
     for conns, size in ([(200, 16384), (100, 20)] if args.ring_sizes else []):
@@ -202,7 +265,8 @@ def main():
         "# ringecho engine: io_uring vs epoll",
         "",
         f"- command: `scripts/measure-engine.py --repeats {args.repeats} --duration {args.duration:g}"
-        f"{' --ring-sizes ' + args.ring_sizes if args.ring_sizes else ''}`",
+        f"{' --ring-sizes ' + args.ring_sizes if args.ring_sizes else ''}"
+        + "".join(f" --baseline {label}={path}" for label, _, path in baselines) + "`",
         f"- commit: `{commit}{' (+uncommitted changes)' if dirty else ''}`",
         f"- machine: {os.cpu_count()} cores, kernel {platform.release()}; server on CPU 1 (1 worker), "
         "loadgen on CPU 0 (1 thread); loopback",
@@ -217,6 +281,19 @@ def main():
     fu = median_of([x[0] for x in fixed["uring"]])
     fe = median_of([x[0] for x in fixed["epoll"]])
     lines.append(f"| 100 x 500 Hz x 20 B open (50k msg/s offered) | | | | {fu:.2f} | {fe:.2f} | {fu / fe:.2f}x |")
+    lines += [
+        "",
+        "Fixed rate with the servers running at the same time (each 100 x 250 Hz x 20 B from its own "
+        "loadgen, all servers on CPU 1, all loadgens on CPU 0), server CPU per message; the ratio is "
+        "taken within each run, then the median and range over the runs:",
+        "",
+        "| server | CPU-us/msg (median) | / epoll, median | / epoll, range |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, _, _ in together:
+        ratios = [a / b for a, b in zip(concurrent[label], concurrent["epoll"])]
+        lines.append(f"| {label} | {median_of(concurrent[label]):.2f} | {median_of(ratios):.3f}x "
+                     f"| {min(ratios):.3f}-{max(ratios):.3f} |")
     lines += [
         "",
         f"Server RSS per idle WebSocket ({args.idle_connections} idle connections, RSS delta / open connections):",
