@@ -22,6 +22,7 @@ and ratios to results/engine-io.md. Measures, per backend:
 Usage: scripts/measure-engine.py [--repeats 3] [--duration 5] [--ring-sizes 128,1024,4096]
                                  [--baseline LABEL=PATH] [--out results/engine-io.md]
 Needs release builds: cargo build --release -p ringecho -p loadgen
+Hand-written notes after the NOTES_MARKER line of the output file are kept.
 Every run is bounded: loadgen stops by itself after warmup + duration.
 """
 
@@ -45,6 +46,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 EXTRA_SERVER_ARGS = []
+NOTES_MARKER = "<!-- hand-written notes below: kept when measure-engine.py rewrites the tables -->"
 
 
 def start_server(backend, extra=(), binary=SERVER):
@@ -280,7 +282,7 @@ def main():
                      f"| {r['uring'][1]:.2f} | {r['epoll'][1]:.2f} | {r['uring'][1] / r['epoll'][1]:.2f}x |")
     fu = median_of([x[0] for x in fixed["uring"]])
     fe = median_of([x[0] for x in fixed["epoll"]])
-    lines.append(f"| 100 x 500 Hz x 20 B open (50k msg/s offered) | | | | {fu:.2f} | {fe:.2f} | {fu / fe:.2f}x |")
+    lines.append(f"| 100 x 500 Hz x 20 B open (50k msg/s offered), one server at a time | | | | {fu:.2f} | {fe:.2f} | {fu / fe:.2f}x |")
     lines += [
         "",
         "Fixed rate with the servers running at the same time (each 100 x 250 Hz x 20 B from its own "
@@ -317,8 +319,14 @@ def main():
             cells = [f"{r[k][0]:,.0f} / {r[k][1]:.2f}" for k in ["epoll"] + sizes]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
+    notes = ""
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            previous = f.read()
+        if NOTES_MARKER in previous:
+            notes = previous[previous.index(NOTES_MARKER):]
     with open(args.out, "w") as f:
-        f.write("\n".join(lines))
+        f.write("\n".join(lines) + ("\n" + notes if notes else ""))
     print("\n".join(lines))
 
 
