@@ -97,11 +97,10 @@ pub struct Options {
     ///
     /// 128 x 4 KiB holds 512 KiB per worker. Small rings stay in cache (the
     /// ring is FIFO, so with 4096 entries every buffer the kernel fills is
-    /// cold); large rings run dry less often. In results/engine-io.md
-    /// (scripts/measure-engine.py) ring size made no difference beyond the
-    /// noise at 100 x 20 B, while at 200 x 16 KiB a 4096 ring cost 15% less
-    /// CPU per message. `tune` sweeps it for a workload. A ring that runs
-    /// dry costs speed, never correctness.
+    /// cold); large rings run dry less often. The sweep in
+    /// results/engine-io.md (scripts/measure-engine.py) could not rank the
+    /// sizes within this VM's noise; `tune` sweeps the ring for a workload.
+    /// A ring that runs dry costs speed, never correctness.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub receive_buffers: usize,
 

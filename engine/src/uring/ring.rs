@@ -23,27 +23,39 @@ use std::io;
 
 use io_uring::IoUring;
 
+/// How the kernel runs a ring's completion work (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskRun {
+    /// `DEFER_TASKRUN`: only our own `io_uring_enter(GETEVENTS)` runs it.
+    Deferred,
+    /// `COOP_TASKRUN`: it runs when the thread next enters or leaves the kernel.
+    Cooperative,
+}
+
 /// Builds a ring with `sq_entries` submission entries and `cq_entries`
 /// completion entries, deferred task work if the kernel has it.
 pub fn build(sq_entries: u32, cq_entries: u32) -> io::Result<IoUring> {
-    let deferred = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_taskrun_flag()
-        .setup_cqsize(cq_entries)
-        .build(sq_entries);
-    match deferred {
+    match build_with(sq_entries, cq_entries, TaskRun::Deferred) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             tracing::debug!("io_uring: DEFER_TASKRUN refused ({e}); using COOP_TASKRUN");
-            IoUring::builder()
-                .setup_single_issuer()
-                .setup_coop_taskrun()
-                .setup_taskrun_flag()
-                .setup_cqsize(cq_entries)
-                .build(sq_entries)
+            build_with(sq_entries, cq_entries, TaskRun::Cooperative)
         }
         other => other,
     }
+}
+
+/// Builds a ring with the given task-run mode and no fallback.
+pub fn build_with(sq_entries: u32, cq_entries: u32, mode: TaskRun) -> io::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    builder
+        .setup_single_issuer()
+        .setup_taskrun_flag()
+        .setup_cqsize(cq_entries);
+    match mode {
+        TaskRun::Deferred => builder.setup_defer_taskrun(),
+        TaskRun::Cooperative => builder.setup_coop_taskrun(),
+    };
+    builder.build(sq_entries)
 }
 
 /// Whether the kernel holds completion work that only an
