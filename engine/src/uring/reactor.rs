@@ -12,7 +12,8 @@
 //! Why this shape, measured at 100 connections x 500 Hz x 20 B: the first
 //! version (ring fd in epoll, `COOP_TASKRUN`, an enter every turn) made 3.9
 //! `io_uring_enter`s and 1.9 `epoll_wait`s per message, half of the latter
-//! interrupted by task-work signals; this one makes 1.7 and 0.5.
+//! interrupted by task-work signals; this one makes about 1.8 and 0.7
+//! (the counts vary with how many messages share a wake-up).
 //!
 //! What the ring does, per DESIGN.md:
 //! - multishot accept on the worker's `SO_REUSEPORT` listener;
