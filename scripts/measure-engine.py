@@ -14,7 +14,9 @@ and ratios to results/engine-io.md. Measures, per backend:
   time* (each at 100 connections x 250 Hz x 20 B, each with its own loadgen):
   this VM's host noise drifts by 10-20% between runs a few seconds apart,
   which swamps a sequential comparison of a few percent, but hits servers
-  that run side by side alike. Per-run ratios, median and range.
+  that run side by side alike. Per-run ratios, median and range. Servers
+  that share a core also gather more messages per wake-up than one alone,
+  which favours io_uring: read it next to the one-at-a-time row.
   `--baseline LABEL=PATH` adds another ringecho binary (an older commit, say)
   to that scenario, run with `--io uring`;
 - server RSS per idle WebSocket with 9,000 idle connections.
