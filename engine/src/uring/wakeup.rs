@@ -149,22 +149,53 @@ mod tests {
         cqe.result()
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
+    /// A ring in `mode` with its wake-up registered, and a socket pair whose
+    /// first end has a recv armed on the ring. Call inside a tokio runtime.
+    struct Setup {
+        ring: IoUring,
+        wakeup: RingWakeup,
+        /// Kept open until the recv completes.
+        _ours: UnixStream,
+        theirs: UnixStream,
+        buf: &'static [u8; 16],
+    }
+
+    fn setup(mode: TaskRun) -> Setup {
+        let mut ring = build_with(8, 16, mode).expect("ring");
+        let wakeup = RingWakeup::register(&mut ring).expect("eventfd");
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let buf = arm_recv(&mut ring, &ours);
+        Setup {
+            ring,
+            wakeup,
+            _ours: ours,
+            theirs,
+            buf,
+        }
+    }
+
+    /// Runs `test` for both task-run modes, each on a fresh current-thread runtime.
+    fn for_both_modes(
+        test: impl Fn(TaskRun, Setup) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    ) {
+        for mode in [TaskRun::Deferred, TaskRun::Cooperative] {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async { test(mode, setup(mode)).await });
+        }
     }
 
     #[test]
     fn a_sleeping_ring_is_woken_by_data_in_both_task_run_modes() {
-        for mode in [TaskRun::Deferred, TaskRun::Cooperative] {
-            runtime().block_on(async {
-                let mut ring = build_with(8, 16, mode).expect("ring");
-                let mut wakeup = RingWakeup::register(&mut ring).expect("eventfd");
-                let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
-                let buf = arm_recv(&mut ring, &ours);
-                assert!(wakeup.arm(&mut ring), "{mode:?}: nothing is pending yet");
+        for_both_modes(|mode, mut t| {
+            Box::pin(async move {
+                assert!(
+                    t.wakeup.arm(&mut t.ring),
+                    "{mode:?}: nothing is pending yet"
+                );
+                let mut theirs = t.theirs;
                 let writer = std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(50));
                     theirs.write_all(b"ping").expect("write");
@@ -172,36 +203,32 @@ mod tests {
                 });
                 tokio::time::timeout(
                     Duration::from_secs(5),
-                    poll_fn(|cx| wakeup.poll_signalled(cx)),
+                    poll_fn(|cx| t.wakeup.poll_signalled(cx)),
                 )
                 .await
                 .unwrap_or_else(|_| panic!("{mode:?}: the eventfd never signalled"))
                 .expect("eventfd readiness");
-                wakeup.disarm(&mut ring);
-                assert_eq!(reap_recv(&mut ring), 4, "{mode:?}");
-                assert_eq!(&buf[..4], b"ping");
+                t.wakeup.disarm(&mut t.ring);
+                assert_eq!(reap_recv(&mut t.ring), 4, "{mode:?}");
+                assert_eq!(&t.buf[..4], b"ping");
                 drop(writer.join());
-            });
-        }
+            })
+        });
     }
 
     #[test]
     fn work_that_arrived_while_disarmed_keeps_the_ring_awake() {
-        for mode in [TaskRun::Deferred, TaskRun::Cooperative] {
-            runtime().block_on(async {
-                let mut ring = build_with(8, 16, mode).expect("ring");
-                let mut wakeup = RingWakeup::register(&mut ring).expect("eventfd");
-                let (ours, mut theirs) = UnixStream::pair().expect("socket pair");
-                arm_recv(&mut ring, &ours);
+        for_both_modes(|mode, mut t| {
+            Box::pin(async move {
                 // The reactor is awake (eventfd silenced) when the data lands.
-                theirs.write_all(b"ping").expect("write");
+                t.theirs.write_all(b"ping").expect("write");
                 std::thread::sleep(Duration::from_millis(20));
                 assert!(
-                    !wakeup.arm(&mut ring),
+                    !t.wakeup.arm(&mut t.ring),
                     "{mode:?}: arm() must refuse to sleep over pending work"
                 );
-                assert_eq!(reap_recv(&mut ring), 4, "{mode:?}");
-            });
-        }
+                assert_eq!(reap_recv(&mut t.ring), 4, "{mode:?}");
+            })
+        });
     }
 }
