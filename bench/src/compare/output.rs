@@ -134,6 +134,10 @@ fn rate(v: f64) -> String {
     group(v.round() as u64)
 }
 
+fn two_decimals(v: f64) -> String {
+    format!("{v:.2}")
+}
+
 fn x(v: f64) -> String {
     format!("{v:.2}x")
 }
@@ -193,6 +197,21 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
         .map(|s| format!(" {} |", s.label()))
         .collect();
     let aligns = "---:|".repeat(servers.len() + others.len());
+    // One row's leading cells: the scenario, each server's median of
+    // `figure`, then each peer's ratio to fastwebsockets. Callers end the row.
+    let row_cells = |o: &mut String,
+                     i: usize,
+                     figure: fn(&Sample) -> Option<f64>,
+                     format: fn(f64) -> String| {
+        let get = |s| median_of(samples, i, s, figure);
+        let _ = write!(o, "| {} |", plan.scenarios[i].title());
+        for &s in servers {
+            let _ = write!(o, " {} |", cell(get(s), format));
+        }
+        for &s in &others {
+            let _ = write!(o, " {} |", cell(ratio(get(s), get(fws)), x));
+        }
+    };
 
     let indices = |kind: ScenarioKind| -> Vec<usize> {
         plan.scenarios
@@ -218,15 +237,8 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
             let Scenario::Closed { connections, size } = plan.scenarios[i] else {
                 continue;
             };
-            let get = |s| median_of(samples, i, s, |x| x.msgs_per_sec);
             let (up, vm) = published(connections, size);
-            let _ = write!(o, "| {} |", plan.scenarios[i].title());
-            for &s in servers {
-                let _ = write!(o, " {} |", cell(get(s), rate));
-            }
-            for &s in &others {
-                let _ = write!(o, " {} |", cell(ratio(get(s), get(fws)), x));
-            }
+            row_cells(&mut o, i, |x| x.msgs_per_sec, rate);
             let _ = writeln!(o, " {up} | {vm} |");
         }
         let _ = writeln!(
@@ -237,14 +249,7 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
         let _ = writeln!(o, "| case |{server_heads}{ratio_heads}");
         let _ = writeln!(o, "|---|{aligns}");
         for &i in &closed {
-            let get = |s| median_of(samples, i, s, |x| x.cpu_us_per_msg);
-            let _ = write!(o, "| {} |", plan.scenarios[i].title());
-            for &s in servers {
-                let _ = write!(o, " {} |", cell(get(s), |v| format!("{v:.2}")));
-            }
-            for &s in &others {
-                let _ = write!(o, " {} |", cell(ratio(get(s), get(fws)), x));
-            }
+            row_cells(&mut o, i, |x| x.cpu_us_per_msg, two_decimals);
             let _ = writeln!(o);
         }
         let _ = writeln!(o);
@@ -266,13 +271,7 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
         let _ = writeln!(o, "|---|{aligns}---:|");
         for &i in &cpu {
             let get = |s| median_of(samples, i, s, |x| x.cpu_us_per_msg);
-            let _ = write!(o, "| {} |", plan.scenarios[i].title());
-            for &s in servers {
-                let _ = write!(o, " {} |", cell(get(s), |v| format!("{v:.2}")));
-            }
-            for &s in &others {
-                let _ = write!(o, " {} |", cell(ratio(get(s), get(fws)), x));
-            }
+            row_cells(&mut o, i, |x| x.cpu_us_per_msg, two_decimals);
             let _ = writeln!(
                 o,
                 " {} |",
