@@ -21,6 +21,7 @@ pub mod http;
 pub mod listener;
 pub mod message;
 pub mod metrics;
+pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod shutdown;

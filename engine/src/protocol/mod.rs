@@ -1,0 +1,26 @@
+//! The WebSocket protocol (RFC 6455), server side, with no I/O in it.
+//!
+//! This is the io_uring path's codec, in the shape of uWebSockets'
+//! `WebSocketProtocol.h`: it is fed the bytes the kernel put in the receive
+//! buffers and works on them **in place**. [`Decoder`] parses frame headers
+//! where they lie, unmasks payloads in the buffer with fastwebsockets'
+//! `unmask` (the key rotated by the offset when a frame spans buffers),
+//! checks text incrementally so invalid UTF-8 fails fast, enforces the
+//! close-code and control-frame rules, and reports what it found as
+//! [`Event`]s that name byte ranges of the fed slice. The ring layer
+//! ([`crate::uring`]) turns those ranges into sends from the same buffers.
+//!
+//! - [`frame`]: header layout, opcodes, the server's header encoding;
+//! - [`utf8`]: incremental UTF-8 validation across chunks;
+//! - [`close`]: which close payloads a peer may send;
+//! - [`decoder`]: the incremental, in-place frame decoder.
+//!
+//! The epoll backend runs fastwebsockets' own codec and is the reference
+//! this module is held to (`engine/tests/differential.rs`).
+
+pub mod close;
+pub mod decoder;
+pub mod frame;
+pub mod utf8;
+
+pub use decoder::{DataFrame, Decoder, Event};
