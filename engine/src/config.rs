@@ -25,6 +25,9 @@ pub const MIN_SOCKET_BUFFER: usize = 1024;
 /// The largest kernel socket buffer we accept: the kernel doubles the value
 /// and keeps it in an `int`.
 pub const MAX_SOCKET_BUFFER: usize = 512 << 20;
+/// The smallest `--max-backpressure` we accept: below one 16 KiB echo the
+/// engine would stop receiving after almost every message.
+pub const MIN_MAX_BACKPRESSURE: usize = 16 << 10;
 
 /// Which I/O backend the workers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +134,25 @@ pub struct Options {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
+    /// Most echo bytes one connection may have queued in the engine and not yet accepted by the kernel (uWebSockets' maxBackpressure); at least 16KiB.
+    ///
+    /// Above it the engine stops receiving from that connection until the
+    /// queue drains below half, so a client that never reads its echoes
+    /// cannot hold server memory. On the epoll backend the echo loop never
+    /// queues more than the frame it is writing: a write to a full kernel
+    /// send buffer waits, and the loop stops reading by itself, so there the
+    /// cap is the kernel's send buffer (see --socket-send-buffer).
+    #[arg(long, default_value = "1MiB", value_parser = parse_size, value_name = "BYTES")]
+    pub max_backpressure: usize,
+
+    /// Close a connection whose echoes have been stuck above --max-backpressure this long (close 1008, then drop); 0 = never.
+    ///
+    /// On the epoll backend "stuck" means a write to the kernel has waited
+    /// this long without progress. The 1008 close frame cannot get through
+    /// a full send buffer there, so the TCP connection is simply dropped.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
+    pub backpressure_timeout: Duration,
+
     /// Drop a connection whose HTTP request (or upgrade) is not complete within this time.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
     pub handshake_timeout: Duration,
@@ -167,6 +189,15 @@ pub struct Config {
     pub max_message_size: usize,
     /// Most open WebSockets across workers.
     pub max_connections: Option<usize>,
+    /// Most echo bytes one connection may have queued in the engine before
+    /// the engine stops receiving from it (until the queue is below half).
+    /// The epoll backend queues at most the frame it is writing, so its cap
+    /// is the kernel's send buffer; this value is for engines that queue.
+    pub max_backpressure: usize,
+    /// How long a connection may stay above `max_backpressure` (on epoll:
+    /// how long a write may wait without progress) before it is closed with
+    /// 1008 and dropped; `None` means never.
+    pub backpressure_timeout: Option<Duration>,
     /// Deadline for the HTTP request that precedes a WebSocket.
     pub handshake_timeout: Duration,
     /// Grace period for the close handshake at shutdown.
@@ -259,6 +290,16 @@ impl Options {
                 "must be at least 1 (omit it for no limit)",
             ));
         }
+        if self.max_backpressure < MIN_MAX_BACKPRESSURE {
+            return Err(invalid(
+                "max-backpressure",
+                format!(
+                    "{} bytes is below the minimum of {} KiB",
+                    self.max_backpressure,
+                    MIN_MAX_BACKPRESSURE >> 10
+                ),
+            ));
+        }
         if self.handshake_timeout.is_zero() {
             return Err(invalid("handshake-timeout", "must be greater than zero"));
         }
@@ -297,6 +338,8 @@ impl Options {
             allowed_origins,
             max_message_size: self.max_message_size,
             max_connections: self.max_connections,
+            max_backpressure: self.max_backpressure,
+            backpressure_timeout: non_zero(self.backpressure_timeout),
             handshake_timeout: self.handshake_timeout,
             shutdown_timeout: self.shutdown_timeout,
         })
@@ -394,6 +437,8 @@ mod tests {
             (&["--socket-send-buffer", "1GiB"], "socket-send-buffer"),
             (&["--max-connections", "0"], "max-connections"),
             (&["--handshake-timeout", "0"], "handshake-timeout"),
+            (&["--max-backpressure", "16383"], "max-backpressure"),
+            (&["--max-backpressure", "0"], "max-backpressure"),
             (&["--allowed-origin", "example.com"], "allowed-origin"),
         ] {
             match config(args) {
@@ -421,6 +466,32 @@ mod tests {
                 send: Some(32768)
             }
         );
+    }
+
+    #[test]
+    fn backpressure_defaults_units_and_zero_timeout() {
+        let c = Config::default();
+        assert_eq!(c.max_backpressure, 1 << 20);
+        assert_eq!(c.backpressure_timeout, Some(Duration::from_secs(10)));
+        let c = config(&[
+            "--max-backpressure",
+            "256KiB",
+            "--backpressure-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(c.max_backpressure, 256 << 10);
+        assert_eq!(c.backpressure_timeout, Some(Duration::from_secs(2)));
+        let c = config(&["--max-backpressure", "16KiB", "--backpressure-timeout", "0"]).unwrap();
+        assert_eq!(
+            c.max_backpressure, MIN_MAX_BACKPRESSURE,
+            "the minimum is allowed"
+        );
+        assert_eq!(c.backpressure_timeout, None, "0 means never");
+        let refused = Options::try_parse_from(["ringecho", "--max-backpressure", "lots"]);
+        assert!(refused.is_err(), "not a size");
+        let refused = Options::try_parse_from(["ringecho", "--backpressure-timeout", "soon"]);
+        assert!(refused.is_err(), "not a duration");
     }
 
     #[test]
