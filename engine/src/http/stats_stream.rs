@@ -56,6 +56,8 @@ pub struct Totals {
     pub pings_sent: u64,
     /// WebSockets dropped for a late pong.
     pub keep_alive_timeouts: u64,
+    /// WebSockets closed because their echoes stayed stuck too long.
+    pub backpressure_closes: u64,
 }
 
 impl From<&WorkerSnapshot> for Totals {
@@ -69,6 +71,7 @@ impl From<&WorkerSnapshot> for Totals {
             bytes_out: sum.bytes_out,
             pings_sent: sum.pings_sent,
             keep_alive_timeouts: sum.keep_alive_timeouts,
+            backpressure_closes: sum.backpressure_closes,
         }
     }
 }

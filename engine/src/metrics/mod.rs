@@ -135,6 +135,9 @@ pub fn close_code_label(slot: usize) -> String {
 /// The close code RFC 6455 §7.1.5 reports for a close frame without one.
 pub const NO_STATUS_RECEIVED: u16 = 1005;
 
+/// The close code for a backpressure close (RFC 6455 §7.4.1: policy violation).
+pub const POLICY_VIOLATION: u16 = 1008;
+
 /// Counters one worker owns (see the module docs).
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -149,6 +152,7 @@ pub struct WorkerStats {
     bytes_sent: Counter,
     pings_sent: Counter,
     keep_alive_timeouts: Counter,
+    backpressure_closes: Counter,
     handshakes_rejected: [Counter; 4],
     close_codes_sent: [Counter; CLOSE_CODE_SLOTS],
     close_codes_received: [Counter; CLOSE_CODE_SLOTS],
@@ -213,6 +217,20 @@ impl WorkerStats {
         self.keep_alive_timeouts.add(1);
     }
 
+    /// A WebSocket was closed because its echoes stayed stuck above
+    /// `--max-backpressure` for `--backpressure-timeout`.
+    ///
+    /// This also counts close code 1008 in [`close_sent`](Self::close_sent),
+    /// so callers must not count it again: every backpressure close is a
+    /// 1008 close by the engine's policy (close 1008 queued, then the TCP
+    /// connection dropped). On the epoll backend the frame cannot get
+    /// through the full send buffer, so there the 1008 is the close the
+    /// engine decided on rather than one the peer can read.
+    pub fn backpressure_closed(&self) {
+        self.backpressure_closes.add(1);
+        self.close_sent(POLICY_VIOLATION);
+    }
+
     /// A handshake handled by this worker was refused.
     pub fn handshake_rejected(&self, reason: RejectReason) {
         self.handshakes_rejected[reason.index()].add(1);
@@ -243,6 +261,7 @@ impl WorkerStats {
             bytes_out: self.bytes_sent.get(),
             pings_sent: self.pings_sent.get(),
             keep_alive_timeouts: self.keep_alive_timeouts.get(),
+            backpressure_closes: self.backpressure_closes.get(),
             handshakes_rejected: values(&self.handshakes_rejected),
             close_codes_sent: values(&self.close_codes_sent),
             close_codes_received: values(&self.close_codes_received),
@@ -273,6 +292,8 @@ pub struct WorkerSnapshot {
     pub pings_sent: u64,
     /// WebSockets dropped for a late pong.
     pub keep_alive_timeouts: u64,
+    /// WebSockets closed because their echoes stayed stuck too long.
+    pub backpressure_closes: u64,
     /// Refused handshakes, indexed like [`RejectReason::ALL`].
     #[serde(skip)]
     pub handshakes_rejected: Vec<u64>,
@@ -350,6 +371,7 @@ impl EngineSnapshot {
             sum.bytes_out += w.bytes_out;
             sum.pings_sent += w.pings_sent;
             sum.keep_alive_timeouts += w.keep_alive_timeouts;
+            sum.backpressure_closes += w.backpressure_closes;
         }
         sum
     }
@@ -427,6 +449,7 @@ mod tests {
         stats.handshake_rejected(RejectReason::Timeout);
         stats.close_sent(1000);
         stats.close_received(4001);
+        stats.backpressure_closed();
         let snapshot = stats.snapshot(7);
         assert_eq!((snapshot.worker, snapshot.cpu), (7, Some(3)));
         assert_eq!(snapshot.connections, 1);
@@ -438,6 +461,12 @@ mod tests {
         );
         assert_eq!(snapshot.handshakes_rejected, [0, 0, 0, 1]);
         assert_eq!(snapshot.close_codes_sent[0], 1);
+        assert_eq!(snapshot.backpressure_closes, 1);
+        assert_eq!(
+            snapshot.close_codes_sent[close_code_slot(POLICY_VIOLATION)],
+            1,
+            "a backpressure close counts its 1008 too"
+        );
         assert_eq!(snapshot.close_codes_received[SLOT_4000_4999], 1);
     }
 

@@ -16,6 +16,9 @@
 //! - `ringecho_messages_received_total`, `ringecho_messages_sent_total`,
 //!   `ringecho_payload_received_bytes_total`, `ringecho_payload_sent_bytes_total`;
 //! - `ringecho_pings_sent_total`, `ringecho_keep_alive_timeouts_total`;
+//! - `ringecho_backpressure_closes_total`: WebSockets closed because their
+//!   echoes stayed stuck above `--max-backpressure` for
+//!   `--backpressure-timeout` (each also counts as a close frame 1008 sent);
 //! - `ringecho_handshakes_rejected_total{reason}` with reason `origin`,
 //!   `limit`, `bad_request` or `timeout`;
 //! - `ringecho_close_frames_sent_total{code}` and
@@ -57,7 +60,7 @@ type WorkerCounter = (
     fn(&WorkerSnapshot) -> u64,
 );
 
-const WORKER_COUNTERS: [WorkerCounter; 7] = [
+const WORKER_COUNTERS: [WorkerCounter; 8] = [
     (
         "ringecho_connections_opened",
         "WebSockets opened (upgrades accepted).",
@@ -99,6 +102,12 @@ const WORKER_COUNTERS: [WorkerCounter; 7] = [
         "WebSockets dropped because no pong came within --keep-alive-timeout.",
         None,
         |w| w.keep_alive_timeouts,
+    ),
+    (
+        "ringecho_backpressure_closes",
+        "WebSockets closed (1008) because their echoes stayed stuck above --max-backpressure for --backpressure-timeout.",
+        None,
+        |w| w.backpressure_closes,
     ),
 ];
 
@@ -199,6 +208,7 @@ mod tests {
         stats.websocket_opened();
         stats.handshake_rejected(RejectReason::Origin);
         stats.close_received(1000);
+        stats.backpressure_closed();
         let info = EngineInfo {
             version: "9.9.9",
             io: IoBackend::Epoll,
@@ -221,6 +231,9 @@ mod tests {
             "ringecho_handshakes_rejected_total{worker=\"0\",reason=\"origin\"} 1",
             "ringecho_handshakes_rejected_total{worker=\"0\",reason=\"timeout\"} 0",
             "ringecho_close_frames_received_total{worker=\"0\",code=\"1000\"} 1",
+            "# TYPE ringecho_backpressure_closes counter",
+            "ringecho_backpressure_closes_total{worker=\"0\"} 1",
+            "ringecho_close_frames_sent_total{worker=\"0\",code=\"1008\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -229,8 +242,8 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(
-            !text.contains("ringecho_close_frames_sent_total{"),
-            "{text}"
+            !text.contains("ringecho_close_frames_sent_total{worker=\"0\",code=\"1000\"}"),
+            "codes never sent are left out:\n{text}"
         );
     }
 }
