@@ -41,13 +41,38 @@ pub enum EchoEnd {
     Failed(u16),
     /// The transport went away (EOF, reset, keep-alive timeout).
     Dropped,
+    /// The peer did not read its echoes: a write stayed blocked for
+    /// `--backpressure-timeout`. The connection is dropped without the 1008
+    /// close frame, which could not get through the full send buffer; the
+    /// sweep that detected it counted the close
+    /// ([`WorkerStats::backpressure_closed`]).
+    BackpressureTimeout,
 }
 
 /// Runs the echo loop until the connection closes, counting messages, bytes
 /// and close codes in `stats` (the worker's own block).
 pub async fn run<S>(
-    mut ws: WebSocket<S>,
+    ws: WebSocket<S>,
     session: Rc<Session>,
+    stats: &WorkerStats,
+    max_message_size: usize,
+) -> EchoEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let end = echo_loop(ws, &session, stats, max_message_size).await;
+    // After a backpressure timeout every read and write fails, whichever
+    // step of the loop saw it first.
+    if session.backpressure_timed_out() {
+        return EchoEnd::BackpressureTimeout;
+    }
+    end
+}
+
+/// The loop behind [`run`].
+async fn echo_loop<S>(
+    mut ws: WebSocket<S>,
+    session: &Session,
     stats: &WorkerStats,
     max_message_size: usize,
 ) -> EchoEnd
@@ -69,7 +94,7 @@ where
                 } else {
                     close_code_for(&e)
                 };
-                return fail_on(&mut ws, &session, stats, code).await;
+                return fail_on(&mut ws, session, stats, code).await;
             }
         };
         let step = match frame.opcode {
@@ -77,19 +102,19 @@ where
                 Err(MessageError::OutOfOrder.into())
             }
             OpCode::Text | OpCode::Binary if frame.fin => {
-                echo(&mut ws, &session, stats, frame.opcode, frame.payload).await
+                echo(&mut ws, session, stats, frame.opcode, frame.payload).await
             }
             OpCode::Text | OpCode::Binary => message
                 .start(frame.opcode, &frame.payload)
                 .map_err(Stop::from),
             OpCode::Continuation => match message.push(&frame.payload, frame.fin) {
                 Ok(Some((opcode, data))) => {
-                    echo(&mut ws, &session, stats, opcode, Payload::Owned(data)).await
+                    echo(&mut ws, session, stats, opcode, Payload::Owned(data)).await
                 }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e.into()),
             },
-            OpCode::Close => return answer_close(&mut ws, &session, stats, frame.payload).await,
+            OpCode::Close => return answer_close(&mut ws, session, stats, frame.payload).await,
             OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => Err(Stop::Fail(1002)),
             OpCode::Pong => {
                 session.pong_received();
@@ -101,7 +126,7 @@ where
         match step {
             Ok(()) => {}
             Err(Stop::Transport) => return EchoEnd::Dropped,
-            Err(Stop::Fail(code)) => return fail_on(&mut ws, &session, stats, Some(code)).await,
+            Err(Stop::Fail(code)) => return fail_on(&mut ws, session, stats, Some(code)).await,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Keep-alive pings, pong deadlines and the shutdown close for open WebSockets.
+//! Keep-alive pings, pong deadlines, backpressure timeouts and the shutdown
+//! close for open WebSockets.
 //!
 //! fastwebsockets' `read_frame` is not cancel-safe (it consumes a frame
 //! header before awaiting the payload), so the echo loop cannot `select!`
@@ -13,6 +14,25 @@
 //! A per-worker [`sweep`] task walks the worker's [`Sessions`] every tick and
 //! marks pings due or sessions expired, so no connection owns a timer. Pongs
 //! are reported back by the echo loop through [`Session::pong_received`].
+//!
+//! # Backpressure (epoll backend)
+//!
+//! The echo loop writes each echo before it reads the next frame, so a
+//! client that never reads its echoes makes a write wait once the kernel's
+//! send buffer is full, and the loop stops reading from that client by
+//! itself: the engine holds at most the frame being written, and the cap in
+//! bytes is the kernel's send buffer (`--max-backpressure` is for engines
+//! that queue echoes). What remains is `--backpressure-timeout`: when a
+//! write to the transport returns `Pending`, [`SessionStream`] records
+//! "write blocked since" in the [`Session`] (one clock read, only on the
+//! slow path) together with the task's waker, and clears it on the next
+//! write that completes. No timer per write: the [`sweep`] marks a session
+//! whose write has been blocked for the whole timeout and wakes it; its
+//! next write fails, and the echo loop ends with
+//! [`EchoEnd::BackpressureTimeout`](crate::echo::EchoEnd::BackpressureTimeout).
+//! The close frame 1008 the policy asks for cannot get through a full send
+//! buffer, so the connection is just dropped (the close is still counted,
+//! see [`WorkerStats::backpressure_closed`]).
 //!
 //! [`SessionStream`] also runs the [`TextWatch`] over the bytes the codec
 //! reads, so invalid UTF-8 fails a text frame as soon as it arrives rather
@@ -31,6 +51,7 @@ use slab::Slab;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::config::Config;
 use crate::metrics::WorkerStats;
 use crate::text_watch::TextWatch;
 
@@ -57,6 +78,12 @@ pub struct Session {
     going_away_due: Cell<bool>,
     close_sent: Cell<bool>,
     expired: Cell<bool>,
+    /// The task's waker, stored when a write to the transport is pending.
+    write_waker: RefCell<Option<Waker>>,
+    /// Since when writes have been pending without progress, if they are.
+    write_blocked_since: Cell<Option<Instant>>,
+    /// Set by the sweep: writes were blocked for `--backpressure-timeout`.
+    backpressure_expired: Cell<bool>,
     text_refused: Cell<bool>,
     /// The owning worker's counters.
     stats: Arc<WorkerStats>,
@@ -73,6 +100,9 @@ impl Session {
             going_away_due: Cell::new(false),
             close_sent: Cell::new(false),
             expired: Cell::new(false),
+            write_waker: RefCell::new(None),
+            write_blocked_since: Cell::new(None),
+            backpressure_expired: Cell::new(false),
             text_refused: Cell::new(false),
         }
     }
@@ -97,6 +127,39 @@ impl Session {
     /// Whether the pong deadline passed; the connection is to be dropped.
     pub fn expired(&self) -> bool {
         self.expired.get()
+    }
+
+    /// Whether writes stayed blocked for `--backpressure-timeout`; the
+    /// connection is to be dropped (the transport fails every read and write
+    /// from now on).
+    pub fn backpressure_timed_out(&self) -> bool {
+        self.backpressure_expired.get()
+    }
+
+    /// Notes the outcome of one write to the transport: a pending write
+    /// starts (or continues) the blocked period and keeps `cx`'s waker for
+    /// the sweep; a completed one ends the period.
+    #[inline]
+    fn note_write<T>(&self, cx: &Context<'_>, poll: &Poll<T>) {
+        if poll.is_ready() {
+            if self.write_blocked_since.get().is_some() {
+                self.write_blocked_since.set(None);
+            }
+            return;
+        }
+        if self.write_blocked_since.get().is_none() {
+            self.write_blocked_since.set(Some(Instant::now()));
+        }
+        let mut waker = self.write_waker.borrow_mut();
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+    }
+
+    fn wake_writer(&self) {
+        if let Some(waker) = self.write_waker.borrow().as_ref() {
+            waker.wake_by_ref();
+        }
     }
 
     fn wake(&self) {
@@ -131,6 +194,8 @@ impl Session {
 pub struct Sessions {
     open: RefCell<Slab<Rc<Session>>>,
     interval: Option<Duration>,
+    /// How long a write may stay blocked (`--backpressure-timeout`).
+    backpressure_timeout: Option<Duration>,
     /// Set by `close_all`: sessions opened later start with close 1001 due.
     closing: Cell<bool>,
     /// The worker's counters, handed to every session.
@@ -138,12 +203,15 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// A registry that pings every `interval` (never when `None`) and
-    /// counts pings, timeouts and shutdown closes in `stats`.
-    pub fn new(interval: Option<Duration>, stats: Arc<WorkerStats>) -> Self {
+    /// A registry that pings every `config.keep_alive_interval` (never when
+    /// `None`), drops sessions whose writes stay blocked for
+    /// `config.backpressure_timeout`, and counts pings, timeouts and closes
+    /// in `stats`.
+    pub fn new(config: &Config, stats: Arc<WorkerStats>) -> Self {
         Self {
             open: RefCell::new(Slab::new()),
-            interval,
+            interval: config.keep_alive_interval,
+            backpressure_timeout: config.backpressure_timeout,
             closing: Cell::new(false),
             stats,
         }
@@ -181,13 +249,26 @@ impl Sessions {
         }
     }
 
-    /// One keep-alive pass: marks pings due and expires sessions whose pong
+    /// One pass: drops sessions whose writes have been blocked for the
+    /// backpressure timeout, marks pings due and expires sessions whose pong
     /// is later than `timeout`.
     fn sweep_once(&self, now: Instant, timeout: Option<Duration>) {
-        let Some(interval) = self.interval else {
-            return;
-        };
         for (_, session) in self.open.borrow().iter() {
+            if let (Some(limit), Some(since)) =
+                (self.backpressure_timeout, session.write_blocked_since.get())
+            {
+                if now.saturating_duration_since(since) >= limit {
+                    if !session.backpressure_expired.replace(true) {
+                        self.stats.backpressure_closed();
+                    }
+                    session.wake_writer();
+                    session.wake();
+                    continue;
+                }
+            }
+            let Some(interval) = self.interval else {
+                continue;
+            };
             if let (Some(sent), Some(timeout)) = (session.awaiting_pong_since.get(), timeout) {
                 if now.duration_since(sent) >= timeout {
                     if !session.expired.replace(true) {
@@ -206,15 +287,29 @@ impl Sessions {
     }
 }
 
-/// The per-worker keep-alive task. Its tick is a quarter of the shorter of
-/// interval and timeout (10 ms to 1 s), which bounds how late a ping or an
-/// expiry can be.
+impl Sessions {
+    /// The sweep's period: a quarter of the shortest of the keep-alive
+    /// interval, the pong `timeout` and the backpressure timeout (10 ms to
+    /// 1 s); `None` when all are off and there is nothing to sweep.
+    fn sweep_tick(&self, timeout: Option<Duration>) -> Option<Duration> {
+        // A pong timeout only matters while pings go out.
+        let timeout = self.interval.and(timeout);
+        let shortest = [self.interval, timeout, self.backpressure_timeout]
+            .into_iter()
+            .flatten()
+            .min()?;
+        Some((shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)))
+    }
+}
+
+/// The per-worker keep-alive and backpressure task. Its tick is a quarter of
+/// the shortest of keep-alive interval, pong `timeout` and backpressure
+/// timeout (10 ms to 1 s), which bounds how late a ping or an expiry can be.
+/// It ends at once when pings and the backpressure timeout are both off.
 pub async fn sweep(sessions: Rc<Sessions>, timeout: Option<Duration>) {
-    let Some(interval) = sessions.interval else {
+    let Some(tick) = sessions.sweep_tick(timeout) else {
         return;
     };
-    let shortest = timeout.map_or(interval, |t| t.min(interval));
-    let tick = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -296,6 +391,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SessionStream<S> {
                 "keep-alive timeout: no pong",
             )));
         }
+        if this.session.backpressure_timed_out() {
+            return Poll::Ready(Err(backpressure_timeout()));
+        }
         if this.session.text_refused() {
             return Poll::Ready(Err(invalid_text()));
         }
@@ -350,14 +448,46 @@ fn invalid_text() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "invalid UTF-8 in a text frame")
 }
 
+/// The read and write error once writes were blocked for the backpressure
+/// timeout.
+fn backpressure_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "backpressure timeout: the peer does not read its echoes",
+    )
+}
+
+impl<S: AsyncWrite + Unpin> SessionStream<S> {
+    /// One write-side poll: fails at once after a backpressure timeout,
+    /// otherwise writes the rest of any control frame, runs `op` on the
+    /// transport, and notes in the session whether the write is blocked
+    /// (see "Backpressure" in the module docs).
+    #[inline]
+    fn poll_tracked<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if self.session.backpressure_timed_out() {
+            return Poll::Ready(Err(backpressure_timeout()));
+        }
+        let poll = match self.poll_control(cx) {
+            Poll::Ready(Ok(())) => op(Pin::new(&mut self.inner), cx),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        };
+        self.session.note_write(cx, &poll);
+        poll
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        std::task::ready!(self.poll_control(cx))?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.poll_tracked(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -365,8 +495,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        std::task::ready!(self.poll_control(cx))?;
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.poll_tracked(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -374,19 +503,126 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.poll_control(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.poll_tracked(cx, |inner, cx| inner.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        std::task::ready!(self.poll_control(cx))?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.poll_tracked(cx, |inner, cx| inner.poll_shutdown(cx))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use futures_util::task::noop_waker_ref;
+
+    /// The default configuration with these keep-alive and backpressure
+    /// settings.
+    fn config(keep_alive: Option<Duration>, backpressure: Option<Duration>) -> Config {
+        Config {
+            keep_alive_interval: keep_alive,
+            backpressure_timeout: backpressure,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn sweep_ticks_for_backpressure_even_without_pings() {
+        let tick = |keep_alive, pong, backpressure| {
+            Sessions::new(&config(keep_alive, backpressure), Arc::default()).sweep_tick(pong)
+        };
+        let s = Duration::from_secs;
+        assert_eq!(tick(None, None, None), None, "nothing to sweep");
+        assert_eq!(
+            tick(None, None, Some(s(2))),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(tick(Some(s(120)), None, Some(s(10))), Some(s(1)));
+        assert_eq!(
+            tick(Some(s(1)), Some(Duration::from_millis(200)), Some(s(10))),
+            Some(Duration::from_millis(50)),
+            "the pong timeout is the shortest"
+        );
+        assert_eq!(
+            tick(None, Some(Duration::from_millis(1)), Some(s(10))),
+            Some(s(1)),
+            "a pong timeout without pings does not count"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_blocked_for_the_timeout_fails_and_is_counted_once() {
+        let limit = Duration::from_secs(2);
+        let sessions = Rc::new(Sessions::new(&config(None, Some(limit)), Arc::default()));
+        let guard = sessions.open();
+        let session = guard.session().clone();
+        // A 16-byte pipe nobody reads: the second write has to wait.
+        let (near, _far) = tokio::io::duplex(16);
+        let mut stream = SessionStream::new(near, Bytes::new(), session.clone());
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut write =
+            |stream: &mut SessionStream<_>| Pin::new(stream).poll_write(&mut cx, &[0; 16]);
+        assert!(matches!(write(&mut stream), Poll::Ready(Ok(16))));
+        assert_eq!(session.write_blocked_since.get(), None);
+        assert!(write(&mut stream).is_pending());
+        let blocked_at = session.write_blocked_since.get().expect("blocked");
+        assert!(
+            session.write_waker.borrow().is_some(),
+            "the sweep can wake it"
+        );
+
+        tokio::time::advance(limit / 2).await;
+        assert!(write(&mut stream).is_pending());
+        assert_eq!(
+            session.write_blocked_since.get(),
+            Some(blocked_at),
+            "a retry without progress keeps the start"
+        );
+        tokio::time::advance(limit / 2 - Duration::from_millis(1)).await;
+        sessions.sweep_once(Instant::now(), None);
+        assert!(!session.backpressure_timed_out(), "1 ms early");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        sessions.sweep_once(Instant::now(), None);
+        sessions.sweep_once(Instant::now(), None);
+        assert!(session.backpressure_timed_out());
+        match write(&mut stream) {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            other => panic!("expected the write to fail, got {other:?}"),
+        }
+        let counted = sessions.stats.snapshot(0);
+        assert_eq!(counted.backpressure_closes, 1, "counted once");
+        assert_eq!(
+            counted.close_codes_sent.iter().sum::<u64>(),
+            1,
+            "and its 1008 with it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_clears_the_blocked_write() {
+        let limit = Duration::from_secs(2);
+        let sessions = Rc::new(Sessions::new(&config(None, Some(limit)), Arc::default()));
+        let guard = sessions.open();
+        let session = guard.session().clone();
+        let (near, mut far) = tokio::io::duplex(16);
+        let mut stream = SessionStream::new(near, Bytes::new(), session.clone());
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut write =
+            |stream: &mut SessionStream<_>| Pin::new(stream).poll_write(&mut cx, &[0; 16]);
+        assert!(write(&mut stream).is_ready());
+        assert!(write(&mut stream).is_pending());
+        tokio::time::advance(limit).await;
+        // The peer reads just in time: the write goes through.
+        tokio::io::AsyncReadExt::read_exact(&mut far, &mut [0; 16])
+            .await
+            .expect("read");
+        assert!(write(&mut stream).is_ready());
+        assert_eq!(session.write_blocked_since.get(), None);
+        sessions.sweep_once(Instant::now(), None);
+        assert!(!session.backpressure_timed_out());
+        assert_eq!(sessions.stats.snapshot(0).backpressure_closes, 0);
+    }
 
     #[test]
     fn close_wins_over_ping_and_nothing_follows_it() {
@@ -400,7 +636,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sweep_marks_pings_and_expires_silent_peers() {
-        let sessions = Rc::new(Sessions::new(Some(Duration::from_secs(1)), Arc::default()));
+        let sessions = Rc::new(Sessions::new(
+            &config(Some(Duration::from_secs(1)), None),
+            Arc::default(),
+        ));
         let guard = sessions.open();
         let session = guard.session().clone();
         let timeout = Some(Duration::from_millis(500));
@@ -425,7 +664,7 @@ mod tests {
 
     #[test]
     fn sessions_opened_after_close_all_are_closed_too() {
-        let sessions = Rc::new(Sessions::new(None, Arc::default()));
+        let sessions = Rc::new(Sessions::new(&config(None, None), Arc::default()));
         sessions.close_all();
         let guard = sessions.open();
         assert_eq!(

@@ -95,7 +95,7 @@ async fn run(spec: WorkerSpec) {
     let ctx = Rc::new(WorkerContext {
         index,
         shared: shared.clone(),
-        sessions: Rc::new(Sessions::new(config.keep_alive_interval, stats.clone())),
+        sessions: Rc::new(Sessions::new(config, stats.clone())),
         stats,
         shutdown: ShutdownSignal::default(),
     });
