@@ -88,12 +88,9 @@ where
         let frame = match ws.read_frame().await {
             Ok(frame) => frame,
             Err(e) => {
-                // The transport refused a text frame mid-way (see text_watch).
-                let code = if session.text_refused() {
-                    Some(1007)
-                } else {
-                    close_code_for(&e)
-                };
+                // The transport refused the stream below the codec: invalid
+                // UTF-8 mid-frame or an unmasked frame (see text_watch).
+                let code = session.refused_with().or_else(|| close_code_for(&e));
                 return fail_on(&mut ws, session, stats, code).await;
             }
         };

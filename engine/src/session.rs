@@ -36,7 +36,10 @@
 //!
 //! [`SessionStream`] also runs the [`TextWatch`] over the bytes the codec
 //! reads, so invalid UTF-8 fails a text frame as soon as it arrives rather
-//! than once the whole frame is in.
+//! than once the whole frame is in, and an unmasked client frame fails the
+//! connection (fastwebsockets would read it). The codec first gets every
+//! frame before the refused one; then its read fails, and the echo loop
+//! closes with the code in [`Session::refused_with`].
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -53,7 +56,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::metrics::WorkerStats;
-use crate::text_watch::TextWatch;
+use crate::text_watch::{Refused, TextWatch};
 
 /// An unmasked server ping with an empty payload.
 const PING_FRAME: [u8; 2] = [0x89, 0x00];
@@ -84,7 +87,8 @@ pub struct Session {
     write_blocked_since: Cell<Option<Instant>>,
     /// Set by the sweep: writes were blocked for `--backpressure-timeout`.
     backpressure_expired: Cell<bool>,
-    text_refused: Cell<bool>,
+    /// The close code of a refusal by the transport, once the codec saw it.
+    refused_with: Cell<Option<u16>>,
     /// The owning worker's counters.
     stats: Arc<WorkerStats>,
 }
@@ -103,7 +107,7 @@ impl Session {
             write_waker: RefCell::new(None),
             write_blocked_since: Cell::new(None),
             backpressure_expired: Cell::new(false),
-            text_refused: Cell::new(false),
+            refused_with: Cell::new(None),
         }
     }
 
@@ -118,10 +122,13 @@ impl Session {
         self.close_sent.get()
     }
 
-    /// Whether the transport found invalid UTF-8 in a text frame while it
-    /// arrived; the connection is to be closed with 1007.
-    pub fn text_refused(&self) -> bool {
-        self.text_refused.get()
+    /// The close code to fail the connection with when the transport
+    /// refused the client's stream below the codec: 1007 for invalid UTF-8
+    /// in a text frame, 1002 for an unmasked frame. Set only once the
+    /// codec's read has failed because of it, so a codec error on an earlier
+    /// frame keeps its own code.
+    pub fn refused_with(&self) -> Option<u16> {
+        self.refused_with.get()
     }
 
     /// Whether the pong deadline passed; the connection is to be dropped.
@@ -349,6 +356,9 @@ pub struct SessionStream<S> {
     control: &'static [u8],
     session: Rc<Session>,
     text_watch: TextWatch,
+    /// A refusal by the watch, raised as a read error once the codec has
+    /// read the frames before the refused one.
+    refused: Option<Refused>,
 }
 
 impl<S> SessionStream<S> {
@@ -360,6 +370,7 @@ impl<S> SessionStream<S> {
             control: &[],
             session,
             text_watch: TextWatch::new(),
+            refused: None,
         }
     }
 }
@@ -394,8 +405,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SessionStream<S> {
         if this.session.backpressure_timed_out() {
             return Poll::Ready(Err(backpressure_timeout()));
         }
-        if this.session.text_refused() {
-            return Poll::Ready(Err(invalid_text()));
+        if let Some(reason) = this.refused {
+            return Poll::Ready(Err(this.raise(reason)));
         }
         let before = buf.filled().len();
         if !this.prefix.is_empty() {
@@ -429,23 +440,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SessionStream<S> {
 
 impl<S> SessionStream<S> {
     /// Runs the text watch over the bytes this read added after `before`.
-    /// On invalid UTF-8 the bytes of the refused frame are withheld, so the
+    /// On a refusal the bytes of the refused frame are withheld, so the
     /// codec still gets every frame before it, and reads fail from then on.
     fn watch_new_bytes(&mut self, buf: &mut ReadBuf<'_>, before: usize) -> Poll<io::Result<()>> {
-        if let Err(keep) = self.text_watch.feed(&buf.filled()[before..]) {
-            self.session.text_refused.set(true);
-            buf.set_filled(before + keep);
-            if keep == 0 {
-                return Poll::Ready(Err(invalid_text()));
+        if let Err(refusal) = self.text_watch.feed(&buf.filled()[before..]) {
+            self.refused = Some(refusal.reason);
+            buf.set_filled(before + refusal.keep);
+            if refusal.keep == 0 {
+                return Poll::Ready(Err(self.raise(refusal.reason)));
             }
         }
         Poll::Ready(Ok(()))
     }
-}
 
-/// The read error after the text watch refused a frame.
-fn invalid_text() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, "invalid UTF-8 in a text frame")
+    /// The read error for a refusal; from now on the echo loop closes with
+    /// its code.
+    fn raise(&self, reason: Refused) -> io::Error {
+        self.session.refused_with.set(Some(reason.close_code()));
+        io::Error::new(io::ErrorKind::InvalidData, reason.describe())
+    }
 }
 
 /// The read and write error once writes were blocked for the backpressure

@@ -10,9 +10,19 @@
 //! first invalid byte is read.
 //!
 //! It only flags bytes that are *certainly* invalid. A sequence cut short at
-//! the end of a message is left to the echo loop's own check, as are all
-//! protocol errors: once a header is malformed (reserved bits or opcodes)
-//! the watch stops looking, and the codec answers with 1002.
+//! the end of a message is left to the echo loop's own check.
+//!
+//! The watch also refuses a header without the MASK bit: every client frame
+//! must be masked (RFC 6455 §5.1), and fastwebsockets reads unmasked frames
+//! as if nothing were wrong, so this is the one protocol error decided here
+//! (close 1002), as soon as the header's second byte is in. Other protocol
+//! errors are left to the codec and the echo loop: once a header is
+//! malformed (reserved bits or opcodes) the watch stops looking, and the
+//! codec answers with 1002.
+//!
+//! A refusal says which of the bytes fed in that call still belong to
+//! frames before the refused one ([`Refusal::keep`]), so those are read and
+//! echoed before the connection fails.
 
 /// What a text payload byte stream can still be.
 #[derive(Debug, Default)]
@@ -79,9 +89,51 @@ enum Position {
     },
     /// A malformed header: the codec fails the connection; stop looking.
     Stopped,
+    /// The stream was refused; every later feed is refused too.
+    Refused(Refused),
 }
 
-/// Follows client frames and refuses invalid UTF-8 in text as it arrives.
+/// Why the watch refused the client's byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// A text payload holds bytes that cannot be UTF-8.
+    InvalidUtf8,
+    /// A frame header lacks the MASK bit (RFC 6455 §5.1).
+    Unmasked,
+}
+
+impl Refused {
+    /// The close code the connection fails with: 1007 for invalid UTF-8,
+    /// 1002 (protocol error) for an unmasked frame.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Refused::InvalidUtf8 => 1007,
+            Refused::Unmasked => 1002,
+        }
+    }
+
+    /// What went wrong, for the read error the codec sees.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refused::InvalidUtf8 => "invalid UTF-8 in a text frame",
+            Refused::Unmasked => "unmasked client frame",
+        }
+    }
+}
+
+/// A refusal by [`TextWatch::feed`], and how much of that call's bytes to
+/// keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why the stream was refused.
+    pub reason: Refused,
+    /// How many of the bytes fed in the refusing call belong to frames
+    /// before the refused one (0 when it began in an earlier call).
+    pub keep: usize,
+}
+
+/// Follows client frames; refuses invalid UTF-8 in text as it arrives, and
+/// unmasked frames at their header.
 #[derive(Debug)]
 pub struct TextWatch {
     position: Position,
@@ -111,20 +163,31 @@ impl Default for TextWatch {
 /// Payload bytes unmasked per step, on the stack.
 const UNMASK_CHUNK: usize = 1024;
 
+/// The MASK bit in a header's second byte.
+const MASK_BIT: u8 = 0x80;
+
 impl TextWatch {
     /// A watch at the start of the client's frame stream.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Feeds the next bytes read from the client. `Err(keep)` means a text
-    /// frame holds invalid UTF-8: only the first `keep` of these bytes
-    /// belong to frames before it (0 when it began in an earlier call).
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), usize> {
+    /// Feeds the next bytes read from the client. An `Err` means a frame
+    /// was refused: a text frame holds invalid UTF-8, or a frame is not
+    /// masked. Only the first [`Refusal::keep`] of these bytes belong to
+    /// frames before it. Once refused, every later call is refused too,
+    /// keeping nothing.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Refusal> {
         let chunk_start = self.fed;
         while !bytes.is_empty() {
             match &mut self.position {
                 Position::Stopped => break,
+                Position::Refused(reason) => {
+                    return Err(Refusal {
+                        reason: *reason,
+                        keep: 0,
+                    })
+                }
                 Position::Header { header, have } => {
                     if *have == 0 {
                         self.frame_start = self.fed;
@@ -135,6 +198,9 @@ impl TextWatch {
                     *have += take;
                     self.fed += take as u64;
                     bytes = &bytes[take..];
+                    if *have >= 2 && header[1] & MASK_BIT == 0 {
+                        return Err(self.refuse(Refused::Unmasked, chunk_start));
+                    }
                     if *have == header_len(&header[..*have]) {
                         let header = *header;
                         self.start_frame(&header);
@@ -149,8 +215,7 @@ impl TextWatch {
                     let take = (*left).min(bytes.len() as u64) as usize;
                     let (payload, rest) = bytes.split_at(take);
                     if *text && !check_masked_text(&mut self.utf8, payload, mask, mask_at) {
-                        let keep = self.frame_start.saturating_sub(chunk_start) as usize;
-                        return Err(keep);
+                        return Err(self.refuse(Refused::InvalidUtf8, chunk_start));
                     }
                     *left -= take as u64;
                     self.fed += take as u64;
@@ -167,12 +232,23 @@ impl TextWatch {
         Ok(())
     }
 
+    /// Refuses the current frame for `reason`: the bytes of this call from
+    /// `chunk_start` (a stream offset) up to the frame's start are kept.
+    fn refuse(&mut self, reason: Refused, chunk_start: u64) -> Refusal {
+        self.position = Position::Refused(reason);
+        let keep = self.frame_start.saturating_sub(chunk_start);
+        Refusal {
+            reason,
+            keep: usize::try_from(keep).unwrap_or(usize::MAX),
+        }
+    }
+
     /// A complete header is in: decide whether its payload is text.
     fn start_frame(&mut self, header: &[u8; 14]) {
         let fin = header[0] & 0x80 != 0;
         let reserved_bits = header[0] & 0x70 != 0;
         let opcode = header[0] & 0x0f;
-        let masked = header[1] & 0x80 != 0;
+        let masked = header[1] & MASK_BIT != 0;
         let (len, at) = match header[1] & 0x7f {
             126 => (u64::from(u16::from_be_bytes([header[2], header[3]])), 4),
             127 => (
@@ -228,7 +304,7 @@ fn header_len(partial: &[u8]) -> usize {
         127 => 8,
         _ => 0,
     };
-    let mask = if second & 0x80 != 0 { 4 } else { 0 };
+    let mask = if second & MASK_BIT != 0 { 4 } else { 0 };
     2 + extended + mask
 }
 
@@ -322,7 +398,86 @@ mod tests {
         let good = frame(true, 1, b"fine");
         let mut stream = good.clone();
         stream.extend(frame(true, 1, &[b'a', 0xff]));
-        assert_eq!(TextWatch::new().feed(&stream), Err(good.len()));
+        assert_eq!(
+            TextWatch::new().feed(&stream),
+            Err(Refusal {
+                reason: Refused::InvalidUtf8,
+                keep: good.len()
+            })
+        );
+    }
+
+    /// `frame` with the MASK bit cleared and the payload sent in the clear.
+    fn unmasked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let masked = frame(fin, opcode, payload);
+        let header_len = masked.len() - payload.len();
+        let mut out = masked[..header_len - 4].to_vec();
+        out[1] &= !MASK_BIT;
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn unmasked_frame_is_refused_at_its_second_header_byte() {
+        let good = frame(true, 2, b"fine");
+        let mut stream = good.clone();
+        stream.extend(unmasked(true, 2, b"in the clear"));
+        assert_eq!(first_refusal_bytewise(&stream), Some(good.len() + 1));
+        assert_eq!(
+            TextWatch::new().feed(&stream),
+            Err(Refusal {
+                reason: Refused::Unmasked,
+                keep: good.len()
+            }),
+            "the frame before the unmasked one is kept"
+        );
+    }
+
+    #[test]
+    fn unmasked_control_frames_and_fragments_are_refused_too() {
+        for (case, bad) in [
+            ("ping", unmasked(true, 9, b"ping")),
+            ("empty pong", unmasked(true, 10, b"")),
+            ("close", unmasked(true, 8, &1000u16.to_be_bytes())),
+            ("16-bit length", unmasked(true, 1, &[b'a'; 300])),
+        ] {
+            let mut watch = TextWatch::new();
+            assert_eq!(
+                watch.feed(&bad).map_err(|r| r.reason),
+                Err(Refused::Unmasked),
+                "{case}"
+            );
+        }
+        let mut stream = frame(false, 1, b"first half, ");
+        let start = stream.len();
+        stream.extend(unmasked(true, 0, b"second half"));
+        assert_eq!(first_refusal_bytewise(&stream), Some(start + 1));
+    }
+
+    #[test]
+    fn refusal_across_feeds_keeps_nothing_and_sticks() {
+        let good = frame(true, 1, b"ok");
+        let bad = unmasked(true, 1, b"no mask");
+        let mut watch = TextWatch::new();
+        let mut first = good.clone();
+        first.push(bad[0]);
+        assert_eq!(watch.feed(&first), Ok(()), "one header byte says nothing");
+        let refused = Err(Refusal {
+            reason: Refused::Unmasked,
+            keep: 0,
+        });
+        assert_eq!(watch.feed(&bad[1..]), refused);
+        assert_eq!(
+            watch.feed(&good),
+            refused,
+            "nothing is read after a refusal"
+        );
+    }
+
+    #[test]
+    fn refusal_reasons_map_to_close_codes() {
+        assert_eq!(Refused::InvalidUtf8.close_code(), 1007);
+        assert_eq!(Refused::Unmasked.close_code(), 1002);
     }
 
     #[test]

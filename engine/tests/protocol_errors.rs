@@ -1,5 +1,6 @@
 //! Failing the connection with the right close code: 1007 for invalid UTF-8,
-//! 1009 for messages over `--max-message-size`, 1002 for protocol errors.
+//! 1009 for messages over `--max-message-size`, 1002 for protocol errors
+//! (including an unmasked client frame).
 
 mod common;
 
@@ -133,6 +134,41 @@ async fn closes_1002_on_protocol_errors(backend: Backend) {
     }
 }
 
+/// Every client frame must be masked (RFC 6455 §5.1). Each unmasked frame
+/// follows a valid masked message in the same write: that message still
+/// comes back, then the server closes with 1002 instead of echoing the
+/// unmasked one.
+async fn closes_1002_on_an_unmasked_frame(backend: Backend) {
+    let server = Server::start(backend, &[]).await;
+    let cases = [
+        ("unmasked text", Frame::text("in the clear")),
+        ("unmasked empty binary", Frame::binary("")),
+        ("unmasked 16-bit length", Frame::binary(vec![b'u'; 300])),
+        ("unmasked ping", Frame::ping("are you there")),
+        ("unmasked close", Frame::close(1000, "bye")),
+    ];
+    for (case, unmasked) in cases {
+        println!("checking: {case}, expecting close code {PROTOCOL_ERROR}");
+        let mut socket = RawWebSocket::connect(server.addr()).await;
+        let mut wire = RawWebSocket::wire(&Frame::binary("masked first"));
+        wire.extend(unmasked.encode_unmasked());
+        socket.send_bytes(&wire).await;
+        assert_eq!(
+            socket.read_message().await,
+            (OpCode::Binary, b"masked first".to_vec()),
+            "{case}: the masked message before it"
+        );
+        socket.expect_close(PROTOCOL_ERROR).await;
+    }
+    let mut socket = RawWebSocket::connect(server.addr()).await;
+    println!("checking: unmasked continuation, expecting close code {PROTOCOL_ERROR}");
+    socket.send(&Frame::text("first half").not_final()).await;
+    socket
+        .send_bytes(&Frame::continuation("second half").encode_unmasked())
+        .await;
+    socket.expect_close(PROTOCOL_ERROR).await;
+}
+
 backend_tests!(
     closes_1007_on_invalid_utf8_in_one_frame,
     closes_1007_inside_a_frame_before_it_is_complete,
@@ -140,4 +176,5 @@ backend_tests!(
     closes_1009_on_a_frame_over_the_limit,
     closes_1009_when_fragments_add_up_past_the_limit,
     closes_1002_on_protocol_errors,
+    closes_1002_on_an_unmasked_frame,
 );

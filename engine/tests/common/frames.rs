@@ -150,20 +150,7 @@ impl Frame {
 
     /// The frame as a client sends it: masked with `mask`.
     pub fn encode_masked(&self, mask: [u8; 4]) -> Vec<u8> {
-        const MASK_BIT: u8 = 0x80;
-        let mut wire = Vec::with_capacity(self.payload.len() + 14);
-        wire.push(u8::from(self.fin) << 7 | self.rsv << 4 | self.opcode.bits());
-        match self.payload.len() {
-            len @ 0..=125 => wire.push(MASK_BIT | len as u8),
-            len @ 126..=0xFFFF => {
-                wire.push(MASK_BIT | 126);
-                wire.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                wire.push(MASK_BIT | 127);
-                wire.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
+        let mut wire = self.encode_header(MASK_BIT);
         wire.extend_from_slice(&mask);
         wire.extend(
             self.payload
@@ -173,7 +160,37 @@ impl Frame {
         );
         wire
     }
+
+    /// The frame without a mask, as only a server may send it: a client
+    /// frame like this is a protocol error (RFC 6455 §5.1).
+    pub fn encode_unmasked(&self) -> Vec<u8> {
+        let mut wire = self.encode_header(0);
+        wire.extend_from_slice(&self.payload);
+        wire
+    }
+
+    /// The first byte and the minimal length encoding, with `mask_bit`
+    /// (`MASK_BIT` or 0) in the second byte; no masking key.
+    fn encode_header(&self, mask_bit: u8) -> Vec<u8> {
+        let mut wire = Vec::with_capacity(self.payload.len() + 14);
+        wire.push(u8::from(self.fin) << 7 | self.rsv << 4 | self.opcode.bits());
+        match self.payload.len() {
+            len @ 0..=125 => wire.push(mask_bit | len as u8),
+            len @ 126..=0xFFFF => {
+                wire.push(mask_bit | 126);
+                wire.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                wire.push(mask_bit | 127);
+                wire.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        wire
+    }
 }
+
+/// The MASK bit in a frame header's second byte.
+const MASK_BIT: u8 = 0x80;
 
 impl fmt::Debug for Frame {
     /// Shows at most the first 32 payload bytes, so a failing assertion on a
