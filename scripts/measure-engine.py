@@ -1,79 +1,278 @@
 #!/usr/bin/env python3
-"""Side-by-side io_uring vs epoll measurement of the ringecho engine.
+"""Side-by-side measurement of the ringecho engine against its peers and the floor.
 
-Runs the release `ringecho` (pinned to CPU 1, one worker) against the release
-`loadgen` (pinned to CPU 0) on 127.0.0.1 only, alternating the backends in
-one run and repeating each point, and writes a Markdown table with medians
-and ratios to results/engine-io.md. Measures, per backend:
+Servers (`--servers`, comma-separated keys, default all):
 
-- closed-loop msg/s at 100 x 20 B and 200 x 16 KiB;
-- server CPU time per message (utime+stime from /proc/PID/stat divided by
-  the echoed messages), in the closed loop and at a fixed open-loop rate
-  that leaves both cores unsaturated (100 connections x 500 Hz x 20 B);
-- server CPU time per message with both backends running *at the same
-  time* (each at 100 connections x 250 Hz x 20 B, each with its own loadgen):
-  this VM's host noise drifts by 10-20% between runs a few seconds apart,
-  which swamps a sequential comparison of a few percent, but hits servers
-  that run side by side alike. Per-run ratios, median and range. Servers
-  that share a core also gather more messages per wake-up than one alone,
-  which favours io_uring: read it next to the one-at-a-time row.
-  `--baseline LABEL=PATH` adds another ringecho binary (an older commit, say)
-  to that scenario, run with `--io uring`;
-- server RSS per idle WebSocket with 9,000 idle connections.
+- `ringecho-uring`, `ringecho-epoll`: release `ringecho --io uring|epoll`, one
+  worker, keep-alive pings off;
+- `fws_echo`: the upstream fastwebsockets echo example on a tokio
+  current-thread runtime (bench's peer; built here when missing);
+- `c-uring`, `c-epoll`: the C floor, ../shared/limit/echo.c (`echo uring|epoll
+  PORT`), built here into target/floor/ when missing or older than the source
+  (`echo`, and `echo32k` with -DNBUF=2048 -DBUFSZ=32768 for the 16 KiB cases;
+  installs liburing-dev/libssl-dev with apt-get when their headers are missing).
 
-Usage: scripts/measure-engine.py [--repeats 3] [--duration 5] [--ring-sizes 128,1024,4096]
-                                 [--baseline LABEL=PATH] [--out results/engine-io.md]
+Every server is pinned to CPU 1 and started fresh for every point; loadgen is
+pinned to CPU 0 and only ever targets 127.0.0.1, with a bounded duration (it
+stops by itself). Within a repeat the servers take turns, and the order rotates
+from repeat to repeat (interleaved, round-robin), so host drift hits them alike.
+Scenarios (`--scenarios`, default `fixed,shooter,closed-200x16k,closed-500x16k,
+concurrent,idle`; `closed-100x20` on request):
+
+- `fixed`: 100 conns x 500 Hz x 20 B open loop (`-m open -r 500 -s 20`): server
+  CPU us per echo, and syscalls per echo (`perf stat -e raw_syscalls:sys_enter
+  -p PID` over a second, separate loadgen run on the same server, so the
+  tracepoint's cost stays out of the CPU figure);
+- `shooter`: loadgen `--preset shooter-128hz` (200 conns x 128 Hz x 18-64 B,
+  open loop): server CPU us per echo;
+- `closed-200x16k`, `closed-500x16k` (and `closed-100x20`): closed-loop msg/s
+  and server CPU us per echo;
+- `concurrent`: ringecho uring and epoll (plus `--baseline` builds) running at
+  the same time on CPU 1, each at 100 x 250 Hz x 20 B from its own loadgen;
+  per-run ratios to epoll;
+- `idle`: server RSS per idle WebSocket at 9,000 idle connections (not for
+  the C floor), two ways: "warm" (a fresh server first opens and closes
+  2,000 WebSockets that send 10 Hz x 20 B, so fixed per-worker pools such as
+  the receive-buffer ring are touched; baseline RSS taken after they closed)
+  and "cold" (a separate fresh server, baseline RSS right after start).
+
+Server CPU is utime+stime from /proc/PID/stat over the measured loadgen run
+(after a separate 1.5 s warm-up run on the same server), divided by the echoes
+*loadgen* received, the same count for every server.
+
+Usage: scripts/measure-engine.py [--repeats 5] [--duration 5] [--servers KEYS]
+                                 [--scenarios NAMES] [--quick] [--no-syscalls]
+                                 [--ring-sizes 128,1024,4096] [--baseline LABEL=PATH]
+                                 [--out results/engine-io.md]
 Needs release builds: cargo build --release -p ringecho -p loadgen
+(fws_echo and the C floor are built when missing). Run it under the
+machine-wide measurement lock: flock /tmp/ringecho-measure.lock scripts/measure-engine.py
 Hand-written notes after the NOTES_MARKER line of the output file are kept.
-Every run is bounded: loadgen stops by itself after warmup + duration.
 """
 
 import argparse
+import collections
 import json
 import os
 import platform
 import re
+import shlex
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER = os.path.join(ROOT, "target", "release", "ringecho")
 LOADGEN = os.environ.get("LOADGEN", os.path.join(ROOT, "target", "release", "loadgen"))
+FWS_ECHO = os.environ.get("FWS_ECHO", os.path.join(ROOT, "target", "release", "fws_echo"))
+FLOOR_DIR = os.path.join(ROOT, "target", "floor")
+FLOOR_SRC = os.environ.get("FLOOR_SRC", os.path.normpath(os.path.join(ROOT, "..", "shared", "limit", "echo.c")))
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+SERVER_CPU, LOAD_CPU = "1", "0"
+SYSCALL_EVENT = "raw_syscalls:sys_enter"
 
 
 EXTRA_SERVER_ARGS = []
 NOTES_MARKER = "<!-- hand-written notes below: kept when measure-engine.py rewrites the tables -->"
+LISTENING = re.compile(r"listening on http://([0-9.]+:\d+)")
 
 
-def start_server(backend, extra=(), binary=SERVER):
-    env = dict(os.environ, RUST_LOG="info")
-    proc = subprocess.Popen(
-        ["taskset", "-c", "1", binary, "--listen", "127.0.0.1:0", "--threads", "1",
-         "--io", backend, "--keep-alive-interval", "0", *EXTRA_SERVER_ARGS, *extra],
-        stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        match = re.search(r"listening on http://([0-9.]+:\d+)", line)
-        if match:
-            return proc, match.group(1)
+# ------------------------------------------------------------------ servers
+
+def watch_stderr(proc):
+    """Reads the server's stderr for its whole life (a full pipe would stall
+    it) into proc.stderr_tail; returns (event, found) where found["addr"] is
+    the address of the first `listening on http://ADDR` line."""
+    tail = collections.deque(maxlen=40)
+    found = {}
+    ready = threading.Event()
+
+    def reader():
+        for line in proc.stderr:
+            tail.append(line.rstrip())
+            if not ready.is_set():
+                match = LISTENING.search(line)
+                if match:
+                    found["addr"] = match.group(1)
+                    ready.set()
+        ready.set()
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    proc.stderr_tail, proc.stderr_thread = tail, thread
+    return ready, found
+
+
+def spawn_pinned(cmd, env=None):
+    return subprocess.Popen(["taskset", "-c", SERVER_CPU, *cmd], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, NO_COLOR="1", **(env or {})))
+
+
+def wait_listening(proc, what):
+    ready, found = watch_stderr(proc)
+    ready.wait(10)
+    if "addr" in found:
+        return found["addr"]
     proc.kill()
-    sys.exit(f"server ({backend}) did not start")
+    proc.wait()
+    proc.stderr_thread.join(2)
+    sys.exit(f"{what} did not start; its stderr:\n" + "\n".join(proc.stderr_tail))
+
+
+def start_server(backend, extra=(), binary=None):
+    """ringecho (`binary`, default SERVER at call time) with one worker on
+    `backend`, keep-alive off; returns (proc, "127.0.0.1:PORT")."""
+    binary = binary or SERVER
+    proc = spawn_pinned([binary, "--listen", "127.0.0.1:0", "--threads", "1", "--io", backend,
+                         "--keep-alive-interval", "0", *EXTRA_SERVER_ARGS, *extra],
+                        env={"RUST_LOG": "info"})
+    return proc, wait_listening(proc, f"ringecho ({backend})")
+
+
+def start_peer(binary):
+    """A bench peer (fws_echo) on a free port."""
+    proc = spawn_pinned([binary, "--listen", "127.0.0.1:0"])
+    return proc, wait_listening(proc, os.path.basename(binary))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_floor(binary, mode):
+    """The C floor `echo uring|epoll PORT` (listens on 127.0.0.1:PORT and
+    prints nothing): picks a free port, waits until it accepts a TCP connect."""
+    for _ in range(5):
+        port = free_port()
+        proc = spawn_pinned([binary, mode, str(port)])
+        watch_stderr(proc)
+        deadline = time.time() + 10
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return proc, f"127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    sys.exit(f"C floor {binary} {mode} did not start; its stderr:\n" + "\n".join(proc.stderr_tail))
 
 
 def stop_server(proc):
+    """SIGTERM, then kill after 15 s; returns the server's last stderr lines."""
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+    thread = getattr(proc, "stderr_thread", None)
+    if thread:
+        thread.join(2)
+    return list(getattr(proc, "stderr_tail", []))
 
+
+class Server:
+    """One server of the comparison; start(big) -> (proc, addr), where big
+    asks for the build for 16 KiB messages (only the C floor has one)."""
+
+    def __init__(self, key, label, start, idle=True):
+        self.key, self.label, self._start, self.idle = key, label, start, idle
+
+    def start(self, big=False):
+        return self._start(big)
+
+
+def floor_binary(big):
+    return os.path.join(FLOOR_DIR, "echo32k" if big else "echo")
+
+
+SERVERS = [
+    Server("ringecho-uring", "ringecho io_uring", lambda big: start_server("uring")),
+    Server("ringecho-epoll", "ringecho epoll", lambda big: start_server("epoll")),
+    Server("fws_echo", "fastwebsockets example (fws_echo)", lambda big: start_peer(FWS_ECHO)),
+    Server("c-uring", "C floor io_uring", lambda big: start_floor(floor_binary(big), "uring"), idle=False),
+    Server("c-epoll", "C floor epoll", lambda big: start_floor(floor_binary(big), "epoll"), idle=False),
+]
+# Ratios are given to these, when they ran: (key, column title).
+REFERENCES = [("fws_echo", "/ fws_echo"), ("ringecho-epoll", "/ ringecho epoll"), ("c-uring", "/ C io_uring")]
+
+
+# ------------------------------------------------------------------ builds
+
+def run_logged(cmd, **kw):
+    print("+ " + shlex.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, **kw)
+
+
+def apt_install(packages):
+    if not shutil.which("apt-get"):
+        sys.exit(f"need {' '.join(packages)} and there is no apt-get")
+    run_logged(["apt-get", "update", "-q"])
+    run_logged(["apt-get", "install", "-y", "-q", *packages], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+
+
+def ensure_floor():
+    """target/floor/echo and echo32k, rebuilt when missing or older than the source."""
+    if not os.path.exists(FLOOR_SRC):
+        sys.exit(f"missing {FLOOR_SRC} (set FLOOR_SRC)")
+    builds = [("echo", []), ("echo32k", ["-DNBUF=2048", "-DBUFSZ=32768"])]
+    todo = [(name, defs) for name, defs in builds
+            if not os.path.exists(os.path.join(FLOOR_DIR, name))
+            or os.path.getmtime(os.path.join(FLOOR_DIR, name)) < os.path.getmtime(FLOOR_SRC)]
+    if not todo:
+        return
+    if not (os.path.exists("/usr/include/liburing.h") and os.path.exists("/usr/include/openssl/sha.h")):
+        apt_install(["liburing-dev", "libssl-dev"])
+    os.makedirs(FLOOR_DIR, exist_ok=True)
+    for name, defs in todo:
+        run_logged(["gcc", "-O3", "-march=native", *defs, "-o", os.path.join(FLOOR_DIR, name), FLOOR_SRC,
+                    "-luring", "-lcrypto"])
+
+
+def ensure_fws_echo():
+    if not os.path.exists(FWS_ECHO):
+        run_logged(["cargo", "build", "--release", "-p", "bench", "--bin", "fws_echo"], cwd=ROOT)
+
+
+def perf_status():
+    """None when `perf stat -e raw_syscalls:sys_enter` works (installing
+    linux-perf if perf is missing), else why not."""
+    if not shutil.which("perf"):
+        try:
+            apt_install(["linux-perf"])
+        except (subprocess.CalledProcessError, SystemExit) as e:
+            return f"perf is missing and installing linux-perf failed ({e})"
+    if not shutil.which("perf"):
+        return "perf is missing"
+    probe = subprocess.run(["perf", "stat", "-x,", "-e", SYSCALL_EVENT, "--", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode == 0 and parse_perf_count(probe.stderr) is not None:
+        return None
+    last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+    return f"`perf stat -e {SYSCALL_EVENT}` does not work here: {last}"
+
+
+def parse_perf_count(text):
+    for line in text.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and fields[2] == SYSCALL_EVENT and fields[0].strip().isdigit():
+            return int(fields[0])
+    return None
+
+
+# ------------------------------------------------------------------ probes
 
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
@@ -86,50 +285,112 @@ def rss_bytes(pid):
         return int(f.read().split()[1]) * PAGE
 
 
+def count_sockets(pid):
+    """Socket fds the process holds (works for every server, /healthz or not)."""
+    n = 0
+    fd_dir = f"/proc/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)).startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
 def loadgen_command(addr, args, duration, warmup, json_out):
-    return ["taskset", "-c", "0", LOADGEN, f"ws://{addr}/ws", "--json", json_out,
-            "--duration", f"{duration}s", "--warmup", f"{warmup}s", *args]
+    assert addr.startswith("127.0.0.1:"), addr
+    return ["taskset", "-c", LOAD_CPU, LOADGEN, f"ws://{addr}/ws", "--json", json_out, "--quiet",
+            "--duration", f"{duration:.3f}", "--warmup", f"{warmup:.3f}", *args]
+
+
+def read_report(path, returncode, args):
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        sys.exit(f"loadgen wrote no report (exit {returncode}): {shlex.join(args)}")
+    if returncode != 0:
+        print(f"  warning: loadgen exit {returncode}: {report.get('exit', {}).get('message', '')}", flush=True)
+    return report
 
 
 def loadgen(addr, args, duration, warmup):
+    """One bounded loadgen run to completion; returns its JSON report."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run(loadgen_command(addr, args, duration, warmup, out.name), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=duration + warmup + 120)
-        with open(out.name) as f:
-            return json.load(f)
+        cmd = loadgen_command(addr, args, duration, warmup, out.name)
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=duration + warmup + 120)
+        return read_report(out.name, done.returncode, cmd)
 
 
 def messages(report):
     return report["messages"]
 
 
-def throughput(backend, conns, size, duration):
-    proc, addr = start_server(backend)
-    try:
-        # The warmup runs before we read the CPU counter; the measured window
-        # is then a second, separate run of `duration` seconds.
-        loadgen(addr, ["-c", str(conns), "-s", str(size), "--mode", "closed"], 1, 0.5)
-        cpu0 = cpu_seconds(proc.pid)
-        report = loadgen(addr, ["-c", str(conns), "-s", str(size), "--mode", "closed"], duration, 0)
-        cpu = cpu_seconds(proc.pid) - cpu0
-    finally:
-        stop_server(proc)
-    rate = report["msgs_per_sec"]
-    return rate, cpu * 1e6 / max(messages(report), 1)
+# ------------------------------------------------------------------ measurements
+
+WARM = (1.0, 0.5)  # duration, warmup of the unmeasured run before each measured one
 
 
-def fixed_rate_cpu(backend, duration):
-    proc, addr = start_server(backend)
+def measure_load(server, args, duration, big=False, syscalls=False):
+    """Fresh server; a warm-up loadgen run; then the measured run: server
+    CPU over it / loadgen's echoes. With syscalls, a further run on the same
+    server under `perf stat -e raw_syscalls:sys_enter -p PID`."""
+    proc, addr = server.start(big)
+    result = {}
     try:
-        args = ["-c", "100", "-s", "20", "--mode", "open", "--rate", "500"]
-        loadgen(addr, args, 1, 0.5)
+        loadgen(addr, args, *WARM)
         cpu0 = cpu_seconds(proc.pid)
         report = loadgen(addr, args, duration, 0)
         cpu = cpu_seconds(proc.pid) - cpu0
+        result = {"rate": report["msgs_per_sec"], "echoes": messages(report),
+                  "cpu_us": cpu * 1e6 / max(messages(report), 1),
+                  "p99": report["latency_us"]["corrected"]["p99"],
+                  "errors": report["exit"]["code"] != 0}
+        if syscalls:
+            result.update(syscalls_per_echo(proc.pid, addr, args, duration))
     finally:
-        stop_server(proc)
-    return cpu * 1e6 / max(messages(report), 1), report["latency_us"]["corrected"]["p99"]
+        tail = stop_server(proc)
+    staged = [line for line in tail if line.startswith("staged receives:")]
+    if staged:
+        result["staged"] = int(staged[-1].split(":")[1])
+    return result
+
+
+def syscalls_per_echo(pid, addr, args, duration):
+    """perf counts the server's syscalls from before loadgen starts until
+    after it exits; divided by the echoes loadgen received (warmup 0, so the
+    whole run is measured). The count also holds the connects and closes of
+    the run's connections (~10 syscalls per connection, well under 1% here)."""
+    perf = subprocess.Popen(["taskset", "-c", LOAD_CPU, "perf", "stat", "-x,", "-e", SYSCALL_EVENT,
+                             "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    if perf.poll() is not None:
+        return {"syscalls_error": (perf.stderr.read().strip().splitlines() or ["perf exited"])[-1]}
+    try:
+        report = loadgen(addr, args, duration, 0)
+        time.sleep(0.1)
+    finally:
+        perf.send_signal(signal.SIGINT)
+        try:
+            _, err = perf.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            perf.kill()
+            _, err = perf.communicate()
+    count = parse_perf_count(err)
+    if count is None:
+        return {"syscalls_error": (err.strip().splitlines() or ["no perf output"])[-1]}
+    return {"syscalls": count / max(messages(report), 1), "syscalls_raw": count,
+            "syscalls_echoes": messages(report)}
+
+
+def throughput(backend, conns, size, duration):
+    """ringecho `backend`, closed loop: (msg/s, server CPU-us per message).
+    (Kept for scripts/measure-metrics-cost.py, which sets SERVER first.)"""
+    server = Server(backend, backend, lambda big: start_server(backend))
+    r = measure_load(server, ["-c", str(conns), "-s", str(size), "--mode", "closed"], duration)
+    return r["rate"], r["cpu_us"]
 
 
 def concurrent_fixed_rate_cpu(servers, duration):
@@ -145,20 +406,18 @@ def concurrent_fixed_rate_cpu(servers, duration):
 
         def load_all(seconds, warmup):
             outs = {label: tempfile.NamedTemporaryFile(suffix=".json") for label, _, _ in running}
-            procs = [subprocess.Popen(loadgen_command(addr, args, seconds, warmup, outs[label].name),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                     for label, _, addr in running]
-            for p in procs:
-                if p.wait(timeout=seconds + warmup + 120) != 0:
-                    sys.exit("loadgen failed in the concurrent fixed-rate scenario")
+            cmds = {label: loadgen_command(addr, args, seconds, warmup, outs[label].name)
+                    for label, _, addr in running}
+            procs = {label: subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for label, cmd in cmds.items()}
             reports = {}
-            for label, out in outs.items():
-                with open(out.name) as f:
-                    reports[label] = json.load(f)
-                out.close()
+            for label, p in procs.items():
+                code = p.wait(timeout=seconds + warmup + 120)
+                reports[label] = read_report(outs[label].name, code, cmds[label])
+                outs[label].close()
             return reports
 
-        load_all(1, 0.5)
+        load_all(*WARM)
         cpu0 = {label: cpu_seconds(proc.pid) for label, proc, _ in running}
         reports = load_all(duration, 0)
         return {label: (cpu_seconds(proc.pid) - cpu0[label]) * 1e6 / max(messages(reports[label]), 1)
@@ -168,84 +427,238 @@ def concurrent_fixed_rate_cpu(servers, duration):
             stop_server(proc)
 
 
-def idle_rss(backend, conns):
-    proc, addr = start_server(backend)
+IDLE = {"connections": 9000, "warm_connections": 2000, "connect_rate": 3000}
+
+
+def idle_rss(server, conns, warm):
+    """A fresh server; with `warm`, first `warm_connections` WebSockets send
+    10 Hz x 20 B for ~1.5 s and close; baseline RSS; then `conns`
+    connections that stay idle (open loop at 1e-5 Hz: loadgen spreads first
+    ticks over 1e5 s / conns, so only the first one or two ever send).
+    Returns bytes per open connection at the highest count seen, and more."""
+    proc, addr = server.start(False)
     try:
         time.sleep(0.5)
-        before = rss_bytes(proc.pid)
-        # Open `conns` connections that send nothing for the whole run: a
-        # rate so low that no tick falls inside the window.
-        lg = subprocess.Popen(
-            ["taskset", "-c", "0", LOADGEN, f"ws://{addr}/ws", "-c", str(conns),
-             "--connect-rate", "3000", "--mode", "open", "--rate", "0.001",
-             "--duration", "12s", "--warmup", "0s"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        peak_open, after = 0, before
-        deadline = time.time() + 14
-        while time.time() < deadline and lg.poll() is None:
+        sockets0 = count_sockets(proc.pid)
+        fresh = rss_bytes(proc.pid)
+        if warm:
+            loadgen(addr, ["-c", str(IDLE["warm_connections"]), "--connect-rate", str(IDLE["connect_rate"]),
+                           "--mode", "open", "--rate", "10", "-s", "20"],
+                    IDLE["warm_connections"] / IDLE["connect_rate"] + 1, 0)
+            deadline = time.time() + 10
+            while time.time() < deadline and count_sockets(proc.pid) > sockets0:
+                time.sleep(0.1)
             time.sleep(0.5)
-            health = subprocess.run(["curl", "-s", f"http://{addr}/healthz"], capture_output=True, text=True).stdout
-            try:
-                open_now = sum(w["connections"] for w in json.loads(health)["workers"])
-            except (ValueError, KeyError):
-                continue
-            if open_now >= peak_open:
-                peak_open, after = open_now, rss_bytes(proc.pid)
-        lg.wait(timeout=30)
+        base = rss_bytes(proc.pid)
+        hold = conns / IDLE["connect_rate"] + 4
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            lg = subprocess.Popen(
+                loadgen_command(addr, ["-c", str(conns), "--connect-rate", str(IDLE["connect_rate"]),
+                                       "--mode", "open", "--rate", "0.00001", "-s", "20"], hold, 0, out.name),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            peak_open, at_peak, samples = 0, base, []
+            deadline = time.time() + hold + 30
+            while time.time() < deadline and lg.poll() is None:
+                time.sleep(0.25)
+                open_now = count_sockets(proc.pid) - sockets0
+                if open_now >= peak_open and open_now > 0:
+                    peak_open, at_peak = open_now, rss_bytes(proc.pid)
+                    samples.append((peak_open, at_peak))
+            if lg.poll() is None:
+                lg.kill()
+            lg.wait()
     finally:
         stop_server(proc)
-    return (after - before) / max(peak_open, 1), peak_open
+    # The marginal cost: RSS growth from the first sample with at least half
+    # the connections open to the peak, free of one-off pools and of memory
+    # the warm-up left in the allocator.
+    half = next(((n, rss) for n, rss in samples if n >= peak_open / 2 and n < peak_open), None)
+    slope = (at_peak - half[1]) / (peak_open - half[0]) if half else None
+    return {"per_conn": (at_peak - base) / max(peak_open, 1), "open": peak_open,
+            "base": base, "fresh": fresh, "peak": at_peak, "slope": slope}
 
 
-def median_of(runs):
-    return statistics.median(runs)
+# ------------------------------------------------------------------ scenarios
+
+SCENARIOS = {
+    "fixed": {"kind": "cpu", "syscalls": True, "offered": 50000,
+              "title": "100 conns x 500 Hz x 20 B, open loop (50k echoes/s offered)",
+              "args": ["-c", "100", "-s", "20", "--mode", "open", "--rate", "500"]},
+    "shooter": {"kind": "cpu", "offered": 25600,
+                "title": "preset shooter-128hz (200 conns x 128 Hz x 18-64 B, open loop, 25.6k echoes/s offered)",
+                "args": ["--preset", "shooter-128hz"]},
+    "closed-200x16k": {"kind": "closed", "big": True, "title": "200 conns x 16 KiB, closed loop, 1 in flight",
+                       "args": ["-c", "200", "-s", "16384", "--mode", "closed"]},
+    "closed-500x16k": {"kind": "closed", "big": True, "title": "500 conns x 16 KiB, closed loop, 1 in flight",
+                       "args": ["-c", "500", "-s", "16384", "--mode", "closed"]},
+    "closed-100x20": {"kind": "closed", "title": "100 conns x 20 B, closed loop, 1 in flight",
+                      "args": ["-c", "100", "-s", "20", "--mode", "closed"]},
+    "concurrent": {"kind": "concurrent"},
+    "idle": {"kind": "idle"},
+}
+DEFAULT_SCENARIOS = "fixed,shooter,closed-200x16k,closed-500x16k,concurrent,idle"
+
+
+def med(values):
+    return statistics.median(values) if values else None
+
+
+def fmt(value, spec):
+    return "–" if value is None else format(value, spec)
+
+
+def ratio_cells(results, key, field, servers):
+    """Ratios of this server's median to each reference's median."""
+    mine = med([r[field] for r in results[key] if field in r])
+    cells = []
+    for ref, _ in REFERENCES:
+        theirs = med([r[field] for r in results.get(ref, []) if field in r])
+        cells.append(f"{mine / theirs:.2f}x" if mine is not None and theirs else "–")
+    return cells
+
+
+def range_cell(values, spec):
+    return f"{format(min(values), spec)}–{format(max(values), spec)}" if values else "–"
+
+
+def machine_line():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores (nproc), kernel `{platform.release()}`, {model}"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=5)
-    parser.add_argument("--idle-connections", type=int, default=9000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.split("\n")[1:]))
+    parser.add_argument("--repeats", type=int, help="interleaved repeats (default 5)")
+    parser.add_argument("--duration", type=float, help="measured seconds per run (default 5)")
+    parser.add_argument("--servers", default=",".join(s.key for s in SERVERS),
+                        help="comma-separated: " + ", ".join(s.key for s in SERVERS))
+    parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS,
+                        help="comma-separated: " + ", ".join(SCENARIOS) + f" (default {DEFAULT_SCENARIOS})")
+    parser.add_argument("--idle-connections", type=int, help=f"default {IDLE['connections']}")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 1 repeat, 1 s runs, 0.7 s warm-ups, 500 idle connections (200 warm-up)")
+    parser.add_argument("--no-syscalls", action="store_true", help="skip the perf syscall count")
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "engine-io.md"))
     parser.add_argument("--ring-sizes", default="",
                         help="also sweep --receive-buffers for uring, e.g. 128,1024,4096")
     parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=PATH",
                         help="another ringecho binary for the concurrent fixed-rate scenario (--io uring)")
     args = parser.parse_args()
+    # --quick only changes what was not given explicitly.
+    quick = {"repeats": 1, "duration": 1, "idle_connections": 500}
+    full = {"repeats": 5, "duration": 5, "idle_connections": IDLE["connections"]}
+    for field in quick:
+        if getattr(args, field) is None:
+            setattr(args, field, (quick if args.quick else full)[field])
+    if args.quick:
+        IDLE["warm_connections"] = 200
+        global WARM
+        WARM = (0.5, 0.2)
+
+    keys = [k.strip() for k in args.servers.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in {s.key for s in SERVERS}]
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown += [s for s in scenarios if s not in SCENARIOS]
+    if unknown:
+        sys.exit(f"unknown server or scenario: {', '.join(unknown)}")
+    servers = [s for s in SERVERS if s.key in keys]
     baselines = []
     for spec in args.baseline:
         label, _, path = spec.partition("=")
         if not label or not os.path.exists(path):
             sys.exit(f"--baseline wants LABEL=PATH to an existing binary, got {spec!r}")
         baselines.append((label, "uring", path))
+
+    # Everything this script does itself stays off the server's core.
+    os.sched_setaffinity(0, {int(LOAD_CPU)})
     for binary in (SERVER, LOADGEN):
         if not os.path.exists(binary):
-            sys.exit(f"missing {binary}: run cargo build --release --workspace")
-    backends = ["uring", "epoll"]
-    rows = {}
-    for conns, size in [(100, 20), (200, 16384)]:
-        runs = {b: [] for b in backends}
-        for i in range(args.repeats):
-            for b in backends:
-                runs[b].append(throughput(b, conns, size, args.duration))
-                print(f"closed {conns}x{size} {b} run {i + 1}: {runs[b][-1][0]:.0f} msg/s, "
-                      f"{runs[b][-1][1]:.2f} CPU-us/msg", flush=True)
-        rows[f"{conns} x {size} B closed"] = {
-            b: (median_of([r[0] for r in runs[b]]), median_of([r[1] for r in runs[b]])) for b in backends}
-    fixed = {b: [] for b in backends}
-    for i in range(args.repeats):
-        for b in backends:
-            fixed[b].append(fixed_rate_cpu(b, args.duration))
-            print(f"fixed 50k msg/s {b} run {i + 1}: {fixed[b][-1][0]:.2f} CPU-us/msg", flush=True)
-    together = [("uring", "uring", SERVER), ("epoll", "epoll", SERVER), *baselines]
-    concurrent = {label: [] for label, _, _ in together}
-    for i in range(args.repeats):
-        run = concurrent_fixed_rate_cpu(together, args.duration)
-        for label, value in run.items():
-            concurrent[label].append(value)
-        print(f"fixed 25k msg/s each, at once, run {i + 1}: "
-              + ", ".join(f"{label} {value:.2f}" for label, value in run.items()) + " CPU-us/msg", flush=True)
-    idle = {b: idle_rss(b, args.idle_connections) for b in backends}
+            sys.exit(f"missing {binary}: run cargo build --release -p ringecho -p loadgen")
+    if any(s.key == "fws_echo" for s in servers):
+        ensure_fws_echo()
+    if any(s.key.startswith("c-") for s in servers):
+        ensure_floor()
+    syscall_note = "skipped (--no-syscalls)" if args.no_syscalls else perf_status()
+    if "fixed" in scenarios and syscall_note:
+        print(f"syscalls per echo: {syscall_note}", flush=True)
+
+    started = time.time()
+    plan = []  # (scenario, repeat, server) points, for the progress count
+    for name in scenarios:
+        kind = SCENARIOS[name]["kind"]
+        if kind in ("cpu", "closed"):
+            plan += [1] * args.repeats * len(servers)
+        elif kind == "idle":
+            plan += [1] * args.repeats * 2 * sum(1 for s in servers if s.idle)
+        elif kind == "concurrent":
+            plan += [1] * args.repeats
+    total, done = len(plan), 0
+
+    def progress(text):
+        nonlocal done
+        done += 1
+        print(f"[{done}/{total} {time.time() - started:5.0f}s] {text}", flush=True)
+
+    results = {}  # scenario -> server key -> [result dict per repeat]
+    concurrent = {}
+    for name in scenarios:
+        sc = SCENARIOS[name]
+        if sc["kind"] in ("cpu", "closed"):
+            results[name] = {s.key: [] for s in servers}
+            for rep in range(args.repeats):
+                order = servers[rep % len(servers):] + servers[:rep % len(servers)]
+                for s in order:
+                    want_sys = sc.get("syscalls", False) and not syscall_note
+                    r = measure_load(s, sc["args"], args.duration, big=sc.get("big", False), syscalls=want_sys)
+                    results[name][s.key].append(r)
+                    extra = ""
+                    if want_sys:
+                        extra = (f", {r['syscalls']:.2f} syscalls/echo" if "syscalls" in r
+                                 else f", syscalls: {r.get('syscalls_error')}")
+                    if "staged" in r:
+                        extra += f", {r['staged']} staged receives"
+                    if "offered" in sc and r["rate"] < 0.9 * sc["offered"]:
+                        extra += f" (BELOW 90% of the offered {sc['offered']:,}/s)"
+                    progress(f"{name} repeat {rep + 1}/{args.repeats} {s.key}: {r['rate']:,.0f} msg/s, "
+                             f"{r['cpu_us']:.2f} CPU-us/echo, p99 {r['p99']:.0f} us{extra}"
+                             + (" (loadgen reported errors)" if r["errors"] else ""))
+        elif sc["kind"] == "concurrent":
+            together = [(s.key.split("-")[1], s.key.split("-")[1], SERVER)
+                        for s in servers if s.key.startswith("ringecho-")] + baselines
+            if not any(label == "epoll" for label, _, _ in together) or len(together) < 2:
+                print("concurrent: skipped (needs ringecho-epoll and another ringecho)", flush=True)
+                total -= args.repeats
+                continue
+            concurrent = {label: [] for label, _, _ in together}
+            for rep in range(args.repeats):
+                run = concurrent_fixed_rate_cpu(together, args.duration)
+                for label, value in run.items():
+                    concurrent[label].append(value)
+                progress(f"concurrent repeat {rep + 1}/{args.repeats}: "
+                         + ", ".join(f"{label} {value:.2f}" for label, value in run.items()) + " CPU-us/msg")
+        elif sc["kind"] == "idle":
+            idle_servers = [s for s in servers if s.idle]
+            results["idle"] = {s.key: {"warm": [], "cold": []} for s in idle_servers}
+            for rep in range(args.repeats):
+                order = idle_servers[rep % max(len(idle_servers), 1):] + idle_servers[:rep % max(len(idle_servers), 1)]
+                for s in order:
+                    for how in (("warm", "cold") if rep % 2 == 0 else ("cold", "warm")):
+                        r = idle_rss(s, args.idle_connections, how == "warm")
+                        results["idle"][s.key][how].append(r)
+                        progress(f"idle repeat {rep + 1}/{args.repeats} {s.key} {how}: {r['per_conn']:,.0f} B/conn "
+                                 f"over {r['open']} connections, marginal {fmt(r['slope'], ',.0f')} B/conn "
+                                 f"(baseline {r['base'] / 1e6:.1f} MB, "
+                                 f"fresh {r['fresh'] / 1e6:.1f} MB)")
     ring_rows = []
     for conns, size in ([(200, 16384), (100, 20)] if args.ring_sizes else []):
         runs = {}
@@ -257,62 +670,156 @@ def main():
                 print(f"ring {count} {conns}x{size} run {i + 1}: {runs[count][-1][1]:.2f} CPU-us/msg", flush=True)
         EXTRA_SERVER_ARGS[:] = []
         ring_rows.append((f"{conns} x {size} B closed", {
-            k: (median_of([r[0] for r in v]), median_of([r[1] for r in v])) for k, v in runs.items()}))
-    for b in backends:
-        print(f"idle {b}: {idle[b][0]:.0f} B/conn over {idle[b][1]} connections", flush=True)
+            k: (med([r[0] for r in v]), med([r[1] for r in v])) for k, v in runs.items()}))
 
+    write_report(args, scenarios, servers, results, concurrent, baselines, ring_rows, syscall_note,
+                 time.time() - started)
+
+
+def write_report(args, scenarios, servers, results, concurrent, baselines, ring_rows, syscall_note, elapsed):
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True).stdout.split("\n")
+    dirty = [line[3:] for line in dirty if line.strip()]
+    built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(SERVER)))
+    ref_titles = [title for _, title in REFERENCES]
     lines = [
-        "# ringecho engine: io_uring vs epoll",
+        "# ringecho engine: io_uring vs epoll, fastwebsockets and the C floor",
         "",
-        f"- command: `scripts/measure-engine.py --repeats {args.repeats} --duration {args.duration:g}"
-        f"{' --ring-sizes ' + args.ring_sizes if args.ring_sizes else ''}"
-        + "".join(f" --baseline {label}={path}" for label, _, path in baselines) + "`",
-        f"- commit: `{commit}{' (+uncommitted changes)' if dirty else ''}`",
-        f"- machine: {os.cpu_count()} cores, kernel {platform.release()}; server on CPU 1 (1 worker), "
-        "loadgen on CPU 0 (1 thread); loopback",
-        f"- every figure is the median of {args.repeats} runs; backends alternate within each repeat",
+        f"- command: `scripts/measure-engine.py {shlex.join(sys.argv[1:])}`".replace("py `", "py`"),
+        f"- commit: `{commit}`" + (f" (+uncommitted changes in {', '.join(dirty[:8])}"
+                                   f"{' ...' if len(dirty) > 8 else ''})" if dirty else "")
+        + f"; ringecho binary built {built}",
+        f"- machine: {machine_line()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed / 60:.1f} min",
+        f"- each server pinned to CPU {SERVER_CPU} (ringecho: 1 worker, keep-alive off); loadgen on CPU {LOAD_CPU} "
+        "(1 thread), 127.0.0.1 only; a fresh server per point",
+        f"- {args.repeats} repeats of {args.duration:g} s measured per point (after a {WARM[0] + WARM[1]:g} s "
+        "warm-up run on the same server); servers interleaved within each repeat, order rotating by repeat; "
+        "figures are medians, ranges are min–max over the repeats; ratios are of the medians",
+        "- server CPU per echo: utime+stime (/proc/PID/stat, 10 ms ticks) over the measured run, divided by the "
+        "echoes loadgen received (the same count for every server)",
+        "- servers: " + "; ".join(f"`{s.key}` = {s.label}" for s in servers)
+        + ("; the C floor is ../shared/limit/echo.c built with gcc -O3 -march=native "
+           "(`echo32k`, -DNBUF=2048 -DBUFSZ=32768, for the 16 KiB cases)" if any(s.key.startswith("c-") for s in servers) else ""),
         "",
-        "| scenario | uring msg/s | epoll msg/s | uring/epoll | uring CPU-us/msg | epoll CPU-us/msg | uring/epoll CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['uring'][0]:,.0f} | {r['epoll'][0]:,.0f} | {r['uring'][0] / r['epoll'][0]:.2f}x "
-                     f"| {r['uring'][1]:.2f} | {r['epoll'][1]:.2f} | {r['uring'][1] / r['epoll'][1]:.2f}x |")
-    fu = median_of([x[0] for x in fixed["uring"]])
-    fe = median_of([x[0] for x in fixed["epoll"]])
-    lines.append(f"| 100 x 500 Hz x 20 B open (50k msg/s offered), one server at a time | | | | {fu:.2f} | {fe:.2f} | {fu / fe:.2f}x |")
-    lines += [
-        "",
-        "Fixed rate with the servers running at the same time (each 100 x 250 Hz x 20 B from its own "
-        "loadgen, all servers on CPU 1, all loadgens on CPU 0), server CPU per message; the ratio is "
-        "taken within each run, then the median and range over the runs:",
-        "",
-        "| server | CPU-us/msg (median) | / epoll, median | / epoll, range |",
-        "|---|---:|---:|---:|",
-    ]
-    for label, _, _ in together:
-        ratios = [a / b for a, b in zip(concurrent[label], concurrent["epoll"])]
-        lines.append(f"| {label} | {median_of(concurrent[label]):.2f} | {median_of(ratios):.3f}x "
-                     f"| {min(ratios):.3f}-{max(ratios):.3f} |")
-    lines += [
-        "",
-        f"Server RSS per idle WebSocket ({args.idle_connections} idle connections, RSS delta / open connections):",
-        "",
-        "| backend | bytes per idle connection | connections open at the sample |",
-        "|---|---:|---:|",
-    ]
-    for b in backends:
-        lines.append(f"| {b} | {idle[b][0]:,.0f} | {idle[b][1]} |")
+    for name in scenarios:
+        sc = SCENARIOS[name]
+        if sc["kind"] not in ("cpu", "closed") or name not in results:
+            continue
+        res = results[name]
+        lines += [f"## {sc['title']}", "", f"loadgen `{shlex.join(sc['args'])}`", ""]
+        if sc["kind"] == "cpu":
+            with_sys = sc.get("syscalls", False)
+            head = ["server", "CPU us/echo", "min–max", *ref_titles, "echoes/s", "p99 us (corrected)"]
+            if with_sys:
+                head += ["syscalls/echo", "min–max"]
+            lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+            for s in servers:
+                runs = res[s.key]
+                cpu = [r["cpu_us"] for r in runs]
+                row = [s.label, fmt(med(cpu), ".2f"), range_cell(cpu, ".2f"), *ratio_cells(res, s.key, "cpu_us", servers),
+                       fmt(med([r["rate"] for r in runs]), ",.0f"), fmt(med([r["p99"] for r in runs]), ".0f")]
+                if with_sys:
+                    sysc = [r["syscalls"] for r in runs if "syscalls" in r]
+                    row += [fmt(med(sysc), ".2f"), range_cell(sysc, ".2f")]
+                lines.append("| " + " | ".join(row) + " |")
+            if with_sys:
+                lines += ["", "Syscalls per echo: " + (
+                    f"not measured: {syscall_note}." if syscall_note else
+                    f"`perf stat -e {SYSCALL_EVENT} -p PID` around a separate {args.duration:g} s loadgen run on "
+                    "the same server after the CPU run (so the tracepoint's cost stays out of the CPU figure), "
+                    "divided by loadgen's echoes in that run; the count includes that run's connects and closes "
+                    "(~10 syscalls per connection, under 1% here).")]
+        else:
+            head = ["server", "msg/s", "min–max", *ref_titles, "CPU us/echo", "min–max", *ref_titles]
+            lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+            for s in servers:
+                runs = res[s.key]
+                rate = [r["rate"] for r in runs]
+                cpu = [r["cpu_us"] for r in runs]
+                lines.append("| " + " | ".join([
+                    s.label, fmt(med(rate), ",.0f"), range_cell(rate, ",.0f"), *ratio_cells(res, s.key, "rate", servers),
+                    fmt(med(cpu), ".2f"), range_cell(cpu, ".2f"), *ratio_cells(res, s.key, "cpu_us", servers)]) + " |")
+        flagged = [f"{s.key} repeat {i + 1}" for s in servers for i, r in enumerate(res[s.key]) if r["errors"]]
+        if flagged:
+            lines += ["", "loadgen reported connection or echo errors in: " + ", ".join(flagged) + "."]
+        if "offered" in sc:
+            short = [f"{s.key} repeat {i + 1} ({r['rate']:,.0f})" for s in servers
+                     for i, r in enumerate(res[s.key]) if r["rate"] < 0.9 * sc["offered"]]
+            if short:
+                lines += ["", f"Below 90% of the offered {sc['offered']:,} echoes/s (server or loadgen saturated, "
+                          "so not at the intended rate; a busy machine?): " + ", ".join(short) + "."]
+        staged = {s.key: [r["staged"] for r in res[s.key] if "staged" in r] for s in servers}
+        staged = {k: v for k, v in staged.items() if v}
+        if staged:
+            lines += ["", "C floor staged receives (frames cut by a receive boundary, summed over a server's whole "
+                      "life): " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in staged.items()) + "."]
+        lines.append("")
+    if concurrent:
+        lines += [
+            "## 100 x 250 Hz x 20 B each, ringecho servers at the same time",
+            "",
+            "Each server with its own loadgen, all servers on CPU 1, all loadgens on CPU 0; server CPU per "
+            "message; the ratio is taken within each run, then the median and range over the runs:",
+            "",
+            "| server | CPU-us/msg (median) | / epoll, median | / epoll, range |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, values in concurrent.items():
+            ratios = [a / b for a, b in zip(values, concurrent["epoll"])]
+            lines.append(f"| {label} | {med(values):.2f} | {med(ratios):.3f}x "
+                         f"| {min(ratios):.3f}-{max(ratios):.3f} |")
+        lines.append("")
+    if "idle" in results and results["idle"]:
+        idle = results["idle"]
+        refs = [(k, t) for k, t in REFERENCES if k in idle]
+        lines += [
+            f"## Server RSS per idle WebSocket, {args.idle_connections:,} idle connections",
+            "",
+            f"- warm baseline: a fresh server first opens {IDLE['warm_connections']:,} WebSockets that send "
+            "10 Hz x 20 B for about a second and close them (so fixed per-worker pools such as the receive-buffer "
+            "ring are already touched); RSS after they closed is the baseline; then (RSS with the idle "
+            "connections open − baseline) / connections open;",
+            "- cold delta: a separate fresh server, baseline RSS 0.5 s after start, no warm-up: the raw delta "
+            "/ connections open, which also charges the one-off pools to the connections;",
+            "- marginal: in either run, (RSS at the peak − RSS at the first sample with at least half the "
+            "connections open) / the connections opened in between: what one more idle connection costs, "
+            "free of one-off pools and of memory the warm-up left in the allocator (which the first idle "
+            "connections reuse, so the warm figure can come out low);",
+            "- RSS from /proc/PID/statm, sampled every 0.25 s while connections open; open connections are the "
+            "server's socket fds; the C floor is not measured here.",
+            "",
+            "| server | warm: bytes/conn | min–max | " + " | ".join(f"warm {t}" for _, t in refs)
+            + " | cold: bytes/conn | min–max | marginal bytes/conn | min–max | connections open "
+            "| warm baseline RSS | fresh RSS |",
+            "|---|" + "---:|" * (9 + len(refs)),
+        ]
+        for s in servers:
+            if s.key not in idle:
+                continue
+            w = [r["per_conn"] for r in idle[s.key]["warm"]]
+            c = [r["per_conn"] for r in idle[s.key]["cold"]]
+            ratios = []
+            for ref, _ in refs:
+                theirs = med([r["per_conn"] for r in idle[ref]["warm"]])
+                ratios.append(f"{med(w) / theirs:.2f}x" if w and theirs else "–")
+            opened = [r["open"] for r in idle[s.key]["warm"] + idle[s.key]["cold"]]
+            slope = [r["slope"] for r in idle[s.key]["warm"] + idle[s.key]["cold"] if r["slope"] is not None]
+            lines.append("| " + " | ".join([
+                s.label, fmt(med(w), ",.0f"), range_cell(w, ",.0f"), *ratios, fmt(med(c), ",.0f"),
+                range_cell(c, ",.0f"), fmt(med(slope), ",.0f"), range_cell(slope, ",.0f"), range_cell(opened, "d"),
+                fmt(med([r["base"] / 1e6 for r in idle[s.key]["warm"]]), ".1f") + " MB",
+                fmt(med([r["fresh"] / 1e6 for r in idle[s.key]["cold"]]), ".1f") + " MB"]) + " |")
+        lines.append("")
     if ring_rows:
         sizes = args.ring_sizes.split(",")
         lines += [
+            "## Receive ring size",
             "",
-            "Receive ring size (`--receive-buffers`, 4 KiB buffers, uring) against epoll: msg/s and server "
-            "CPU-us/msg (medians):",
+            "`--receive-buffers`, 4 KiB buffers, uring, against epoll: msg/s and server CPU-us/msg (medians):",
             "",
             "| scenario | epoll | " + " | ".join(f"uring ring {n}" for n in sizes) + " |",
             "|---|---:|" + "---:|" * len(sizes),
@@ -320,6 +827,21 @@ def main():
         for name, r in ring_rows:
             cells = [f"{r[k][0]:,.0f} / {r[k][1]:.2f}" for k in ["epoll"] + sizes]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Raw runs", "", "In run order per server: msg/s / CPU us per echo (/ syscalls per echo).", ""]
+    for name in scenarios:
+        if SCENARIOS[name]["kind"] not in ("cpu", "closed") or name not in results:
+            continue
+        for s in servers:
+            cells = [f"{r['rate']:,.0f} / {r['cpu_us']:.2f}" + (f" / {r['syscalls']:.2f}" if "syscalls" in r else "")
+                     for r in results[name][s.key]]
+            lines.append(f"- {name}, {s.key}: " + ", ".join(cells))
+    if "idle" in results:
+        for key, runs in results["idle"].items():
+            lines.append(f"- idle, {key}: warm " + ", ".join(f"{r['per_conn']:,.0f}" for r in runs["warm"])
+                         + "; cold " + ", ".join(f"{r['per_conn']:,.0f}" for r in runs["cold"])
+                         + "; marginal (warm runs, then cold) "
+                         + ", ".join(fmt(r["slope"], ",.0f") for r in runs["warm"] + runs["cold"]) + " B/conn")
     lines.append("")
     notes = ""
     if os.path.exists(args.out):
@@ -327,9 +849,11 @@ def main():
             previous = f.read()
         if NOTES_MARKER in previous:
             notes = previous[previous.index(NOTES_MARKER):]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write("\n".join(lines) + ("\n" + notes if notes else ""))
     print("\n".join(lines))
+    print(f"wrote {args.out}", flush=True)
 
 
 if __name__ == "__main__":
