@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{Role, WebSocket};
@@ -20,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::echo;
 use crate::http::{self, stats_stream, Observe, Route};
 use crate::metrics::RejectReason;
-use crate::server::Admission;
+use crate::server::{Admission, Shared};
 use crate::session::SessionStream;
 use crate::worker::WorkerContext;
 
@@ -72,7 +73,7 @@ where
         let (ctx, admission, seen_request) = (ctx.clone(), admission.clone(), seen_request.clone());
         service_fn(move |request| {
             seen_request.set(true);
-            let response = respond(&request, &ctx, &admission);
+            let response = respond(&request, &ctx.shared, ctx.index, &admission, &ctx);
             async move { Ok::<_, Infallible>(response) }
         })
     };
@@ -123,27 +124,31 @@ where
     })
 }
 
-fn respond<B>(
+/// Answers one request for worker `worker` on either backend: routes it,
+/// takes a WebSocket slot into `admission` when an upgrade is accepted, and
+/// counts refused upgrades.
+pub(crate) fn respond<B>(
     request: &hyper::Request<B>,
-    ctx: &Rc<WorkerContext>,
+    shared: &Arc<Shared>,
+    worker: usize,
     admission: &RefCell<Option<Admission>>,
+    observe: &impl Observe,
 ) -> http::HttpResponse {
-    let shared = &ctx.shared;
     let routed = http::route(
         request,
         &shared.config,
         || {
-            let granted = shared.admit(ctx.index);
+            let granted = shared.admit(worker);
             let ok = granted.is_some();
             *admission.borrow_mut() = granted;
             ok
         },
-        ctx,
+        observe,
     );
     match routed {
         Route::Respond(response) | Route::Upgrade(response) => response,
         Route::Reject(rejection, response) => {
-            ctx.stats.handshake_rejected(rejection);
+            shared.workers[worker].handshake_rejected(rejection);
             tracing::debug!(
                 ?rejection,
                 path = request.uri().path(),
@@ -167,8 +172,10 @@ impl Observe for Rc<WorkerContext> {
     fn stats(&self) -> http::Body {
         let shared = self.shared.clone();
         let ctx = self.clone();
-        stats_stream::body(move || shared.snapshot(), async move {
-            ctx.shutdown.wait().await
-        })
+        stats_stream::body(
+            move || shared.snapshot(),
+            async move { ctx.shutdown.wait().await },
+            |period| Box::pin(tokio::time::sleep(period)),
+        )
     }
 }

@@ -65,6 +65,10 @@ pub fn spawn(spec: WorkerSpec) -> io::Result<std::thread::JoinHandle<()>> {
                     tracing::warn!(worker = spec.index, core = core.id, "could not pin worker");
                 }
             }
+            if spec.shared.backend == IoBackend::Uring {
+                // The io_uring worker owns its loop: no tokio runtime.
+                return crate::uring::run(spec);
+            }
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -34,7 +34,7 @@ use common::http::{read_response, Request};
 use common::metrics::Scrape;
 use common::raw_ws::RawWebSocket;
 use common::server::Server;
-use common::{eventually, within, ws, Backend};
+use common::{backend_tests, eventually, within, ws, Backend};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -327,24 +327,4 @@ async fn a_client_that_never_reads_is_dropped_without_hurting_the_others(backend
     }
 }
 
-// What `backend_tests!` generates, written out so that the io_uring variant
-// can be ignored on its own: the current reactor keeps a released socket
-// open until its queued echoes are sent, which a peer that never reads never
-// allows. Go back to `backend_tests!` once the owned io_uring loop drops such
-// connections.
-mod a_client_that_never_reads_is_dropped_without_hurting_the_others {
-    use crate::common::Backend;
-
-    #[tokio::test]
-    #[ignore = "until the owned io_uring loop lands"]
-    async fn uring() {
-        super::a_client_that_never_reads_is_dropped_without_hurting_the_others(Backend::Uring)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn epoll() {
-        super::a_client_that_never_reads_is_dropped_without_hurting_the_others(Backend::Epoll)
-            .await;
-    }
-}
+backend_tests!(a_client_that_never_reads_is_dropped_without_hurting_the_others);

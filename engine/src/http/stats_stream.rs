@@ -9,14 +9,14 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream;
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 use serde::Serialize;
-use tokio::time::{Instant, MissedTickBehavior};
 
 use super::Body;
 use crate::metrics::{EngineInfo, EngineSnapshot, WorkerSnapshot};
@@ -103,39 +103,49 @@ impl Rates {
     }
 }
 
-/// The event stream: `snapshot` is read once per event; the stream ends
-/// when `stop` completes.
-pub fn body<F, S>(snapshot: F, stop: S) -> Body
+/// The event stream: `snapshot` is read once per event, one event now and
+/// then one per [`INTERVAL`] (slept with `sleep`); the stream ends when
+/// `stop` completes.
+pub fn body<F, S, Z>(snapshot: F, stop: S, sleep: Z) -> Body
 where
     F: Fn() -> EngineSnapshot + 'static,
     S: Future<Output = ()> + 'static,
+    Z: Fn(Duration) -> Pin<Box<dyn Future<Output = ()>>> + 'static,
 {
-    let mut ticker = tokio::time::interval(INTERVAL);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = State {
-        ticker,
         previous: None,
         stop: Box::pin(stop),
         snapshot,
+        sleep: Box::new(sleep),
+        first: true,
     };
     let events = stream::unfold(state, |mut state| async move {
-        tokio::select! {
-            biased;
-            () = &mut state.stop => None,
-            now = state.ticker.tick() => {
-                let chunk = state.event(now);
-                Some((Ok::<_, Infallible>(Frame::data(chunk)), state))
+        if !std::mem::take(&mut state.first) {
+            let tick = (state.sleep)(INTERVAL);
+            let stopped = futures_util::future::select(tick, &mut state.stop).await;
+            if let futures_util::future::Either::Right(_) = stopped {
+                return None;
             }
+        } else if futures_util::FutureExt::now_or_never(&mut state.stop).is_some() {
+            return None;
         }
+        let chunk = state.event(Instant::now());
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), state))
     });
     Box::pin(StreamBody::new(events))
 }
 
+/// Makes a future that completes after the given time.
+type SleepFn = Box<dyn Fn(Duration) -> Pin<Box<dyn Future<Output = ()>>>>;
+
 struct State<F> {
-    ticker: tokio::time::Interval,
     previous: Option<(Instant, WorkerSnapshot)>,
-    stop: std::pin::Pin<Box<dyn Future<Output = ()>>>,
+    stop: Pin<Box<dyn Future<Output = ()>>>,
     snapshot: F,
+    /// The worker runtime's sleep: tokio's on epoll workers, the loop's own
+    /// timers on io_uring workers.
+    sleep: SleepFn,
+    first: bool,
 }
 
 impl<F: Fn() -> EngineSnapshot> State<F> {

@@ -76,6 +76,10 @@ pub struct ProvidedBuffers {
     id_at_slot: Vec<u16>,
     /// The ring position (unmasked tail value) each id was last published at.
     position_of_id: Vec<u16>,
+    /// Holds on each buffer while user space owns it (see [`ProvidedBuffers::hold`]).
+    holds: Vec<u16>,
+    /// Buffers user space owns (held, not yet recycled).
+    in_user: usize,
 }
 
 impl ProvidedBuffers {
@@ -100,6 +104,8 @@ impl ProvidedBuffers {
             tail: 0,
             id_at_slot: vec![0; count],
             position_of_id: vec![0; count],
+            holds: vec![0; count],
+            in_user: 0,
         };
         for id in 0..count16 {
             ring.push_entry(id);
@@ -149,6 +155,65 @@ impl ProvidedBuffers {
         // cannot happen while the returned borrow lives.
         unsafe {
             std::slice::from_raw_parts(self.memory.ptr.as_ptr().add(start + offset), len - offset)
+        }
+    }
+
+    /// The `len` bytes the kernel received into buffer `id`, writable: the
+    /// owned echo path unmasks payloads and writes echo headers in place.
+    ///
+    /// Only call this for a buffer a recv CQE handed to user space, before
+    /// any send that points into it is submitted (the loop decodes a buffer
+    /// whole, right after its completion, and queues its sends afterwards).
+    pub fn chunk_mut(&mut self, id: u16, len: usize) -> &mut [u8] {
+        assert!(id < self.count && len <= self.size as usize);
+        let start = usize::from(id) * self.size as usize;
+        // SAFETY: in bounds as asserted. The kernel wrote this buffer before
+        // posting the CQE that handed it to us and does not touch it again
+        // until it is republished, which needs every hold released
+        // (`release`), and holds are only released after the sends that read
+        // it complete. `&mut self` makes this the only live borrow of it.
+        unsafe { std::slice::from_raw_parts_mut(self.memory.ptr.as_ptr().add(start), len) }
+    }
+
+    /// The address of byte `offset` of buffer `id`, for a send's iovec.
+    pub fn address(&self, id: u16, offset: usize) -> *const u8 {
+        assert!(id < self.count && offset <= self.size as usize);
+        let start = usize::from(id) * self.size as usize + offset;
+        // SAFETY: `start` lies within (or one past the end of a buffer
+        // inside) the `count * size` mapping, as asserted.
+        unsafe { self.memory.ptr.as_ptr().add(start) }
+    }
+
+    /// Adds a hold on buffer `id`, which a completion handed to user space.
+    /// The buffer returns to the kernel when its last hold is released: the
+    /// loop holds it once while decoding it and once per queued send piece
+    /// that points into it.
+    pub fn hold(&mut self, id: u16) {
+        let holds = &mut self.holds[usize::from(id)];
+        if *holds == 0 {
+            self.in_user += 1;
+        }
+        *holds += 1;
+    }
+
+    /// Buffers the kernel can fill now (published or about to be).
+    pub fn free(&self) -> usize {
+        self.count() - self.in_user
+    }
+
+    /// Releases a hold on `id`; the last one recycles the buffer (visible
+    /// to the kernel at the next [`ProvidedBuffers::publish`]). Returns
+    /// whether it was recycled.
+    pub fn release(&mut self, id: u16) -> bool {
+        let holds = &mut self.holds[usize::from(id)];
+        debug_assert!(*holds > 0, "buffer {id} released more often than held");
+        *holds -= 1;
+        if *holds == 0 {
+            self.in_user -= 1;
+            self.push_entry(id);
+            true
+        } else {
+            false
         }
     }
 

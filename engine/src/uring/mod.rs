@@ -6,12 +6,20 @@
 //! This backend uses the `io-uring` crate directly, as uWebSockets does.
 
 mod buf_ring;
+mod conn;
+mod event_loop;
+mod executor;
+mod http_io;
+mod outbox;
 mod reactor;
 mod ring;
+mod run;
 mod stream;
+mod timers;
 mod wakeup;
 
 pub use reactor::Reactor;
+pub use run::run;
 pub use stream::UringStream;
 
 /// Checks that this kernel lets us create a ring with the flags and the

@@ -1,0 +1,179 @@
+//! The HTTP phase on an io_uring worker: hyper serves the connection
+//! through [`HttpIo`], an adapter onto the loop's connection slot, until it
+//! answers a WebSocket upgrade with 101; then the slot becomes a WebSocket
+//! that the loop handles itself (`Loop::upgrade`).
+//!
+//! hyper's `with_upgrades` needs `Send` I/O and this handle is `!Send` (it
+//! lives on its worker's loop), so the upgrade is done by hand as on the
+//! epoll backend: `serve_connection(...).without_shutdown()` hands the
+//! adapter back with any bytes hyper read past the request (DESIGN.md).
+//! Reads stop at the end of each request head, so those are normally none
+//! and the first frames stay in the receive buffers, to be echoed in place.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+
+use super::event_loop::SharedLoop;
+use super::timers::Timers;
+use crate::connection::respond;
+use crate::http::{self, stats_stream, Observe};
+use crate::server::{Admission, Shared};
+use crate::shutdown::ShutdownSignal;
+
+/// What the HTTP phase of every connection on one worker shares.
+pub struct HttpEnv {
+    /// State shared with the other workers.
+    pub shared: Arc<Shared>,
+    /// This worker's index.
+    pub worker: usize,
+    /// The worker's timers (for `/stats`).
+    pub timers: Rc<Timers>,
+    /// Raised when the worker stops (ends `/stats` streams).
+    pub shutdown: Rc<ShutdownSignal>,
+}
+
+/// hyper's I/O handle for one connection slot of the loop.
+pub struct HttpIo {
+    event_loop: SharedLoop,
+    key: usize,
+    generation: u32,
+    upgraded: bool,
+}
+
+impl HttpIo {
+    /// The handle for slot `key` (of `generation`).
+    pub fn new(event_loop: SharedLoop, key: usize, generation: u32) -> Self {
+        Self {
+            event_loop,
+            key,
+            generation,
+            upgraded: false,
+        }
+    }
+
+    /// Hands the connection to the loop as a WebSocket.
+    fn upgrade(mut self, admission: Admission, prefix: &[u8]) {
+        self.upgraded = true;
+        self.event_loop
+            .borrow_mut()
+            .upgrade(self.key, self.generation, admission, prefix);
+    }
+}
+
+impl Read for HttpIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.event_loop
+            .borrow_mut()
+            .http_read(self.key, self.generation, cx.waker(), &mut buf)
+    }
+}
+
+impl Write for HttpIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.event_loop.borrow_mut().http_write(
+            self.key,
+            self.generation,
+            cx.waker(),
+            &[io::IoSlice::new(buf)],
+        )
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.event_loop
+            .borrow_mut()
+            .http_write(self.key, self.generation, cx.waker(), bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written bytes are queued in order; the loop sends them.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The connection closes once its queued bytes are out (see Drop).
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for HttpIo {
+    fn drop(&mut self) {
+        if !self.upgraded {
+            self.event_loop
+                .borrow_mut()
+                .http_done(self.key, self.generation);
+        }
+    }
+}
+
+/// Serves HTTP on `io` until it closes or is upgraded.
+pub async fn serve(io: HttpIo, env: Rc<HttpEnv>) {
+    let admission: Rc<RefCell<Option<Admission>>> = Rc::default();
+    let service = {
+        let (env, admission) = (env.clone(), admission.clone());
+        service_fn(move |request| {
+            let response = respond(&request, &env.shared, env.worker, &admission, &*env);
+            async move { Ok::<_, Infallible>(response) }
+        })
+    };
+    let served = http1::Builder::new()
+        // The loop enforces the handshake timeout (hyper's needs a timer).
+        .header_read_timeout(None)
+        .serve_connection(io, service)
+        .without_shutdown()
+        .await;
+    match served {
+        Ok(parts) => match admission.take() {
+            Some(admission) => parts.io.upgrade(admission, &parts.read_buf),
+            // A plain HTTP connection that the client closed.
+            None => drop(parts),
+        },
+        Err(e) => tracing::debug!("http connection ended: {e}"),
+    }
+}
+
+/// The read-only endpoints, answered by whichever worker got the request.
+impl Observe for HttpEnv {
+    fn health(&self) -> String {
+        self.shared.health_json()
+    }
+
+    fn metrics(&self) -> String {
+        self.shared.metrics_text()
+    }
+
+    fn stats(&self) -> http::Body {
+        let shared = self.shared.clone();
+        let shutdown = self.shutdown.clone();
+        let timers = self.timers.clone();
+        stats_stream::body(
+            move || shared.snapshot(),
+            async move { shutdown.wait().await },
+            move |period| Box::pin(timers.sleep(period)),
+        )
+    }
+}

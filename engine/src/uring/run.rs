@@ -1,0 +1,101 @@
+//! An io_uring worker thread: its [`Loop`], the executor for the HTTP phase,
+//! and the order of a turn (see [`super::event_loop`] for the ring side).
+
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::event_loop::Loop;
+use super::executor::Executor;
+use super::http_io::{self, HttpEnv, HttpIo};
+use super::timers::Timers;
+use crate::shutdown::ShutdownSignal;
+use crate::worker::WorkerSpec;
+
+/// Runs one io_uring worker on the calling thread until the server stops.
+/// No tokio runtime: the thread sleeps only in `io_uring_enter`.
+pub fn run(spec: WorkerSpec) {
+    let WorkerSpec {
+        index,
+        listener,
+        shared,
+        stop,
+        ready,
+        ..
+    } = spec;
+    let stats = shared.workers[index].clone();
+    let event_loop = match Loop::new(&shared.config, stats, OwnedFd::from(listener)) {
+        Ok(event_loop) => Rc::new(RefCell::new(event_loop)),
+        Err(e) => {
+            let _ = ready.send(Err(format!("worker {index}: io_uring: {e}")));
+            return;
+        }
+    };
+    let executor = Executor::default();
+    let timers = Rc::new(Timers::default());
+    let shutdown = Rc::new(ShutdownSignal::default());
+    let env = Rc::new(HttpEnv {
+        shared: shared.clone(),
+        worker: index,
+        timers: timers.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let _ = ready.send(Ok(()));
+    let sweep_period = event_loop.borrow().sweep_period();
+    let mut next_sweep = Instant::now() + sweep_period;
+    let mut shutdown_deadline = None;
+    loop {
+        let accepted = event_loop.borrow_mut().take_accepted();
+        for (key, generation) in accepted {
+            let io = HttpIo::new(event_loop.clone(), key, generation);
+            let task = executor.spawn(http_io::serve(io, env.clone()));
+            event_loop.borrow_mut().set_http_task(key, generation, task);
+        }
+        executor.run_ready();
+        let now = Instant::now();
+        if shutdown_deadline.is_none() && *stop.borrow() {
+            shutdown.trigger();
+            event_loop.borrow_mut().begin_shutdown();
+            shutdown_deadline = Some(now + shared.config.shutdown_timeout);
+        }
+        if let Some(deadline) = shutdown_deadline {
+            let open = event_loop.borrow().connections();
+            if open == 0 {
+                break;
+            }
+            if now >= deadline {
+                tracing::warn!(
+                    worker = index,
+                    open,
+                    "shutdown timeout: dropping connections that did not close"
+                );
+                break;
+            }
+        }
+        timers.fire(now);
+        if now >= next_sweep {
+            event_loop.borrow_mut().sweep();
+            next_sweep = now + sweep_period;
+        }
+        // Sleep until the next sweep or timer, unless futures are ready.
+        let wait = (!executor.has_ready()).then(|| {
+            let wake_at = timers
+                .next_deadline()
+                .map_or(next_sweep, |at| at.min(next_sweep));
+            wake_at.saturating_duration_since(now)
+        });
+        if let Err(e) = event_loop.borrow_mut().turn(wait) {
+            tracing::error!(worker = index, "io_uring loop failed: {e}");
+            break;
+        }
+    }
+    // Cancel what is left of the HTTP phase and let the executor drop those
+    // futures (they hold handles to the loop), then close the loop.
+    event_loop.borrow_mut().cancel_http_tasks();
+    while executor.has_ready() {
+        executor.run_ready();
+    }
+    drop(env);
+    drop(event_loop);
+}
