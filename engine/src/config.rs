@@ -44,7 +44,7 @@ pub enum IoChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IoBackend {
-    /// The io_uring reactor in [`crate::uring`].
+    /// The io_uring workers of [`crate::uring`], each owning its loop.
     Uring,
     /// tokio's epoll reactor.
     Epoll,

@@ -2,15 +2,20 @@
 //!
 //! One worker per core, each pinned, each with its own `SO_REUSEPORT`
 //! listener and its own io_uring ring (or tokio's epoll reactor with
-//! `--io epoll`). HTTP runs on hyper, WebSockets on fastwebsockets.
+//! `--io epoll`). HTTP runs on hyper on both backends. On io_uring a worker
+//! owns its loop and echoes WebSocket frames in place in the receive
+//! buffers ([`protocol`] decodes them, with fastwebsockets' `unmask` and
+//! frame types); the epoll backend runs the fastwebsockets echo loop and is
+//! the reference the io_uring path is held to.
 //!
 //! The layers, bottom up:
-//! - [`uring`]: the io_uring reactor and its tokio stream adapter;
+//! - [`protocol`]: the WebSocket protocol with no I/O in it (in-place decoding);
+//! - [`uring`]: the io_uring workers' own loops, which echo in place;
 //! - [`listener`]: the `SO_REUSEPORT` listeners;
-//! - [`session`]: keep-alive pings and the shutdown close, below the codec;
-//! - [`text_watch`]: fail-fast UTF-8 checks of text frames as bytes arrive;
 //! - [`http`] and [`connection`]: routing, the handshake, the upgrade;
-//! - [`echo`] and [`message`]: the echo loop and fragment reassembly;
+//! - the epoll reference: [`echo`] and [`message`] (the fastwebsockets echo
+//!   loop and fragment reassembly), [`session`] (keep-alive pings and the
+//!   shutdown close, below the codec), [`text_watch`] (fail-fast UTF-8);
 //! - [`worker`] and [`server`]: threads, pinning, start and shutdown;
 //! - [`config`], [`metrics`], [`shutdown`]: options, counters, signals.
 

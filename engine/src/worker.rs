@@ -3,7 +3,6 @@
 //! own io_uring ring. Workers share nothing on the hot path.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +19,6 @@ use crate::metrics::WorkerStats;
 use crate::server::Shared;
 use crate::session::{self, Sessions};
 use crate::shutdown::ShutdownSignal;
-use crate::uring::{Reactor, UringStream};
 
 /// Pause after an accept error (e.g. out of fds) before accepting again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
@@ -111,65 +109,21 @@ async fn run(spec: WorkerSpec) {
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
-    match shared.backend {
-        IoBackend::Uring => {
-            let reactor = match Reactor::new(config.receive_buffers, config.receive_buffer_size) {
-                Ok(reactor) => reactor,
-                Err(e) => {
-                    let _ = ready.send(Err(format!("worker {index}: io_uring: {e}")));
-                    return;
-                }
-            };
-            tokio::task::spawn_local({
-                let reactor = reactor.clone();
-                async move {
-                    if let Err(e) = reactor.drive().await {
-                        tracing::error!(worker = index, "io_uring reactor failed: {e}");
-                    }
-                }
-            });
-            reactor.listen(OwnedFd::from(listener));
-            let _ = ready.send(Ok(()));
-            tokio::select! {
-                biased;
-                _ = stopped => {}
-                _ = accept_uring(&reactor, &ctx, &connections) => {}
-            }
-            reactor.stop_listening();
-            drain(&ctx, &connections).await;
+    let listener = match tokio::net::TcpListener::from_std(listener.into()) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let _ = ready.send(Err(format!("worker {index}: listener: {e}")));
+            return;
         }
-        IoBackend::Epoll => {
-            let listener = match tokio::net::TcpListener::from_std(listener.into()) {
-                Ok(listener) => listener,
-                Err(e) => {
-                    let _ = ready.send(Err(format!("worker {index}: listener: {e}")));
-                    return;
-                }
-            };
-            let _ = ready.send(Ok(()));
-            tokio::select! {
-                biased;
-                _ = stopped => {}
-                _ = accept_epoll(&listener, &ctx, &connections) => {}
-            }
-            drop(listener);
-            drain(&ctx, &connections).await;
-        }
+    };
+    let _ = ready.send(Ok(()));
+    tokio::select! {
+        biased;
+        _ = stopped => {}
+        _ = accept_epoll(&listener, &ctx, &connections) => {}
     }
-}
-
-async fn accept_uring(reactor: &Rc<Reactor>, ctx: &Rc<WorkerContext>, connections: &TaskTracker) {
-    loop {
-        match std::future::poll_fn(|cx| reactor.poll_accept(cx)).await {
-            Ok(fd) => {
-                if let Err(e) = socket2::SockRef::from(&fd).set_nodelay(true) {
-                    tracing::debug!("TCP_NODELAY: {e}");
-                }
-                spawn_connection(UringStream::new(reactor.clone(), fd), ctx, connections);
-            }
-            Err(e) => accept_failed(ctx.index, e).await,
-        }
-    }
+    drop(listener);
+    drain(&ctx, &connections).await;
 }
 
 async fn accept_epoll(

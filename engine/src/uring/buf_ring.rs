@@ -10,10 +10,13 @@
 //! A buffer is owned by exactly one side at a time:
 //! - **kernel**: from the moment its entry is published (the ring tail is
 //!   advanced past it) until a CQE names its buffer id;
-//! - **user**: from that CQE until [`ProvidedBuffers::recycle`] republishes it.
+//! - **user**: from that CQE until its last hold is released
+//!   ([`ProvidedBuffers::release`]), which republishes it.
 //!
-//! The reactor reads a buffer only between those two points and recycles each
-//! id exactly once, which is what makes [`ProvidedBuffers::chunk`] sound.
+//! The loop holds a buffer once while it decodes it and once per send piece
+//! that points into it. It reads and writes a buffer only between those two
+//! points, and releases each hold exactly once, which is what makes
+//! [`ProvidedBuffers::chunk`] and [`ProvidedBuffers::chunk_mut`] sound.
 
 use std::io;
 use std::ptr::NonNull;
@@ -57,7 +60,7 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` are exactly what mmap returned and nothing else
         // unmaps them. Callers leak the `Mapping` instead of dropping it while
-        // the kernel may still write to it (see `Reactor`'s Drop).
+        // the kernel may still write to it (see the loop's Drop).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
@@ -117,7 +120,7 @@ impl ProvidedBuffers {
     /// Registers the ring with `submitter` under [`GROUP_ID`].
     pub fn register(&self, submitter: &Submitter<'_>) -> io::Result<()> {
         // SAFETY: the entry ring is a live page-aligned mapping of
-        // `count` entries that outlives the registration: the reactor drops
+        // `count` entries that outlives the registration: the loop drops
         // (or, with operations outstanding, leaks) it only after the io_uring
         // instance itself is gone.
         unsafe {
@@ -151,7 +154,7 @@ impl ProvidedBuffers {
         // SAFETY: `start + len` lies inside the `count * size` mapping (checked
         // by the assert). Per the ownership rule in the module docs, the kernel
         // wrote these bytes before posting the CQE and will not write to this
-        // buffer again until `recycle(id)`, which needs `&mut self` and so
+        // buffer again until its last `release(id)`, which needs `&mut self` and so
         // cannot happen while the returned borrow lives.
         unsafe {
             std::slice::from_raw_parts(self.memory.ptr.as_ptr().add(start + offset), len - offset)
@@ -215,12 +218,6 @@ impl ProvidedBuffers {
         } else {
             false
         }
-    }
-
-    /// Queues buffer `id` for return to the kernel; it becomes usable by
-    /// the kernel at the next [`ProvidedBuffers::publish`].
-    pub fn recycle(&mut self, id: u16) {
-        self.push_entry(id);
     }
 
     /// Makes every recycled buffer visible to the kernel (one store).

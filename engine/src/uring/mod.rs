@@ -1,5 +1,9 @@
-//! The io_uring backend: a per-worker [`Reactor`] and the [`UringStream`]
-//! adapter that lets hyper and fastwebsockets run on it.
+//! The io_uring backend: ring mechanics only. Each worker thread runs
+//! [`run`]: its own ring and loop ([`event_loop`]), the provided-buffer
+//! ring its connections share ([`buf_ring`]), connection slots ([`conn`]),
+//! sends from those buffers ([`outbox`]), and, for the HTTP phase only, a
+//! small executor ([`executor`], [`timers`], [`http_io`]). The WebSocket
+//! protocol itself is [`crate::protocol`], which has no I/O in it.
 //!
 //! Why not tokio-uring: it re-arms a poll for every recv (no multishot, no
 //! provided-buffer rings) and measured 0.75x plain tokio here (DESIGN.md).
@@ -11,19 +15,14 @@ mod event_loop;
 mod executor;
 mod http_io;
 mod outbox;
-mod reactor;
 mod ring;
 mod run;
-mod stream;
 mod timers;
-mod wakeup;
 
-pub use reactor::Reactor;
 pub use run::run;
-pub use stream::UringStream;
 
 /// Checks that this kernel lets us create a ring with the flags and the
-/// provided-buffer ring the reactor needs (io_uring may be disabled by
+/// provided-buffer ring the loop needs (io_uring may be disabled by
 /// `kernel.io_uring_disabled`, seccomp in containers, or an old kernel).
 pub fn probe() -> std::io::Result<()> {
     let ring = ring::build(8, 16)?;

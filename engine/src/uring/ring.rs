@@ -1,23 +1,19 @@
 //! Creating a worker's ring with the flags that decide how completions reach
-//! us, shared by the reactor and the start-up probe so both ask the kernel
-//! for the same thing.
+//! us, shared by the loop and the start-up probe so both ask the kernel for
+//! the same thing.
 //!
 //! Preferred: `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+).
 //! With `DEFER_TASKRUN` the kernel queues completion work on a list that
-//! only our own `io_uring_enter(GETEVENTS)` runs. Without it (and with
-//! `COOP_TASKRUN` as well) every arriving message is signalled to the worker
-//! thread as task work, which interrupts its `epoll_wait` with `EINTR`: the
-//! trace showed two `epoll_wait`s per message at a fixed rate, one of them
-//! the interrupted one, plus the signal-delivery path on return to user
-//! space. Deferred work wakes the worker through the ring's registered
-//! eventfd instead (see [`super::wakeup`]).
+//! only our own `io_uring_enter(GETEVENTS)` runs: the worker is never
+//! interrupted by task work, and its one enter per turn both submits and
+//! collects (see [`super::event_loop`]).
 //!
 //! Fallback: `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG` for kernels
 //! that refuse `DEFER_TASKRUN` (`EINVAL`).
 //!
 //! `TASKRUN_FLAG` makes the kernel raise `IORING_SQ_TASKRUN` whenever
-//! completion work is waiting, in both modes, so a loop turn with nothing
-//! to submit can skip `io_uring_enter` entirely and just reap.
+//! completion work is waiting, so a turn that must not wait can skip
+//! `io_uring_enter` when there is nothing to submit and nothing flagged.
 
 use std::io;
 
@@ -56,12 +52,4 @@ pub fn build_with(sq_entries: u32, cq_entries: u32, mode: TaskRun) -> io::Result
         TaskRun::Cooperative => builder.setup_coop_taskrun(),
     };
     builder.build(sq_entries)
-}
-
-/// Whether the kernel holds completion work that only an
-/// `io_uring_enter(GETEVENTS)` runs (flagged by `IORING_SQ_TASKRUN`), or an
-/// overflowed completion queue that only such an enter flushes.
-pub fn kernel_has_work(ring: &mut IoUring) -> bool {
-    let submission = ring.submission();
-    submission.taskrun() || submission.cq_overflow()
 }
