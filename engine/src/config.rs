@@ -98,13 +98,13 @@ pub struct Options {
 
     /// Receive buffers per worker ring (a power of two, at most 32768); shared by all connections of that worker.
     ///
-    /// 128 x 4 KiB holds 512 KiB per worker. Small rings stay in cache (the
-    /// ring is FIFO, so with 4096 entries every buffer the kernel fills is
-    /// cold); large rings run dry less often. The sweep in
-    /// results/engine-io.md (scripts/measure-engine.py) could not rank the
-    /// sizes within this VM's noise; `tune` sweeps the ring for a workload.
-    /// A ring that runs dry costs speed, never correctness.
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    /// Echoes are sent from these buffers, so a buffer stays out of the ring
+    /// until its echo is sent: the ring must hold a turn's in-flight bytes.
+    /// 1024 x 4 KiB (4 MiB per worker, touched only as used) holds 200
+    /// connections' 16 KiB messages at once; small rings stay warmer in
+    /// cache (the ring is FIFO). `tune` sweeps the ring for a workload. A
+    /// ring that runs dry costs speed, never correctness.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
     pub receive_buffers: usize,
 
     /// Kernel receive buffer of every connection (SO_RCVBUF) [default: kernel default, autotuned].

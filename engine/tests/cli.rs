@@ -8,7 +8,7 @@ use common::server::{run_to_exit, Server};
 use common::{backend_tests, ws, Backend};
 use tokio_tungstenite::tungstenite::Message;
 
-const EVERY_OPTION: [&str; 15] = [
+const EVERY_OPTION: [&str; 17] = [
     "--listen",
     "--threads",
     "--no-pin",
@@ -22,6 +22,8 @@ const EVERY_OPTION: [&str; 15] = [
     "--allowed-origin",
     "--max-message-size",
     "--max-connections",
+    "--max-backpressure",
+    "--backpressure-timeout",
     "--handshake-timeout",
     "--shutdown-timeout",
 ];
@@ -34,6 +36,8 @@ fn refuses_invalid_values_naming_the_option() {
         ("--io", "bogus"),
         ("--keep-alive-interval", "abc"),
         ("--handshake-timeout", "soon"),
+        ("--max-backpressure", "1KiB"),
+        ("--backpressure-timeout", "later"),
         ("--receive-buffer-size", "4 parsecs"),
         ("--max-message-size", "lots"),
         ("--socket-receive-buffer", "12"),

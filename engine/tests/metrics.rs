@@ -131,7 +131,7 @@ async fn counts_traffic_closes_rejections_and_keep_alive(backend: Backend) {
     let info = scrape.only_labels("ringecho_info");
     assert_eq!(info["io"], backend.name(), "{text}");
     assert_eq!(info["workers"], "2", "{text}");
-    assert_eq!(info["receive_buffers"], "128", "{text}");
+    assert_eq!(info["receive_buffers"], "1024", "{text}");
     assert_eq!(info["receive_buffer_size"], "4096", "{text}");
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"), "{text}");
     assert_eq!(value("ringecho_info", &[]), 1.0, "{text}");
@@ -244,7 +244,7 @@ async fn stats_stream_reports_live_counters(backend: Backend) {
     let idle = stats_event_until(addr, "a first event", |_| true).await;
     assert_eq!(idle["info"]["io"], backend.name(), "{idle}");
     assert_eq!(idle["info"]["workers"], 2, "{idle}");
-    assert_eq!(idle["info"]["receive_buffers"], 128, "{idle}");
+    assert_eq!(idle["info"]["receive_buffers"], 1024, "{idle}");
     assert_eq!(idle["workers"].as_array().map(Vec::len), Some(2), "{idle}");
     assert_eq!(idle["totals"]["connections"], 0, "{idle}");
 
