@@ -12,11 +12,10 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::message::{MessageAssembler, MessageError};
-use crate::metrics::{WorkerStats, NO_STATUS_RECEIVED};
+use crate::metrics::WorkerStats;
+use crate::protocol::close;
+use crate::protocol::frame::MAX_CONTROL_PAYLOAD;
 use crate::session::Session;
-
-/// Largest payload of a control frame (RFC 6455 §5.5).
-const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// Why the loop stops after a frame.
 enum Stop {
@@ -163,12 +162,9 @@ async fn answer_close<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let code = match *payload {
-        [high, low, ..] => u16::from_be_bytes([high, low]),
-        _ => NO_STATUS_RECEIVED,
-    };
+    let code = close::code_of(&payload);
     stats.close_received(code);
-    if let Err(code) = check_close_payload(&payload) {
+    if let Err(code) = close::check_payload(&payload) {
         return fail_on(ws, session, stats, Some(code)).await;
     }
     if !session.close_sent()
@@ -180,31 +176,6 @@ where
         stats.close_sent(code);
     }
     EchoEnd::Closed
-}
-
-/// Validates a close frame's payload (RFC 6455 §5.5.1 and §7.4).
-fn check_close_payload(payload: &[u8]) -> Result<(), u16> {
-    match payload.len() {
-        0 => Ok(()),
-        1 => Err(1002),
-        n if n > MAX_CONTROL_PAYLOAD => Err(1002),
-        _ => {
-            let code = u16::from_be_bytes([payload[0], payload[1]]);
-            if !is_valid_close_code(code) {
-                Err(1002)
-            } else if simdutf8::basic::from_utf8(&payload[2..]).is_err() {
-                Err(1007)
-            } else {
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Close codes a peer may send: the defined ones (1004-1006 and 1015 are
-/// reserved for local use) and the registered/private ranges 3000-4999.
-fn is_valid_close_code(code: u16) -> bool {
-    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// The close code for a codec error; `None` when the transport is gone.
@@ -236,33 +207,4 @@ where
         stats.close_sent(code);
     }
     EchoEnd::Failed(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_payload_checks() {
-        assert_eq!(check_close_payload(b""), Ok(()));
-        assert_eq!(check_close_payload(&[3]), Err(1002));
-        assert_eq!(check_close_payload(&[0x03, 0xe8]), Ok(()));
-        assert_eq!(
-            check_close_payload(&[0x03, 0xed]),
-            Err(1002),
-            "1005 is reserved"
-        );
-        assert_eq!(
-            check_close_payload(&[0x0b, 0xb8, b'h', b'i']),
-            Ok(()),
-            "3000 with reason"
-        );
-        assert_eq!(check_close_payload(&[0x03, 0xe8, 0xff]), Err(1007));
-        assert_eq!(
-            check_close_payload(&[0x03, 0xe8].repeat(63)),
-            Err(1002),
-            "126 bytes"
-        );
-        assert_eq!(check_close_payload(&[0x13, 0x88]), Err(1002), "5000");
-    }
 }

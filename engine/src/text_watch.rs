@@ -24,56 +24,7 @@
 //! frames before the refused one ([`Refusal::keep`]), so those are read and
 //! echoed before the connection fails.
 
-/// What a text payload byte stream can still be.
-#[derive(Debug, Default)]
-struct Utf8Stream {
-    /// The start of a multi-byte character whose rest has not arrived.
-    carry: [u8; 4],
-    carry_len: usize,
-}
-
-impl Utf8Stream {
-    /// Feeds unmasked payload bytes; `false` once they cannot be UTF-8.
-    fn feed(&mut self, mut bytes: &[u8]) -> bool {
-        if self.carry_len > 0 {
-            // Complete the carried character from the front of `bytes`.
-            let mut joined = [0u8; 8];
-            joined[..self.carry_len].copy_from_slice(&self.carry[..self.carry_len]);
-            let take = bytes.len().min(4);
-            joined[self.carry_len..self.carry_len + take].copy_from_slice(&bytes[..take]);
-            let joined = &joined[..self.carry_len + take];
-            let consumed = match std::str::from_utf8(joined) {
-                Ok(_) => joined.len(),
-                Err(e) if e.error_len().is_some() && e.valid_up_to() < self.carry_len => {
-                    return false;
-                }
-                Err(e) => e.valid_up_to(),
-            };
-            if consumed < self.carry_len {
-                // Still incomplete: everything is carried.
-                self.carry[..joined.len()].copy_from_slice(joined);
-                self.carry_len = joined.len();
-                return true;
-            }
-            bytes = &bytes[consumed - self.carry_len..];
-            self.carry_len = 0;
-        }
-        match std::str::from_utf8(bytes) {
-            Ok(_) => true,
-            Err(e) if e.error_len().is_some() => false,
-            Err(e) => {
-                let tail = &bytes[e.valid_up_to()..];
-                self.carry[..tail.len()].copy_from_slice(tail);
-                self.carry_len = tail.len();
-                true
-            }
-        }
-    }
-
-    fn reset(&mut self) {
-        self.carry_len = 0;
-    }
-}
+use crate::protocol::utf8::Utf8Stream;
 
 /// Where the watch is within the client's frame stream.
 #[derive(Debug)]
@@ -501,7 +452,7 @@ mod tests {
         for byte in emoji {
             assert!(utf8.feed(std::slice::from_ref(byte)));
         }
-        assert_eq!(utf8.carry_len, 0);
+        assert!(utf8.is_complete());
         assert!(
             !utf8.feed(&[0xf0, 0x28]),
             "0x28 cannot continue a 4-byte character"

@@ -132,11 +132,7 @@ pub fn close_code_label(slot: usize) -> String {
     }
 }
 
-/// The close code RFC 6455 §7.1.5 reports for a close frame without one.
-pub const NO_STATUS_RECEIVED: u16 = 1005;
-
-/// The close code for a backpressure close (RFC 6455 §7.4.1: policy violation).
-pub const POLICY_VIOLATION: u16 = 1008;
+pub use crate::protocol::close::{NO_STATUS_RECEIVED, POLICY_VIOLATION};
 
 /// Counters one worker owns (see the module docs).
 #[derive(Debug, Default)]

@@ -12,11 +12,11 @@ pub const GOING_AWAY: u16 = 1001;
 pub const PROTOCOL_ERROR: u16 = 1002;
 /// Close code: a text message that is not UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
-/// Close code: a policy violation (used for backpressure).
+/// Close code: a policy violation (RFC 6455 §7.4.1; used for backpressure).
 pub const POLICY_VIOLATION: u16 = 1008;
 /// Close code: a message over the size limit.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
-/// The code recorded for a close frame without a payload (never sent).
+/// The code RFC 6455 §7.1.5 reports for a close frame without one (never sent).
 pub const NO_STATUS_RECEIVED: u16 = 1005;
 
 /// Validates a peer's close payload; `Err` holds the close code to fail with.
