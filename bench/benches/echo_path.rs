@@ -21,6 +21,7 @@ use fastwebsockets::{Role, WebSocket};
 use ringecho::echo::{self, EchoEnd};
 use ringecho::metrics::WorkerStats;
 use ringecho::session::{SessionStream, Sessions};
+use ringecho::Config;
 
 /// Messages per iteration.
 const BATCH: usize = 32;
@@ -52,7 +53,13 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     // The worker's real counters: their cost is part of the echo path.
     let stats = Arc::new(WorkerStats::new(None));
-    let sessions = Rc::new(Sessions::new(None, stats.clone()));
+    // No keep-alive pings and no backpressure deadline: only the echo.
+    let config = Config {
+        keep_alive_interval: None,
+        backpressure_timeout: None,
+        ..Config::default()
+    };
+    let sessions = Rc::new(Sessions::new(&config, stats.clone()));
     let mut group = c.benchmark_group("echo_path");
     for size in SIZES {
         let input = client_frames(size, BATCH, true);
