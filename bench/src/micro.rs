@@ -1,5 +1,5 @@
 //! Pieces the criterion micro-benchmarks (`benches/`) share: client frames
-//! as they arrive on the wire, and an in-memory stream that replays them, so
+//! as they arrive on the wire, and in-memory streams that replay them, so
 //! a benchmark measures the codec and echo code rather than the kernel.
 
 use std::io;
@@ -25,6 +25,92 @@ pub fn client_frames(size: usize, count: usize, close: bool) -> Bytes {
         encode_masked(&mut out, OP_CLOSE, &1000u16.to_be_bytes(), MASK);
     }
     Bytes::from(out)
+}
+
+/// One masked client frame (FIN set) with `opcode` (`loadgen::codec::OP_*`)
+/// and `payload`, as a client sends it.
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    encode_masked(&mut out, opcode, payload, MASK);
+    out
+}
+
+/// A stream whose reads return the same bytes (one client frame) over and
+/// over, and whose writes are counted and dropped. A read never runs past
+/// the end of one copy, as a `recv` on a connection with one message in
+/// flight: a reader gets each message in reads of its own.
+#[derive(Debug, Clone)]
+pub struct RepeatStream {
+    frame: Bytes,
+    at: usize,
+    written: usize,
+}
+
+impl RepeatStream {
+    /// Reads will return `frame` (not empty), again and again.
+    pub fn new(frame: Bytes) -> RepeatStream {
+        assert!(
+            !frame.is_empty(),
+            "an empty frame would read as end of file"
+        );
+        RepeatStream {
+            frame,
+            at: 0,
+            written: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+}
+
+impl AsyncRead for RepeatStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let at = self.at;
+        let n = (self.frame.len() - at).min(buf.remaining());
+        buf.put_slice(&self.frame[at..at + n]);
+        self.at = (at + n) % self.frame.len();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for RepeatStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.written += buf.len();
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let n = bufs.iter().map(|b| b.len()).sum();
+        self.written += n;
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// A stream whose reads replay fixed bytes (then end of file) and whose
@@ -108,6 +194,39 @@ mod tests {
         assert_eq!(f[2 * 26], 0x88, "FIN + close");
         let big = client_frames(70_000, 1, false);
         assert_eq!(big[1], 0x80 | 127, "64-bit length");
+    }
+
+    #[test]
+    fn one_frame_is_the_same_as_client_frames() {
+        let payload: Vec<u8> = (0..20).map(|i| (i * 31 % 251) as u8).collect();
+        assert_eq!(
+            client_frame(OP_BINARY, &payload),
+            client_frames(20, 1, false)
+        );
+    }
+
+    #[test]
+    fn repeats_one_frame_per_read_and_counts_writes() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut s = RepeatStream::new(Bytes::from_static(b"hello"));
+            let mut got = [0; 8];
+            for _ in 0..3 {
+                assert_eq!(s.read(&mut got).await.unwrap(), 5);
+                assert_eq!(&got[..5], b"hello");
+            }
+            assert_eq!(s.read(&mut got[..3]).await.unwrap(), 3);
+            assert_eq!(
+                s.read(&mut got).await.unwrap(),
+                2,
+                "stops at the copy's end"
+            );
+            assert_eq!(&got[..2], b"lo");
+            s.write_all(b"abc").await.unwrap();
+            assert_eq!(s.written(), 3);
+        });
     }
 
     #[test]

@@ -65,7 +65,7 @@ struct Estimates {
 fn describe(group: &str) -> &'static str {
     match group {
         "echo_path" => "server echo of one message in the engine's code (fastwebsockets parse + unmask, `echo::run` encode + write through `SessionStream`), in-memory transport; per message",
-        "stream_adapter" => "one loopback TCP round trip through the server-side stream (uring: `UringStream` over the engine's reactor; epoll: tokio `TcpStream`), client on the same thread; per round trip",
+        "echo_decode" => "user-space work per echoed message once the client frame is in memory (in_place: the io_uring path, `protocol::Decoder::feed` unmasks and validates in place and yields the echo range, no copy, buffer reset untimed; fastwebsockets: the epoll path's codec, `read_frame` from an in-memory stream, including a copy that stands for recv's, + `write_frame` into a sink); per message",
         "handshake" => "`accept_key`: Sec-WebSocket-Accept (SHA-1 + base64); `upgrade_response`: `http::route` checks + the 101 response",
         "loadgen_message" => "loadgen per echo: `conn::on_message` (echo verification of every byte + two HdrHistogram records); per message",
         _ => "",
