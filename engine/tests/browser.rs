@@ -130,7 +130,7 @@ async fn sample_page_echoes_and_shows_live_statistics() {
     .await;
     assert_eq!(
         text_of(&page, &id("statsReceiveBuffers")).await,
-        "128 x 4096 B per worker"
+        "1024 x 4096 B per worker"
     );
     assert_eq!(text_of(&page, &id("statsConnections")).await, "0");
 

@@ -1,7 +1,7 @@
 //! The provided-buffer ring: the worker's shared pool of receive buffers.
 //!
 //! Multishot recv takes free buffers from this ring for what it receives
-//! (a bundle recv takes several consecutive entries at once), so a connection holds receive memory only while it has unread
+//! (one buffer per completion), so a connection holds receive memory only while it has unread
 //! data: an idle connection holds none. `--receive-buffer-size` and
 //! `--receive-buffers` set the size and count of the entries.
 //!
@@ -75,10 +75,6 @@ pub struct ProvidedBuffers {
     size: u32,
     /// Our copy of the tail; the kernel reads the published one.
     tail: u16,
-    /// Which buffer id was last published at each ring slot.
-    id_at_slot: Vec<u16>,
-    /// The ring position (unmasked tail value) each id was last published at.
-    position_of_id: Vec<u16>,
     /// Holds on each buffer while user space owns it (see [`ProvidedBuffers::hold`]).
     holds: Vec<u16>,
     /// Buffers user space owns (held, not yet recycled).
@@ -105,8 +101,6 @@ impl ProvidedBuffers {
             count: count16,
             size: size32,
             tail: 0,
-            id_at_slot: vec![0; count],
-            position_of_id: vec![0; count],
             holds: vec![0; count],
             in_user: 0,
         };
@@ -225,29 +219,9 @@ impl ProvidedBuffers {
         self.publish_tail();
     }
 
-    /// The buffers a bundle recv filled: `bytes` received starting with
-    /// buffer `first`. A bundle takes consecutive ring entries, each full but
-    /// the last. Calls `each(id, len)` in order.
-    pub fn for_each_in_bundle(&self, first: u16, bytes: usize, mut each: impl FnMut(u16, usize)) {
-        let size = self.size as usize;
-        let mask = self.count - 1;
-        let start = self.position_of_id[usize::from(first)];
-        let mut left = bytes;
-        let mut position = start;
-        while left > 0 {
-            let id = self.id_at_slot[usize::from(position & mask)];
-            let len = left.min(size);
-            each(id, len);
-            left -= len;
-            position = position.wrapping_add(1);
-        }
-    }
-
     fn push_entry(&mut self, id: u16) {
         let mask = self.count - 1;
         let slot = usize::from(self.tail & mask);
-        self.id_at_slot[slot] = id;
-        self.position_of_id[usize::from(id)] = self.tail;
         let base: *mut BufRingEntry = self.entries.ptr.as_ptr().cast();
         // SAFETY: `slot < count`, so the entry lies inside the entry mapping.
         // The kernel only reads entries between its head and our published

@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_task::{Runnable, Task};
@@ -23,7 +24,34 @@ use async_task::{Runnable, Task};
 /// The ready queue of one worker's futures.
 #[derive(Clone, Default)]
 pub struct Executor {
-    ready: Arc<Mutex<VecDeque<Runnable>>>,
+    ready: Arc<Ready>,
+}
+
+/// The queue, and its length readable without the lock: the loop asks
+/// twice a turn whether anything is ready, and usually nothing is.
+#[derive(Default)]
+struct Ready {
+    queue: Mutex<VecDeque<Runnable>>,
+    len: AtomicUsize,
+}
+
+impl Ready {
+    fn push(&self, runnable: Runnable) {
+        let mut queue = lock(&self.queue);
+        queue.push_back(runnable);
+        self.len.store(queue.len(), Ordering::Release);
+    }
+
+    fn pop(&self) -> Option<Runnable> {
+        let mut queue = lock(&self.queue);
+        let runnable = queue.pop_front();
+        self.len.store(queue.len(), Ordering::Release);
+        runnable
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
 }
 
 impl Executor {
@@ -32,7 +60,7 @@ impl Executor {
     pub fn spawn(&self, future: impl Future<Output = ()> + 'static) -> Task<()> {
         let ready = Arc::clone(&self.ready);
         let (runnable, task) =
-            async_task::spawn_local(future, move |runnable| lock(&ready).push_back(runnable));
+            async_task::spawn_local(future, move |runnable| ready.push(runnable));
         runnable.schedule();
         task
     }
@@ -40,9 +68,9 @@ impl Executor {
     /// Runs the tasks that were ready when called (tasks they wake wait for
     /// the next call, so I/O keeps its turn); returns how many ran.
     pub fn run_ready(&self) -> usize {
-        let batch = lock(&self.ready).len();
+        let batch = self.ready.len();
         for _ in 0..batch {
-            let Some(runnable) = lock(&self.ready).pop_front() else {
+            let Some(runnable) = self.ready.pop() else {
                 return batch;
             };
             runnable.run();
@@ -52,7 +80,7 @@ impl Executor {
 
     /// Whether some task is ready to run.
     pub fn has_ready(&self) -> bool {
-        !lock(&self.ready).is_empty()
+        self.ready.len() > 0
     }
 }
 

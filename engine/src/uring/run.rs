@@ -42,49 +42,42 @@ pub fn run(spec: WorkerSpec) {
         shutdown: shutdown.clone(),
     });
     let _ = ready.send(Ok(()));
-    let sweep_period = event_loop.borrow().sweep_period();
-    let mut next_sweep = Instant::now() + sweep_period;
     let mut shutdown_deadline = None;
     loop {
-        let accepted = event_loop.borrow_mut().take_accepted();
-        for (key, generation) in accepted {
-            let io = HttpIo::new(event_loop.clone(), key, generation);
-            let task = executor.spawn(http_io::serve(io, env.clone()));
-            event_loop.borrow_mut().set_http_task(key, generation, task);
+        if event_loop.borrow().has_accepted() {
+            let accepted = event_loop.borrow_mut().take_accepted();
+            for (key, generation) in accepted {
+                let io = HttpIo::new(event_loop.clone(), key, generation);
+                let task = executor.spawn(http_io::serve(io, env.clone()));
+                event_loop.borrow_mut().set_http_task(key, generation, task);
+            }
         }
         executor.run_ready();
-        let now = Instant::now();
-        if shutdown_deadline.is_none() && *stop.borrow() {
-            shutdown.trigger();
-            event_loop.borrow_mut().begin_shutdown();
-            shutdown_deadline = Some(now + shared.config.shutdown_timeout);
-        }
-        if let Some(deadline) = shutdown_deadline {
-            let open = event_loop.borrow().connections();
-            if open == 0 {
-                break;
+        if event_loop.borrow_mut().take_tick() {
+            // Every sweep period (the loop's multishot timeout): deadlines,
+            // timers and the stop flag; the clock is read only here.
+            let now = Instant::now();
+            if shutdown_deadline.is_none() && *stop.borrow() {
+                shutdown.trigger();
+                event_loop.borrow_mut().begin_shutdown();
+                shutdown_deadline = Some(now + shared.config.shutdown_timeout);
             }
-            if now >= deadline {
+            if shutdown_deadline.is_some_and(|deadline| now >= deadline) {
                 tracing::warn!(
                     worker = index,
-                    open,
+                    open = event_loop.borrow().connections(),
                     "shutdown timeout: dropping connections that did not close"
                 );
                 break;
             }
+            timers.fire(now);
+            event_loop.borrow_mut().sweep(now);
         }
-        timers.fire(now);
-        if now >= next_sweep {
-            event_loop.borrow_mut().sweep();
-            next_sweep = now + sweep_period;
+        if shutdown_deadline.is_some() && event_loop.borrow().connections() == 0 {
+            break;
         }
-        // Sleep until the next sweep or timer, unless futures are ready.
-        let wait = (!executor.has_ready()).then(|| {
-            let wake_at = timers
-                .next_deadline()
-                .map_or(next_sweep, |at| at.min(next_sweep));
-            wake_at.saturating_duration_since(now)
-        });
+        // Sleep in the ring unless futures are ready to run.
+        let wait = !executor.has_ready();
         if let Err(e) = event_loop.borrow_mut().turn(wait) {
             tracing::error!(worker = index, "io_uring loop failed: {e}");
             break;
