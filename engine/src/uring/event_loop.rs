@@ -261,7 +261,7 @@ impl Loop {
         let mut event_loop = Self {
             ring: ManuallyDrop::new(ring),
             buffers: ManuallyDrop::new(buffers),
-            conns: Slab::new(),
+            conns: Slab::with_capacity(slot_capacity()),
             listener: Some(listener),
             accept_armed: false,
             to_send: Vec::new(),
@@ -1434,6 +1434,24 @@ fn decide(
             reply: (!close_sent).then(|| frame::encode(OpCode::Close, payload)),
         }),
         Event::Fail(code) => actions.push(Action::Fail(code)),
+    }
+}
+
+/// Connection slots reserved up front: as many as this process may open
+/// files (at most 65,536). The slab is then never reallocated, which would
+/// copy every slot and, for a moment, hold the slab twice; the reservation
+/// is address space, and only the slots in use are touched.
+fn slot_capacity() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if ok {
+        (limit.rlim_cur as usize).clamp(1024, 65_536)
+    } else {
+        1024
     }
 }
 
