@@ -162,11 +162,6 @@ impl Decoder {
         self.phase == Phase::Done
     }
 
-    /// Whether the decoder is between frames (no header or payload begun).
-    pub fn at_frame_boundary(&self) -> bool {
-        self.phase == Phase::Header && self.header_have == 0
-    }
-
     /// Decodes `chunk`, the next bytes from the client, calling `on` for
     /// every event in order. Messages over `max_message` bytes fail with 1009.
     pub fn feed(&mut self, chunk: &mut [u8], max_message: usize, mut on: impl FnMut(Event<'_>)) {
@@ -377,25 +372,7 @@ mod tests {
     use super::*;
     use crate::protocol::frame::encode;
 
-    /// A masked client frame.
-    fn client(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut wire = vec![first];
-        let len = payload.len();
-        match len {
-            0..=125 => wire.push(0x80 | len as u8),
-            126..=65535 => {
-                wire.push(0x80 | 126);
-                wire.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                wire.push(0x80 | 127);
-                wire.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
-        wire.extend_from_slice(&mask);
-        wire.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        wire
-    }
+    use crate::protocol::frame::client_frame as client;
 
     /// What a server built on the decoder sends back for `wire` fed in
     /// chunks cut at `cuts`: echoes taken from the chunks in place, pongs,

@@ -143,23 +143,34 @@ pub fn close_frame(code: u16) -> Vec<u8> {
     encode(OpCode::Close, &code.to_be_bytes())
 }
 
+/// The masked length field of a client header for a `len`-byte payload.
+#[cfg(test)]
+fn length_bytes(len: u64) -> Vec<u8> {
+    match len {
+        0..=125 => vec![0x80 | len as u8],
+        126..=65535 => [&[0x80 | 126][..], &(len as u16).to_be_bytes()].concat(),
+        _ => [&[0x80 | 127][..], &len.to_be_bytes()].concat(),
+    }
+}
+
+/// A whole masked client frame, for the protocol's tests.
+#[cfg(test)]
+pub(crate) fn client_frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut wire = vec![first];
+    wire.extend(length_bytes(payload.len() as u64));
+    wire.extend_from_slice(&mask);
+    wire.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    wire
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A masked header (key 1, 2, 3, 4) for a `len`-byte payload.
     fn masked(first: u8, len: u64) -> Vec<u8> {
         let mut wire = vec![first];
-        match len {
-            0..=125 => wire.push(0x80 | len as u8),
-            126..=65535 => {
-                wire.push(0x80 | 126);
-                wire.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            _ => {
-                wire.push(0x80 | 127);
-                wire.extend_from_slice(&len.to_be_bytes());
-            }
-        }
+        wire.extend(length_bytes(len));
         wire.extend_from_slice(&[1, 2, 3, 4]);
         wire
     }
