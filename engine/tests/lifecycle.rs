@@ -52,9 +52,14 @@ async fn drops_connections_that_do_not_finish_the_handshake(backend: Backend) {
         tokio::time::sleep(HANDSHAKE_TIMEOUT * 3).await;
         ws::assert_echo(&mut socket, Message::text("past the handshake deadline")).await;
     };
-    let (silent, half_request_line, ()) = tokio::join!(
+    // A keep-alive HTTP client that got its answer and then says nothing
+    // is dropped too (hyper's header read timeout on epoll, the loop's idle
+    // deadline on io_uring).
+    let idle_request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (silent, half_request_line, idle_keep_alive, ()) = tokio::join!(
         time_until_dropped(addr, b""),
         time_until_dropped(addr, b"GET /ws HTT"),
+        time_until_dropped(addr, idle_request.as_bytes()),
         established_client,
     );
 
@@ -62,6 +67,7 @@ async fn drops_connections_that_do_not_finish_the_handshake(backend: Backend) {
     for (case, open_for) in [
         ("sent nothing", silent),
         ("sent half a request line", half_request_line),
+        ("went idle after a keep-alive request", idle_keep_alive),
     ] {
         assert!(
             allowed.contains(&open_for),

@@ -135,7 +135,11 @@ pub struct Conn {
     /// Since when the connection holds more than `--max-backpressure`
     /// unsent bytes (loop clock, ms).
     pub over_cap_since_ms: Option<u64>,
-    /// When the HTTP phase must have seen its first request (loop clock, ms).
+    /// When the HTTP phase times out (loop clock, ms): the first request
+    /// must be in by then, and later an HTTP connection with no bytes in
+    /// either direction for `--handshake-timeout` is closed (as hyper's
+    /// header read timeout does on the epoll backend). Moved on by every
+    /// read and write.
     pub handshake_deadline_ms: u64,
     /// The protocol state.
     pub phase: Phase,

@@ -1068,7 +1068,7 @@ impl Loop {
                 }
                 Deadline::Handshake => {
                     self.stats.handshake_rejected(RejectReason::Timeout);
-                    tracing::debug!("handshake timeout: no complete request");
+                    tracing::debug!("handshake timeout: no request, or an idle HTTP connection");
                     if let Some(http) = self.conns[key].http() {
                         http.task = None;
                     }
@@ -1100,9 +1100,7 @@ impl Loop {
             }
         }
         match &mut conn.phase {
-            Phase::Http(http) if !http.seen_request && now >= conn.handshake_deadline_ms => {
-                Deadline::Handshake
-            }
+            Phase::Http(_) if now >= conn.handshake_deadline_ms => Deadline::Handshake,
             Phase::Http(_) => Deadline::None,
             Phase::WebSocket(ws) => {
                 let Some(interval) = limits.keep_alive_interval_ms else {
@@ -1184,12 +1182,15 @@ impl Loop {
         out: &mut hyper::rt::ReadBufCursor<'_>,
     ) -> std::task::Poll<io::Result<()>> {
         use std::task::Poll;
-        let Some(http) = self
+        let idle_deadline = self.now_ms + self.limits.handshake_timeout_ms;
+        let Some(conn) = self
             .conns
             .get_mut(key)
             .filter(|conn| conn.generation == generation)
-            .and_then(|conn| conn.http())
         else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let Some(http) = conn.http() else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
         if http.unread.is_empty() {
@@ -1225,6 +1226,11 @@ impl Loop {
                 break;
             }
         }
+        // Bytes went to hyper: once a request has been seen, the deadline
+        // is an idle timeout.
+        if http.seen_request {
+            conn.handshake_deadline_ms = idle_deadline;
+        }
         Poll::Ready(Ok(()))
     }
 
@@ -1237,6 +1243,7 @@ impl Loop {
         bufs: &[io::IoSlice<'_>],
     ) -> std::task::Poll<io::Result<usize>> {
         use std::task::Poll;
+        let idle_deadline = self.now_ms + self.limits.handshake_timeout_ms;
         let Some(conn) = self.http_conn(key, generation) else {
             return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
         };
@@ -1249,6 +1256,7 @@ impl Loop {
             }
             return Poll::Pending;
         }
+        conn.handshake_deadline_ms = idle_deadline;
         let mut bytes = Vec::with_capacity(bufs.iter().map(|b| b.len()).sum());
         for buf in bufs {
             bytes.extend_from_slice(buf);
