@@ -10,6 +10,45 @@ use bytes::{Buf, Bytes};
 use loadgen::codec::{encode_masked, OP_BINARY, OP_CLOSE};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Implements `AsyncWrite` for an in-memory stream with a `written` byte
+/// count: every write is accepted whole and only counted.
+macro_rules! counting_write {
+    ($stream:ty) => {
+        impl AsyncWrite for $stream {
+            fn poll_write(
+                mut self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.written += buf.len();
+                Poll::Ready(Ok(buf.len()))
+            }
+
+            fn poll_write_vectored(
+                mut self: Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                let n = bufs.iter().map(|b| b.len()).sum();
+                self.written += n;
+                Poll::Ready(Ok(n))
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+        }
+    };
+}
+
 /// The mask key every generated client frame uses.
 pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
@@ -80,38 +119,7 @@ impl AsyncRead for RepeatStream {
     }
 }
 
-impl AsyncWrite for RepeatStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.written += buf.len();
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let n = bufs.iter().map(|b| b.len()).sum();
-        self.written += n;
-        Poll::Ready(Ok(n))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
+counting_write!(RepeatStream);
 
 /// A stream whose reads replay fixed bytes (then end of file) and whose
 /// writes are counted and dropped.
@@ -146,38 +154,7 @@ impl AsyncRead for ReplayStream {
     }
 }
 
-impl AsyncWrite for ReplayStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.written += buf.len();
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let n = bufs.iter().map(|b| b.len()).sum();
-        self.written += n;
-        Poll::Ready(Ok(n))
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
+counting_write!(ReplayStream);
 
 #[cfg(test)]
 mod tests {
