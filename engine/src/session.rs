@@ -56,12 +56,10 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::metrics::WorkerStats;
+use crate::protocol::close::GOING_AWAY;
+use crate::protocol::frame::PING_FRAME;
 use crate::text_watch::{Refused, TextWatch};
 
-/// An unmasked server ping with an empty payload.
-const PING_FRAME: [u8; 2] = [0x89, 0x00];
-/// The close code sent to every client at shutdown.
-const GOING_AWAY: u16 = 1001;
 /// An unmasked server close frame with code 1001 (going away).
 const GOING_AWAY_FRAME: [u8; 4] = [
     0x88,

@@ -4,8 +4,6 @@
 use super::frame::MAX_CONTROL_PAYLOAD;
 use super::utf8;
 
-/// Close code: normal closure.
-pub const NORMAL: u16 = 1000;
 /// Close code: the server is going away (shutdown).
 pub const GOING_AWAY: u16 = 1001;
 /// Close code: a protocol error.

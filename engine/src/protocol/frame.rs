@@ -12,8 +12,8 @@ pub use fastwebsockets::OpCode;
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Longest client (masked) header.
 pub const MAX_CLIENT_HEADER: usize = 14;
-/// Longest server (unmasked) header.
-pub const MAX_SERVER_HEADER: usize = 10;
+/// An unmasked server ping with an empty payload (keep-alive).
+pub const PING_FRAME: [u8; 2] = [0x89, 0x00];
 
 const FIN: u8 = 0x80;
 const RSV: u8 = 0x70;

@@ -76,6 +76,7 @@ use super::outbox::{copy_into, Outbox, Piece};
 use super::ring;
 use crate::config::Config;
 use crate::metrics::{RejectReason, WorkerStats};
+use crate::protocol::frame::PING_FRAME;
 use crate::protocol::{close, frame, Decoder, Event};
 use crate::server::Admission;
 
@@ -96,8 +97,6 @@ const HTTP_SEND_HIGH_WATER: usize = 256 * 1024;
 const MAX_SWEEP_PERIOD: Duration = Duration::from_millis(100);
 /// The shortest sweep period.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(10);
-/// An unmasked server ping with an empty payload.
-const PING_FRAME: [u8; 2] = [0x89, 0x00];
 
 /// What an in-flight operation is, in the low byte of its `user_data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
