@@ -343,6 +343,7 @@ mod tests {
             cpu_us_per_msg: 10.0,
             cpu_range_us: (10.0, 10.0),
             rss_per_connection_bytes: 9_000.0,
+            rss_range: (9_000.0, 9_000.0),
             ring_bytes: setting.ring_bytes(),
             errors: 0,
             ran_dry: 0,

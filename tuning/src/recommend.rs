@@ -4,7 +4,8 @@
 //!
 //! The rule, applied to the settings with no errors:
 //!
-//! 1. **Tolerances**, one per metric (p99, msg/s, CPU per message): the
+//! 1. **Tolerances**, one per metric (p99, msg/s, CPU per message, RSS
+//!    per connection): the
 //!    median, over all settings with at least two repeats, of that metric's
 //!    spread between repeats, `(max - min) / median`. Two settings that
 //!    differ by less than their own repeats do are not told apart. A
@@ -15,7 +16,12 @@
 //! 3. **Tail**: p99 at most `(1 + t_p99)` x the best p99 of those.
 //! 4. **Cost**: server CPU per message at most `(1 + t_cpu)` x the lowest
 //!    CPU per message of those.
-//! 5. Of what is left, the one with the **least receive-ring memory**
+//! 5. **Memory**: measured server RSS per connection under load at most
+//!    `(1 + t_mem)` x the least of those. This is what the setting really
+//!    costs: the connections' own state (epoll keeps a read and a write
+//!    buffer per connection) plus the part of the receive ring the load
+//!    touched (the ring is FIFO, so a busy ring touches all of it).
+//! 6. Of what is left, the one with the **least receive-ring memory**
 //!    (buffer size x count per worker; epoll has no ring), then kernel
 //!    default socket buffers before explicit ones, smaller before larger,
 //!    then the lower p99.
@@ -150,6 +156,8 @@ pub struct Recommendation {
     pub rate_tolerance: Tolerance,
     /// The CPU-per-message tolerance.
     pub cpu_tolerance: Tolerance,
+    /// The RSS-per-connection tolerance.
+    pub memory_tolerance: Tolerance,
     /// The setting to use.
     pub chosen: Summary,
     /// The setting with the lowest p99 among those that keep up.
@@ -184,6 +192,7 @@ pub fn recommend(summaries: &[Summary]) -> Result<Recommendation, NoRecommendati
         .collect();
     let rate_tolerance = tolerance(summaries, Summary::rate_spread);
     let cpu_tolerance = tolerance(summaries, Summary::cpu_spread);
+    let memory_tolerance = tolerance(summaries, Summary::rss_spread);
     let tolerance = tolerance(summaries, Summary::p99_spread);
     let t = tolerance.fraction;
     let best_rate = clean.iter().map(|s| s.msgs_per_sec).fold(0.0, f64::max);
@@ -206,11 +215,24 @@ pub fn recommend(summaries: &[Summary]) -> Result<Recommendation, NoRecommendati
         .map(|s| s.cpu_us_per_msg)
         .filter(|c| c.is_finite())
         .fold(f64::INFINITY, f64::min);
-    let qualified: Vec<&Summary> = tail_ok
+    let cheap: Vec<&Summary> = tail_ok
         .iter()
         .copied()
         .filter(|s| {
             !best_cpu.is_finite() || s.cpu_us_per_msg <= best_cpu * (1.0 + cpu_tolerance.fraction)
+        })
+        .collect();
+    let least_memory = cheap
+        .iter()
+        .map(|s| s.rss_per_connection_bytes)
+        .filter(|m| m.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let qualified: Vec<&Summary> = cheap
+        .iter()
+        .copied()
+        .filter(|s| {
+            !least_memory.is_finite()
+                || s.rss_per_connection_bytes <= least_memory * (1.0 + memory_tolerance.fraction)
         })
         .collect();
     let chosen = *qualified
@@ -221,7 +243,7 @@ pub fn recommend(summaries: &[Summary]) -> Result<Recommendation, NoRecommendati
                 .then(socket_rank(a.setting).cmp(&socket_rank(b.setting)))
                 .then(a.p99_us.total_cmp(&b.p99_us))
         })
-        .expect("the lowest-CPU setting of the tail set qualifies");
+        .expect("the least-memory setting of the cheap set qualifies");
     let largest_ring = *clean
         .iter()
         .max_by_key(|s| (s.ring_bytes, s.setting.buffer_size))
@@ -240,6 +262,7 @@ pub fn recommend(summaries: &[Summary]) -> Result<Recommendation, NoRecommendati
         tolerance,
         rate_tolerance,
         cpu_tolerance,
+        memory_tolerance,
         chosen: chosen.clone(),
         best_p99: best_p99.clone(),
         largest_ring: largest_ring.clone(),
@@ -294,8 +317,8 @@ impl Recommendation {
         let best = &self.best_p99;
         let t = self.tolerance.fraction;
         let mut reasons = vec![format!(
-            "Tolerances: p99 {}; msg/s {}; CPU per message {}.",
-            self.tolerance, self.rate_tolerance, self.cpu_tolerance
+            "Tolerances: p99 {}; msg/s {}; CPU per message {}; RSS per connection {}.",
+            self.tolerance, self.rate_tolerance, self.cpu_tolerance, self.memory_tolerance
         )];
         if let Some(offered) = offered_rate {
             let best_rate = self.best_p99.msgs_per_sec.max(chosen.msgs_per_sec);
@@ -310,7 +333,8 @@ impl Recommendation {
         reasons.push(format!(
             "Best p99: {} ({}). {} of {} error-free settings qualify: msg/s within {:.0}% of the \
              best, p99 within {:.0}% of the best (<= {}), CPU per message within {:.0}% of the \
-             lowest among those; the rule takes the one with the smallest receive ring.",
+             lowest among those, server RSS per connection within {:.0}% of the least among \
+             those; the rule takes the one with the smallest receive ring.",
             us(best.p99_us),
             best.setting.label(),
             self.qualified.0,
@@ -319,6 +343,7 @@ impl Recommendation {
             t * 100.0,
             us(best.p99_us * (1.0 + t)),
             self.cpu_tolerance.fraction * 100.0,
+            self.memory_tolerance.fraction * 100.0,
         ));
         reasons.push(format!(
             "Chosen: {}: p99 {} (p50 {}, p99.9 {}), {:.0} msg/s, {:.2} us CPU per message.",
@@ -336,8 +361,9 @@ impl Recommendation {
         if chosen.setting.backend == Backend::Epoll {
             reasons.push(
                 "epoll has no receive ring: --receive-buffer-size/--receive-buffers do not \
-                 apply to it, and it measured as good as the best io_uring setting within the \
-                 tolerance, so the cheapest choice holds no ring at all."
+                 apply to it. It measured as good as the best io_uring setting within the \
+                 tolerances, memory per connection included, so the rule takes the choice that \
+                 holds no ring at all."
                     .to_string(),
             );
         } else if chosen.setting.buffer_size < largest_message {
@@ -492,6 +518,7 @@ mod tests {
             cpu_us_per_msg: 12.0,
             cpu_range_us: (11.8, 12.2),
             rss_per_connection_bytes: 10_240.0,
+            rss_range: (10_240.0, 10_240.0),
             ring_bytes: setting.ring_bytes(),
             errors: 0,
             ran_dry: 0,
@@ -647,6 +674,38 @@ mod tests {
             s.cpu_us_per_msg *= 1.3;
         }
         let r = recommend(&points).unwrap();
+        assert_eq!(r.chosen.setting, uring(256, 128));
+    }
+
+    #[test]
+    fn measured_memory_per_connection_comes_before_the_ring_size() {
+        // Same tail and CPU, but epoll holds 10 KiB per connection (its read
+        // and write buffers) where the small uring ring costs 1.2 KiB: the
+        // ring that costs less in RSS wins even though epoll has no ring.
+        let mut points = line(&[300.0, 300.0], 0.04);
+        for s in &mut points {
+            s.rss_per_connection_bytes = 1_230.0;
+            s.rss_range = (1_200.0, 1_260.0);
+        }
+        points.push(point(epoll(256), 302.0, 0.04));
+        let r = recommend(&points).unwrap();
+        assert_eq!(r.chosen.setting, uring(256, 128));
+        assert!(r.memory_tolerance.fraction >= TOLERANCE_FLOOR);
+        let text = r.reasons(64, None).join(" ");
+        assert!(text.contains("RSS per connection within 5%"), "{text}");
+        // A large ring that the load touched all of costs more than epoll.
+        let mut big = point(uring(4096, 1024), 300.0, 0.04);
+        big.rss_per_connection_bytes = 21_000.0;
+        big.rss_range = (20_900.0, 21_100.0);
+        let r = recommend(&[big, point(epoll(4096), 301.0, 0.04)]).unwrap();
+        assert_eq!(r.chosen.setting.backend, Backend::Epoll);
+        // Not measured at all (no RSS): the ring size alone decides.
+        let mut unmeasured = line(&[300.0, 300.0], 0.04);
+        for s in &mut unmeasured {
+            s.rss_per_connection_bytes = f64::NAN;
+            s.rss_range = (f64::NAN, f64::NAN);
+        }
+        let r = recommend(&unmeasured).unwrap();
         assert_eq!(r.chosen.setting, uring(256, 128));
     }
 

@@ -264,6 +264,7 @@ mod tests {
             cpu_us_per_msg: 11.0,
             cpu_range_us: (11.0, 11.0),
             rss_per_connection_bytes: 10_240.0,
+            rss_range: (10_240.0, 10_240.0),
             ring_bytes: setting.ring_bytes(),
             errors: 0,
             ran_dry: 1,

@@ -31,6 +31,8 @@ pub struct Summary {
     pub cpu_range_us: (f64, f64),
     /// Median server RSS per connection, bytes.
     pub rss_per_connection_bytes: f64,
+    /// Lowest and highest RSS per connection of the repeats, bytes.
+    pub rss_range: (f64, f64),
     /// Receive-ring bytes per worker.
     pub ring_bytes: usize,
     /// Errors over all repeats (bad echoes, failed or lost connections).
@@ -54,6 +56,11 @@ impl Summary {
     /// The same spread for CPU per message.
     pub fn cpu_spread(&self) -> Option<f64> {
         self.spread(self.cpu_range_us, self.cpu_us_per_msg)
+    }
+
+    /// The same spread for the server RSS per connection.
+    pub fn rss_spread(&self) -> Option<f64> {
+        self.spread(self.rss_range, self.rss_per_connection_bytes)
     }
 
     fn spread(&self, (low, high): (f64, f64), median: f64) -> Option<f64> {
@@ -93,6 +100,7 @@ pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
                 cpu_us_per_msg: of(|s| s.cpu_us_per_msg),
                 cpu_range_us: range(|s| s.cpu_us_per_msg),
                 rss_per_connection_bytes: of(|s| s.rss_per_connection_bytes),
+                rss_range: range(|s| s.rss_per_connection_bytes),
                 ring_bytes: setting.ring_bytes(),
                 errors: samples.iter().map(|s| s.errors).sum(),
                 ran_dry: samples.iter().filter(|s| s.ring_ran_dry).count(),
