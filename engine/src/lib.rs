@@ -17,7 +17,8 @@
 //!   loop and fragment reassembly), [`session`] (keep-alive pings and the
 //!   shutdown close, below the codec), [`text_watch`] (fail-fast UTF-8);
 //! - [`worker`] and [`server`]: threads, pinning, start and shutdown;
-//! - [`config`], [`metrics`], [`shutdown`]: options, counters, signals.
+//! - [`config`], [`metrics`], [`shutdown`], [`process`]: options, counters,
+//!   signals, process-wide settings.
 
 pub mod config;
 pub mod connection;
@@ -26,6 +27,7 @@ pub mod http;
 pub mod listener;
 pub mod message;
 pub mod metrics;
+pub mod process;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -42,7 +42,11 @@ pub enum ServerError {
 
 /// Runs the engine until SIGINT or SIGTERM, then shuts down gracefully.
 /// Logs the one start-up line (address, backend, workers, pinning).
+/// Turns transparent huge pages off first ([`crate::process`]).
 pub fn run(config: Config) -> Result<(), ServerError> {
+    if let Err(error) = crate::process::disable_transparent_huge_pages() {
+        tracing::warn!("could not turn transparent huge pages off: {error}");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
