@@ -100,10 +100,11 @@ pub struct Options {
     ///
     /// Echoes are sent from these buffers, so a buffer stays out of the ring
     /// until its echo is sent: the ring must hold a turn's in-flight bytes.
-    /// 1024 x 4 KiB (4 MiB per worker, touched only as used) holds 200
-    /// connections' 16 KiB messages at once; small rings stay warmer in
-    /// cache (the ring is FIFO). `tune` sweeps the ring for a workload. A
-    /// ring that runs dry costs speed, never correctness.
+    /// 1024 x 4 KiB (4 MiB per worker) holds 200 connections' 16 KiB
+    /// messages at once. Only the working set is published (twice the most
+    /// the kernel took in one turn lately, most recently used first), so a
+    /// light load touches a few hundred KiB of it. `tune` sweeps the ring
+    /// for a workload. A ring that runs dry costs speed, never correctness.
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub receive_buffers: usize,
 

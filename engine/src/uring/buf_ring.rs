@@ -17,6 +17,23 @@
 //! that points into it. It reads and writes a buffer only between those two
 //! points, and releases each hold exactly once, which is what makes
 //! [`ProvidedBuffers::chunk`] and [`ProvidedBuffers::chunk_mut`] sound.
+//! A released buffer waits in user space on the spare stack (still owned by
+//! user space, never read or written there) until it is published again.
+//!
+//! # The working set
+//!
+//! The kernel takes buffers from the ring's head in order, and a returned
+//! buffer goes to the tail: a ring with every free buffer published cycles
+//! through all of them, so any steady load touches the whole ring (4 MiB
+//! per worker by default) and every recv lands in a buffer that left the
+//! cache long ago. So only as many buffers are published as the load needs:
+//! twice the most the kernel took in one turn lately (at least
+//! [`MIN_PUBLISHED`]), topped up once per turn from a LIFO stack of
+//! returned buffers, the most recently used first. A burst that takes more
+//! than that ends the recv with `ENOBUFS` like an empty ring would (the loop
+//! copies out and re-arms); [`ProvidedBuffers::ran_short`] then publishes
+//! everything until the peak decays ([`ProvidedBuffers::decay`], once per
+//! sweep).
 
 use std::io;
 use std::ptr::NonNull;
@@ -27,6 +44,9 @@ use io_uring::Submitter;
 
 /// Buffer group id of the one ring each worker registers.
 pub const GROUP_ID: u16 = 0;
+
+/// The fewest buffers kept published (or the whole ring, if smaller).
+pub const MIN_PUBLISHED: usize = 32;
 
 /// An anonymous private mapping, unmapped on drop.
 struct Mapping {
@@ -79,10 +99,17 @@ pub struct ProvidedBuffers {
     holds: Vec<u16>,
     /// Buffers user space owns (held, not yet recycled).
     in_user: usize,
+    /// Returned buffers not published yet, the most recently used on top.
+    spare: Vec<u16>,
+    /// Buffers the kernel took since the last publish.
+    taken_this_turn: usize,
+    /// The most buffers the kernel took in one turn lately (decays).
+    peak_per_turn: usize,
 }
 
 impl ProvidedBuffers {
-    /// Maps `count` buffers of `size` bytes and publishes all of them.
+    /// Maps `count` buffers of `size` bytes and publishes the first
+    /// [`MIN_PUBLISHED`] of them.
     ///
     /// `count` must be a power of two no larger than 32768 (checked by
     /// [`crate::config`]); `size` fits in a `u32`.
@@ -103,11 +130,12 @@ impl ProvidedBuffers {
             tail: 0,
             holds: vec![0; count],
             in_user: 0,
+            // Reversed, so the first published are 0, 1, 2, ...
+            spare: (0..count16).rev().collect(),
+            taken_this_turn: 0,
+            peak_per_turn: 0,
         };
-        for id in 0..count16 {
-            ring.push_entry(id);
-        }
-        ring.publish_tail();
+        ring.publish();
         Ok(ring)
     }
 
@@ -188,35 +216,80 @@ impl ProvidedBuffers {
     pub fn hold(&mut self, id: u16) {
         let holds = &mut self.holds[usize::from(id)];
         if *holds == 0 {
+            // Only a completion hands over a buffer nobody holds.
             self.in_user += 1;
+            self.taken_this_turn += 1;
         }
         *holds += 1;
     }
 
-    /// Buffers the kernel can fill now (published or about to be).
+    /// Buffers the kernel can fill now or after the next publish.
     pub fn free(&self) -> usize {
         self.count() - self.in_user
     }
 
-    /// Releases a hold on `id`; the last one recycles the buffer (visible
-    /// to the kernel at the next [`ProvidedBuffers::publish`]). Returns
-    /// whether it was recycled.
+    /// Buffers published and not taken by the kernel yet.
+    pub fn published(&self) -> usize {
+        self.count() - self.in_user - self.spare.len()
+    }
+
+    /// A recv found no buffer (`ENOBUFS`). Returns whether the whole ring
+    /// was out, i.e. the ring is too small for the load; otherwise only the
+    /// published part was, and everything is published from now until the
+    /// peak decays.
+    pub fn ran_short(&mut self) -> bool {
+        let whole_ring_was_published = self.wanted_published() == self.count();
+        self.peak_per_turn = self.count();
+        whole_ring_was_published
+    }
+
+    /// Lets the per-turn peak fade (a quarter per call; the loop calls it
+    /// once per sweep period), so a past burst stops pinning the working set.
+    pub fn decay(&mut self) {
+        self.peak_per_turn -= self.peak_per_turn / 4;
+    }
+
+    /// How many buffers to keep published: twice the recent peak per turn,
+    /// at least [`MIN_PUBLISHED`], at most the ring.
+    fn wanted_published(&self) -> usize {
+        (2 * self.peak_per_turn)
+            .max(MIN_PUBLISHED)
+            .min(self.count())
+    }
+
+    /// Releases a hold on `id`; the last one recycles the buffer onto the
+    /// spare stack (published again by [`ProvidedBuffers::publish`] when the
+    /// working set needs it). Returns whether it was recycled.
     pub fn release(&mut self, id: u16) -> bool {
         let holds = &mut self.holds[usize::from(id)];
         debug_assert!(*holds > 0, "buffer {id} released more often than held");
         *holds -= 1;
         if *holds == 0 {
             self.in_user -= 1;
-            self.push_entry(id);
+            self.spare.push(id);
             true
         } else {
             false
         }
     }
 
-    /// Makes every recycled buffer visible to the kernel (one store).
-    pub fn publish(&self) {
-        self.publish_tail();
+    /// Tops the published buffers up to the working set from the spare
+    /// stack, most recently used first, and makes them visible to the
+    /// kernel (one store). The loop calls it once per turn, before it enters.
+    pub fn publish(&mut self) {
+        self.peak_per_turn = self.peak_per_turn.max(self.taken_this_turn);
+        self.taken_this_turn = 0;
+        let wanted = self.wanted_published();
+        let mut published = self.published();
+        let before = self.tail;
+        while published < wanted {
+            let Some(id) = self.spare.pop() else { break };
+            self.push_entry(id);
+            published += 1;
+        }
+        if self.tail != before {
+            self.publish_tail();
+        }
     }
 
     fn push_entry(&mut self, id: u16) {
@@ -244,5 +317,98 @@ impl ProvidedBuffers {
             let tail = BufRingEntry::tail(base).cast_mut();
             AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plays the kernel: takes the next published buffer, if any, and hands
+    /// it to user space the way a recv completion does.
+    struct FakeKernel {
+        head: u16,
+    }
+
+    impl FakeKernel {
+        fn take(&mut self, ring: &mut ProvidedBuffers) -> Option<u16> {
+            if self.head == ring.tail {
+                return None;
+            }
+            let slot = usize::from(self.head & (ring.count - 1));
+            let base: *const BufRingEntry = ring.entries.ptr.as_ptr().cast();
+            // SAFETY: `slot < count`, inside the entry mapping; the entry
+            // between the head and the published tail was written by
+            // `push_entry` and is not being written now (`&mut ring`).
+            let id = unsafe { (*base.add(slot)).bid() };
+            self.head = self.head.wrapping_add(1);
+            ring.hold(id);
+            Some(id)
+        }
+    }
+
+    #[test]
+    fn a_steady_small_load_reuses_a_small_hot_working_set() {
+        let mut ring = ProvidedBuffers::new(1024, 4096).unwrap();
+        let mut kernel = FakeKernel { head: 0 };
+        assert_eq!(ring.published(), MIN_PUBLISHED);
+        let mut touched = std::collections::BTreeSet::new();
+        // 10,000 turns, 3 messages each, echoed and released in the turn.
+        for _ in 0..10_000 {
+            let ids: Vec<u16> = (0..3).map(|_| kernel.take(&mut ring).unwrap()).collect();
+            touched.extend(ids.iter().copied());
+            for id in ids {
+                assert!(ring.release(id));
+            }
+            ring.publish();
+        }
+        assert!(
+            touched.len() <= MIN_PUBLISHED + 3,
+            "{} buffers touched",
+            touched.len()
+        );
+        assert_eq!(ring.published(), MIN_PUBLISHED);
+        assert_eq!(ring.free(), 1024);
+    }
+
+    #[test]
+    fn a_burst_widens_the_working_set_and_a_shortage_publishes_everything() {
+        let mut ring = ProvidedBuffers::new(1024, 4096).unwrap();
+        let mut kernel = FakeKernel { head: 0 };
+        // The kernel takes the whole working set in one turn.
+        let ids: Vec<u16> = (0..MIN_PUBLISHED)
+            .map(|_| kernel.take(&mut ring).unwrap())
+            .collect();
+        assert_eq!(kernel.take(&mut ring), None, "only the working set is out");
+        // Only part of the ring was published: not a real shortage.
+        assert!(!ring.ran_short());
+        for id in ids {
+            ring.release(id);
+        }
+        ring.publish();
+        assert_eq!(ring.published(), 1024);
+        // Everything was out and it still ran short: the ring is too small.
+        assert!(ring.ran_short());
+        // The peak fades over sweeps; the working set follows it down.
+        for _ in 0..40 {
+            ring.decay();
+        }
+        let held: Vec<u16> = (0..5).map(|_| kernel.take(&mut ring).unwrap()).collect();
+        ring.publish();
+        assert_eq!(
+            ring.published(),
+            1024 - 5,
+            "published buffers are never withdrawn"
+        );
+        for id in held {
+            ring.release(id);
+        }
+        assert_eq!(ring.free(), 1024);
+    }
+
+    #[test]
+    fn a_ring_smaller_than_the_minimum_is_published_whole() {
+        let ring = ProvidedBuffers::new(8, 256).unwrap();
+        assert_eq!(ring.published(), 8);
     }
 }

@@ -523,7 +523,8 @@ impl Loop {
                     conn.recv = RecvState::Starved;
                     self.starved.push_back(key);
                 }
-                if !self.ran_dry {
+                let whole_ring = self.buffers.ran_short();
+                if whole_ring && !self.ran_dry {
                     self.ran_dry = true;
                     tracing::info!(
                         "receive buffer ring ran dry ({} x {} B): receivers wait for \
@@ -1054,6 +1055,7 @@ impl Loop {
     pub fn sweep(&mut self, now: Instant) {
         let now = now.duration_since(self.epoch).as_millis() as u64;
         self.now_ms = now;
+        self.buffers.decay();
         self.arm_accept();
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
