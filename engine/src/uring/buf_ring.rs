@@ -105,6 +105,9 @@ pub struct ProvidedBuffers {
     taken_this_turn: usize,
     /// The most buffers the kernel took in one turn lately (decays).
     peak_per_turn: usize,
+    /// Whether the last publish left nothing on the spare stack, i.e. the
+    /// kernel has had every free buffer since.
+    all_published: bool,
 }
 
 impl ProvidedBuffers {
@@ -134,6 +137,7 @@ impl ProvidedBuffers {
             spare: (0..count16).rev().collect(),
             taken_this_turn: 0,
             peak_per_turn: 0,
+            all_published: false,
         };
         ring.publish();
         Ok(ring)
@@ -233,14 +237,14 @@ impl ProvidedBuffers {
         self.count() - self.in_user - self.spare.len()
     }
 
-    /// A recv found no buffer (`ENOBUFS`). Returns whether the whole ring
-    /// was out, i.e. the ring is too small for the load; otherwise only the
-    /// published part was, and everything is published from now until the
-    /// peak decays.
+    /// A recv found no buffer (`ENOBUFS`). Returns whether the kernel had
+    /// every free buffer (nothing was left on the spare stack at the last
+    /// publish), i.e. the ring is too small for the load; otherwise only the
+    /// working set ran out. Either way everything is published from the
+    /// next publish on, until the peak decays.
     pub fn ran_short(&mut self) -> bool {
-        let whole_ring_was_published = self.wanted_published() == self.count();
         self.peak_per_turn = self.count();
-        whole_ring_was_published
+        self.all_published
     }
 
     /// Lets the per-turn peak fade (a quarter per call; the loop calls it
@@ -290,6 +294,7 @@ impl ProvidedBuffers {
         if self.tail != before {
             self.publish_tail();
         }
+        self.all_published = self.spare.is_empty();
     }
 
     fn push_entry(&mut self, id: u16) {
@@ -380,7 +385,9 @@ mod tests {
             .map(|_| kernel.take(&mut ring).unwrap())
             .collect();
         assert_eq!(kernel.take(&mut ring), None, "only the working set is out");
-        // Only part of the ring was published: not a real shortage.
+        // Only part of the ring was published: not a real shortage, however
+        // many receivers find it out before the next publish.
+        assert!(!ring.ran_short());
         assert!(!ring.ran_short());
         for id in ids {
             ring.release(id);
