@@ -113,6 +113,9 @@ pub struct Cli {
     /// Niceness of tune, and so of the server and loadgen it starts (-20..=19; below 0 needs root), so that builds next to the sweep do not preempt them [default: unchanged].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub nice: Option<i32>,
+    /// Run tune, and so the server and loadgen it starts, under SCHED_FIFO at this priority (1..=99; needs root or CAP_SYS_NICE): on a machine that also builds, they then always win their pinned CPUs from the builds (the kernel still keeps 5% of each second for others) [default: off].
+    #[arg(long, value_name = "PRIO")]
+    pub realtime: Option<i32>,
 }
 
 /// Open or closed loop.

@@ -26,6 +26,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(nice) = cli.nice {
         tuning::priority::set_niceness(nice).map_err(|e| anyhow::anyhow!("--nice {nice}: {e}"))?;
     }
+    if let Some(priority) = cli.realtime {
+        tuning::priority::set_realtime(priority)
+            .map_err(|e| anyhow::anyhow!("--realtime {priority}: {e}"))?;
+    }
     let (show_plan, budget) = (cli.plan, cli.budget);
     let sweep = cli.into_sweep(command)?;
     let runs = sweep.runs();

@@ -3,7 +3,9 @@
 //! whole scheduler slices, which shows up as milliseconds of p99 that have
 //! nothing to do with the receive buffers. `tune --nice -10` lowers this
 //! process's niceness before anything is started; the server and loadgen
-//! inherit it, so they win the CPU from nice-0 neighbours.
+//! inherit it, so they win the CPU from nice-0 neighbours. `--realtime N`
+//! goes further: SCHED_FIFO, so a runnable server or loadgen always
+//! preempts the builds on its CPU.
 
 use std::io;
 
@@ -29,6 +31,45 @@ pub fn set_niceness(nice: i32) -> io::Result<()> {
     }
 }
 
+/// The real-time priorities SCHED_FIFO accepts.
+pub const REALTIME_RANGE: std::ops::RangeInclusive<i32> = 1..=99;
+
+/// Puts this process under SCHED_FIFO at `priority` (inherited by every
+/// child started later). Needs root or `CAP_SYS_NICE`.
+pub fn set_realtime(priority: i32) -> io::Result<()> {
+    if !REALTIME_RANGE.contains(&priority) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("real-time priority {priority} is outside 1..=99"),
+        ));
+    }
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a live, initialised sched_param that the call only
+    // reads; pid 0 names this process.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// This process's real-time priority, if it runs under SCHED_FIFO or
+/// SCHED_RR (`None` under the normal scheduler or when unreadable).
+pub fn realtime_priority() -> Option<i32> {
+    // SAFETY: sched_getscheduler(2) takes a pid and touches no memory.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    if policy != libc::SCHED_FIFO && policy != libc::SCHED_RR {
+        return None;
+    }
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a live sched_param the call writes into.
+    let result = unsafe { libc::sched_getparam(0, &mut param) };
+    (result == 0).then_some(param.sched_priority)
+}
+
 /// This process's niceness now (from `/proc/self/stat`, field 19).
 pub fn niceness() -> Option<i32> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -48,5 +89,9 @@ mod tests {
         set_niceness(now).unwrap();
         assert_eq!(niceness(), Some(now));
         assert!(set_niceness(40).is_err());
+        assert!(set_realtime(0).is_err());
+        assert!(set_realtime(100).is_err());
+        // The test runs under the normal scheduler.
+        assert_eq!(realtime_priority(), None);
     }
 }

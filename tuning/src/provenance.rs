@@ -15,6 +15,8 @@ pub struct Provenance {
     pub binaries: String,
     /// The niceness the server and loadgen ran at.
     pub niceness: Option<i32>,
+    /// Their SCHED_FIFO/SCHED_RR priority, if they ran real-time.
+    pub realtime: Option<i32>,
 }
 
 impl Provenance {
@@ -25,6 +27,7 @@ impl Provenance {
             command,
             binaries: String::new(),
             niceness: crate::priority::niceness(),
+            realtime: crate::priority::realtime_priority(),
         }
     }
 }

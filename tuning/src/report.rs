@@ -107,8 +107,11 @@ pub fn render(input: &ReportInput<'_>) -> String {
         md,
         "- Server: `ringecho --threads 1 --keep-alive-interval 0` pinned to one CPU, loadgen \
          pinned to another (the shared harness in `bench/src/harness.rs`), both at niceness \
-         {}; binaries from `{}`",
+         {}{}; binaries from `{}`",
         p.niceness.map_or("unknown".to_string(), |n| n.to_string()),
+        p.realtime.map_or(String::new(), |prio| format!(
+            " and real-time priority {prio} (SCHED_FIFO, `--realtime`)"
+        )),
         p.binaries
     );
     let _ = writeln!(
@@ -283,6 +286,7 @@ mod tests {
             command: "tune --preset shooter-128hz".into(),
             binaries: "target/release".into(),
             niceness: Some(-10),
+            realtime: None,
         };
         let axes = Axes {
             backends: vec![Backend::Uring, Backend::Epoll],
