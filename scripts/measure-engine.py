@@ -553,7 +553,15 @@ def main():
                         help="also sweep --receive-buffers for uring, e.g. 128,1024,4096")
     parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=PATH",
                         help="another ringecho binary for the concurrent fixed-rate scenario (--io uring)")
+    parser.add_argument("--realtime", type=int, metavar="PRIO",
+                        help="run this script, and so every server and loadgen it starts, under SCHED_FIFO "
+                             "at PRIO (1-99, root): builds sharing the machine then cannot preempt them")
     args = parser.parse_args()
+    if args.realtime is not None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.realtime))
+        except (OSError, OverflowError) as error:
+            sys.exit(f"--realtime {args.realtime}: {error}")
     # --quick only changes what was not given explicitly.
     quick = {"repeats": 1, "duration": 1, "idle_connections": 500}
     full = {"repeats": 5, "duration": 5, "idle_connections": IDLE["connections"]}
@@ -694,7 +702,9 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         f"- machine: {machine_line()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed / 60:.1f} min",
         f"- each server pinned to CPU {SERVER_CPU} (ringecho: 1 worker, keep-alive off); loadgen on CPU {LOAD_CPU} "
-        "(1 thread), 127.0.0.1 only; a fresh server per point",
+        "(1 thread), 127.0.0.1 only; a fresh server per point"
+        + (f"; all under SCHED_FIFO priority {args.realtime} (`--realtime`), so builds on the machine could "
+           "not preempt them" if args.realtime is not None else ""),
         f"- {args.repeats} repeats of {args.duration:g} s measured per point (after a {WARM[0] + WARM[1]:g} s "
         "warm-up run on the same server); servers interleaved within each repeat, order rotating by repeat; "
         "figures are medians, ranges are min–max over the repeats; ratios are of the medians",
