@@ -31,9 +31,14 @@
 //! [`MIN_PUBLISHED`]), topped up once per turn from a LIFO stack of
 //! returned buffers, the most recently used first. A burst that takes more
 //! than that ends the recv with `ENOBUFS` like an empty ring would (the loop
-//! copies out and re-arms); [`ProvidedBuffers::ran_short`] then publishes
-//! everything until the peak decays ([`ProvidedBuffers::decay`], once per
-//! sweep).
+//! copies out and re-arms); each such receiver ([`ProvidedBuffers::ran_short`])
+//! counts as demand, so the next publish covers the burst. The peak decays
+//! once per sweep ([`ProvidedBuffers::decay`]).
+//!
+//! Buffers at the bottom of the spare stack that no publish reached for
+//! [`COLD_SWEEPS`] sweeps are given back to the kernel (`MADV_DONTNEED`), so
+//! the memory a burst touched is returned once the burst is over and the
+//! worker's RSS follows its working set.
 
 use std::io;
 use std::ptr::NonNull;
@@ -47,6 +52,9 @@ pub const GROUP_ID: u16 = 0;
 
 /// The fewest buffers kept published (or the whole ring, if smaller).
 pub const MIN_PUBLISHED: usize = 32;
+
+/// Sweeps a spare buffer must go unused before its memory is given back.
+pub const COLD_SWEEPS: u32 = 10;
 
 /// An anonymous private mapping, unmapped on drop.
 struct Mapping {
@@ -101,13 +109,26 @@ pub struct ProvidedBuffers {
     in_user: usize,
     /// Returned buffers not published yet, the most recently used on top.
     spare: Vec<u16>,
-    /// Buffers the kernel took since the last publish.
+    /// Buffers the kernel took since the last publish, plus receivers that
+    /// found none (`ENOBUFS`).
     taken_this_turn: usize,
     /// The most buffers the kernel took in one turn lately (decays).
     peak_per_turn: usize,
     /// Whether the last publish left nothing on the spare stack, i.e. the
     /// kernel has had every free buffer since.
     all_published: bool,
+    /// The bottom `given_back` entries of the spare stack hold no memory:
+    /// given back (or never touched), and not published since.
+    given_back: usize,
+    /// The shallowest the spare stack got since the cold window began:
+    /// entries below it were not used in the window.
+    spare_low: usize,
+    /// Sweeps since the cold window began.
+    sweeps: u32,
+    /// Sweeps left before the peak may decay again: a shortage holds it
+    /// for a cold window, so a sustained flood does not shrink the working
+    /// set every sweep and run it short again.
+    hold_peak: u32,
 }
 
 impl ProvidedBuffers {
@@ -138,6 +159,11 @@ impl ProvidedBuffers {
             taken_this_turn: 0,
             peak_per_turn: 0,
             all_published: false,
+            // Never touched yet: nothing resident to give back.
+            given_back: count,
+            spare_low: count,
+            sweeps: 0,
+            hold_peak: 0,
         };
         ring.publish();
         Ok(ring)
@@ -240,17 +266,58 @@ impl ProvidedBuffers {
     /// A recv found no buffer (`ENOBUFS`). Returns whether the kernel had
     /// every free buffer (nothing was left on the spare stack at the last
     /// publish), i.e. the ring is too small for the load; otherwise only the
-    /// working set ran out. Either way everything is published from the
-    /// next publish on, until the peak decays.
+    /// working set ran out. Either way the receiver counts as demand for
+    /// the next publish, and the peak is held for a cold window.
     pub fn ran_short(&mut self) -> bool {
-        self.peak_per_turn = self.count();
+        self.taken_this_turn += 1;
+        self.hold_peak = COLD_SWEEPS;
         self.all_published
     }
 
     /// Lets the per-turn peak fade (a quarter per call; the loop calls it
-    /// once per sweep period), so a past burst stops pinning the working set.
+    /// once per sweep period; not for a cold window after a shortage), so a
+    /// past burst stops pinning the working set, and gives cold memory back.
     pub fn decay(&mut self) {
-        self.peak_per_turn -= self.peak_per_turn / 4;
+        if self.hold_peak > 0 {
+            self.hold_peak -= 1;
+        } else {
+            self.peak_per_turn -= self.peak_per_turn / 4;
+        }
+        self.sweeps += 1;
+        if self.sweeps >= COLD_SWEEPS {
+            self.give_back_cold();
+            self.sweeps = 0;
+            self.spare_low = self.spare.len();
+        }
+    }
+
+    /// Gives the memory of the spare buffers no publish reached in the
+    /// cold window back to the kernel. Returns how many buffers that was.
+    fn give_back_cold(&mut self) -> usize {
+        let cold = self.spare_low.min(self.spare.len());
+        let mut given = 0;
+        for &id in &self.spare[self.given_back.min(cold)..cold] {
+            let start = usize::from(id) * self.size as usize;
+            // SAFETY: the range is buffer `id`, inside the `count * size`
+            // mapping. A buffer on the spare stack is owned by user space
+            // (not published, so the kernel does not write it) and has no
+            // holds (no send reads it, no slice of it is alive: `chunk`
+            // borrows need a hold). MADV_DONTNEED only drops its pages; the
+            // next write faults in zeroed ones, and its bytes are never read
+            // before a recv writes them.
+            let result = unsafe {
+                libc::madvise(
+                    self.memory.ptr.as_ptr().add(start).cast(),
+                    self.size as usize,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if result == 0 {
+                given += 1;
+            }
+        }
+        self.given_back = self.given_back.max(cold);
+        given
     }
 
     /// How many buffers to keep published: twice the recent peak per turn,
@@ -291,6 +358,8 @@ impl ProvidedBuffers {
             self.push_entry(id);
             published += 1;
         }
+        self.spare_low = self.spare_low.min(self.spare.len());
+        self.given_back = self.given_back.min(self.spare.len());
         if self.tail != before {
             self.publish_tail();
         }
@@ -377,39 +446,96 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_widens_the_working_set_and_a_shortage_publishes_everything() {
+    fn a_burst_widens_the_working_set_by_its_demand() {
         let mut ring = ProvidedBuffers::new(1024, 4096).unwrap();
         let mut kernel = FakeKernel { head: 0 };
-        // The kernel takes the whole working set in one turn.
+        // The kernel takes the whole working set in one turn, and two more
+        // receivers find nothing.
         let ids: Vec<u16> = (0..MIN_PUBLISHED)
             .map(|_| kernel.take(&mut ring).unwrap())
             .collect();
         assert_eq!(kernel.take(&mut ring), None, "only the working set is out");
-        // Only part of the ring was published: not a real shortage, however
-        // many receivers find it out before the next publish.
+        // Only part of the ring was published: not a real shortage.
         assert!(!ring.ran_short());
         assert!(!ring.ran_short());
         for id in ids {
             ring.release(id);
         }
+        // Demand was 34: twice that is published.
         ring.publish();
-        assert_eq!(ring.published(), 1024);
-        // Everything was out and it still ran short: the ring is too small.
-        assert!(ring.ran_short());
-        // The peak fades over sweeps; the working set follows it down.
-        for _ in 0..40 {
+        assert_eq!(ring.published(), 68);
+        // A ring the demand outgrows is published whole, and then a
+        // shortage is a real one.
+        let mut small = ProvidedBuffers::new(64, 256).unwrap();
+        let mut kernel = FakeKernel { head: 0 };
+        let held: Vec<u16> = (0..32).map(|_| kernel.take(&mut small).unwrap()).collect();
+        assert!(!small.ran_short());
+        small.publish();
+        assert_eq!(small.published(), 32, "everything free is out");
+        let more: Vec<u16> = (0..32).map(|_| kernel.take(&mut small).unwrap()).collect();
+        assert!(small.ran_short(), "the whole ring was out");
+        for id in held.into_iter().chain(more) {
+            small.release(id);
+        }
+        assert_eq!(small.free(), 64);
+    }
+
+    /// How many of the ring's buffer pages are resident (mincore).
+    fn resident_pages(ring: &ProvidedBuffers) -> usize {
+        let page = 4096;
+        let len = ring.count() * ring.buffer_size();
+        let mut vec = vec![0u8; len.div_ceil(page)];
+        // SAFETY: the range is the ring's live mapping and `vec` has one
+        // byte per page of it, as mincore(2) requires.
+        let result =
+            unsafe { libc::mincore(ring.memory.ptr.as_ptr().cast(), len, vec.as_mut_ptr()) };
+        assert_eq!(result, 0);
+        vec.iter().filter(|&&v| v & 1 == 1).count()
+    }
+
+    #[test]
+    fn memory_a_burst_touched_is_given_back_once_it_is_cold() {
+        let mut ring = ProvidedBuffers::new(1024, 4096).unwrap();
+        let mut kernel = FakeKernel { head: 0 };
+        // A burst: for 5 turns the kernel takes (and writes) every published
+        // buffer and 30 more receivers find none, so the set grows to all.
+        for _ in 0..5 {
+            let ids: Vec<u16> = std::iter::from_fn(|| kernel.take(&mut ring)).collect();
+            for &id in &ids {
+                ring.chunk_mut(id, 1)[0] = 1;
+            }
+            for _ in 0..30 {
+                ring.ran_short();
+            }
+            for id in ids {
+                ring.release(id);
+            }
+            ring.publish();
+        }
+        let after_burst = resident_pages(&ring);
+        assert!(
+            after_burst >= 300,
+            "{after_burst} pages resident after the burst"
+        );
+        // Then a steady trickle, one receive per turn and 100 per sweep. The
+        // shortage holds the peak for the first cold window; over the second
+        // the trickle drains what the burst left published (FIFO); the
+        // drained buffers go cold in the third and are given back at its end.
+        for _ in 0..(4 * COLD_SWEEPS) {
+            for _ in 0..100 {
+                let id = kernel.take(&mut ring).unwrap();
+                ring.chunk_mut(id, 1)[0] = 1;
+                ring.release(id);
+                ring.publish();
+            }
             ring.decay();
         }
-        let held: Vec<u16> = (0..5).map(|_| kernel.take(&mut ring).unwrap()).collect();
-        ring.publish();
-        assert_eq!(
-            ring.published(),
-            1024 - 5,
-            "published buffers are never withdrawn"
+        let settled = resident_pages(&ring);
+        assert!(
+            settled <= ring.published() + 2 * MIN_PUBLISHED,
+            "{settled} pages still resident ({after_burst} after the burst, {} published)",
+            ring.published()
         );
-        for id in held {
-            ring.release(id);
-        }
         assert_eq!(ring.free(), 1024);
     }
 
