@@ -18,11 +18,13 @@
 //!   shutdown close, below the codec), [`text_watch`] (fail-fast UTF-8);
 //! - [`worker`] and [`server`]: threads, pinning, start and shutdown;
 //! - [`config`], [`metrics`], [`shutdown`], [`process`]: options, counters,
-//!   signals, process-wide settings.
+//!   signals, process-wide settings; [`fd_limit`]: the file-descriptor
+//!   limit, and accepting at it.
 
 pub mod config;
 pub mod connection;
 pub mod echo;
+pub mod fd_limit;
 pub mod http;
 pub mod listener;
 pub mod message;

@@ -2,6 +2,7 @@
 //! backend, start one pinned worker per core, and shut them down gracefully.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::config::{Config, IoBackend, IoChoice};
+use crate::fd_limit::{self, OutOfFds};
 use crate::listener;
 use crate::metrics::{self, EngineInfo, EngineSnapshot, Health, WorkerStats};
 use crate::shutdown::Signals;
@@ -41,11 +43,27 @@ pub enum ServerError {
 }
 
 /// Runs the engine until SIGINT or SIGTERM, then shuts down gracefully.
-/// Logs the one start-up line (address, backend, workers, pinning).
-/// Turns transparent huge pages off first ([`crate::process`]).
+/// Turns transparent huge pages off ([`crate::process`]) and raises the
+/// soft file-descriptor limit to the hard one (logged) first, then logs the
+/// one start-up line (address, backend, workers, pinning).
 pub fn run(config: Config) -> Result<(), ServerError> {
     if let Err(error) = crate::process::disable_transparent_huge_pages() {
         tracing::warn!("could not turn transparent huge pages off: {error}");
+    }
+    // Before the workers start: the io_uring workers size their connection
+    // slab from the soft limit.
+    match fd_limit::raise_to_hard_limit() {
+        Ok(limit) if limit.soft > limit.soft_before => tracing::info!(
+            "open files limit (RLIMIT_NOFILE) raised from {} to {} (the hard limit)",
+            limit.soft_before,
+            limit.soft
+        ),
+        Ok(limit) => tracing::info!(
+            "open files limit (RLIMIT_NOFILE) {} (hard limit {})",
+            limit.soft,
+            limit.hard
+        ),
+        Err(e) => tracing::warn!("cannot raise the open files limit (RLIMIT_NOFILE): {e}"),
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -99,6 +117,9 @@ pub struct Shared {
     pub workers: Vec<Arc<WorkerStats>>,
     /// The engine's facts for `/metrics` and `/stats`.
     pub info: EngineInfo,
+    /// The reserve descriptors and the warning for running out of file
+    /// descriptors, shared by all workers.
+    pub out_of_fds: OutOfFds,
     /// Open WebSockets across workers (touched once per connection).
     open_websockets: AtomicUsize,
     /// Set before the workers are told to stop, so that no worker admits a
@@ -195,6 +216,7 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let listener_fds: Vec<_> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
         let cores = if config.pin {
             core_affinity::get_core_ids().filter(|cores| !cores.is_empty())
         } else {
@@ -209,6 +231,7 @@ impl Server {
                 .map(|i| Arc::new(WorkerStats::new(core_for(i).map(|c| c.id))))
                 .collect(),
             info: EngineInfo::new(&config, backend),
+            out_of_fds: OutOfFds::start(&listener_fds),
             config,
             backend,
             open_websockets: AtomicUsize::new(0),
@@ -265,6 +288,7 @@ impl Server {
     /// workers, each bounded by `--shutdown-timeout`.
     pub fn shutdown(mut self) {
         self.shared.stopping.store(true, Ordering::Release);
+        self.shared.out_of_fds.stop();
         let _ = self.stop.send(true);
         for worker in std::mem::take(&mut self.workers) {
             if worker.join().is_err() {
@@ -276,6 +300,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.shared.out_of_fds.stop();
         let _ = self.stop.send(true);
     }
 }

@@ -15,12 +15,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::IoBackend;
 use crate::connection;
+use crate::fd_limit;
 use crate::metrics::WorkerStats;
 use crate::server::Shared;
 use crate::session::{self, Sessions};
 use crate::shutdown::ShutdownSignal;
 
-/// Pause after an accept error (e.g. out of fds) before accepting again.
+/// Pause after an accept error other than running out of descriptors
+/// (e.g. `ENOBUFS`) before accepting again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
 /// What one worker's tasks share.
@@ -126,11 +128,16 @@ async fn run(spec: WorkerSpec) {
     drain(&ctx, &connections).await;
 }
 
+/// Accepts until the worker stops. Out of file descriptors, it drops the
+/// pending connections and waits [`fd_limit::EXHAUSTED_BACKOFF`] rather
+/// than retrying at once: tokio leaves the listener ready after an error,
+/// so an immediate retry would spin (see [`crate::fd_limit`]).
 async fn accept_epoll(
     listener: &tokio::net::TcpListener,
     ctx: &Rc<WorkerContext>,
     connections: &TaskTracker,
 ) {
+    let out_of_fds = &ctx.shared.out_of_fds;
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -138,6 +145,14 @@ async fn accept_epoll(
                     tracing::debug!("TCP_NODELAY: {e}");
                 }
                 spawn_connection(stream, ctx, connections);
+            }
+            Err(e) if fd_limit::is_exhaustion(&e) => {
+                let dropped = out_of_fds.shed_pending(ctx.index, &e);
+                ctx.stats.connections_dropped(dropped);
+                tokio::time::sleep(fd_limit::EXHAUSTED_BACKOFF).await;
+            }
+            Err(e) if fd_limit::is_per_connection(&e) => {
+                tracing::debug!(worker = ctx.index, "accept: {e}");
             }
             Err(e) => accept_failed(ctx.index, e).await,
         }

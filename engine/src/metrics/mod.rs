@@ -149,6 +149,7 @@ pub struct WorkerStats {
     pings_sent: Counter,
     keep_alive_timeouts: Counter,
     backpressure_closes: Counter,
+    connections_dropped: Counter,
     handshakes_rejected: [Counter; 4],
     close_codes_sent: [Counter; CLOSE_CODE_SLOTS],
     close_codes_received: [Counter; CLOSE_CODE_SLOTS],
@@ -227,6 +228,12 @@ impl WorkerStats {
         self.close_sent(POLICY_VIOLATION);
     }
 
+    /// `n` connections were closed as soon as they were accepted, because
+    /// the process had run out of file descriptors (see [`crate::fd_limit`]).
+    pub fn connections_dropped(&self, n: usize) {
+        self.connections_dropped.add(n as u64);
+    }
+
     /// A handshake handled by this worker was refused.
     pub fn handshake_rejected(&self, reason: RejectReason) {
         self.handshakes_rejected[reason.index()].add(1);
@@ -258,6 +265,7 @@ impl WorkerStats {
             pings_sent: self.pings_sent.get(),
             keep_alive_timeouts: self.keep_alive_timeouts.get(),
             backpressure_closes: self.backpressure_closes.get(),
+            connections_dropped: self.connections_dropped.get(),
             handshakes_rejected: values(&self.handshakes_rejected),
             close_codes_sent: values(&self.close_codes_sent),
             close_codes_received: values(&self.close_codes_received),
@@ -290,6 +298,8 @@ pub struct WorkerSnapshot {
     pub keep_alive_timeouts: u64,
     /// WebSockets closed because their echoes stayed stuck too long.
     pub backpressure_closes: u64,
+    /// Connections closed unserved because file descriptors ran out.
+    pub connections_dropped: u64,
     /// Refused handshakes, indexed like [`RejectReason::ALL`].
     #[serde(skip)]
     pub handshakes_rejected: Vec<u64>,
@@ -368,6 +378,7 @@ impl EngineSnapshot {
             sum.pings_sent += w.pings_sent;
             sum.keep_alive_timeouts += w.keep_alive_timeouts;
             sum.backpressure_closes += w.backpressure_closes;
+            sum.connections_dropped += w.connections_dropped;
         }
         sum
     }
@@ -446,6 +457,7 @@ mod tests {
         stats.close_sent(1000);
         stats.close_received(4001);
         stats.backpressure_closed();
+        stats.connections_dropped(3);
         let snapshot = stats.snapshot(7);
         assert_eq!((snapshot.worker, snapshot.cpu), (7, Some(3)));
         assert_eq!(snapshot.connections, 1);
@@ -458,6 +470,7 @@ mod tests {
         assert_eq!(snapshot.handshakes_rejected, [0, 0, 0, 1]);
         assert_eq!(snapshot.close_codes_sent[0], 1);
         assert_eq!(snapshot.backpressure_closes, 1);
+        assert_eq!(snapshot.connections_dropped, 3);
         assert_eq!(
             snapshot.close_codes_sent[close_code_slot(POLICY_VIOLATION)],
             1,

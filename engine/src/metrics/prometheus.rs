@@ -19,6 +19,8 @@
 //! - `ringecho_backpressure_closes_total`: WebSockets closed because their
 //!   echoes stayed stuck above `--max-backpressure` for
 //!   `--backpressure-timeout` (each also counts as a close frame 1008 sent);
+//! - `ringecho_connections_dropped_total`: connections closed unserved
+//!   because the process was out of file descriptors ([`crate::fd_limit`]);
 //! - `ringecho_handshakes_rejected_total{reason}` with reason `origin`,
 //!   `limit`, `bad_request` or `timeout`;
 //! - `ringecho_close_frames_sent_total{code}` and
@@ -60,7 +62,7 @@ type WorkerCounter = (
     fn(&WorkerSnapshot) -> u64,
 );
 
-const WORKER_COUNTERS: [WorkerCounter; 8] = [
+const WORKER_COUNTERS: [WorkerCounter; 9] = [
     (
         "ringecho_connections_opened",
         "WebSockets opened (upgrades accepted).",
@@ -108,6 +110,12 @@ const WORKER_COUNTERS: [WorkerCounter; 8] = [
         "WebSockets closed (1008) because their echoes stayed stuck above --max-backpressure for --backpressure-timeout.",
         None,
         |w| w.backpressure_closes,
+    ),
+    (
+        "ringecho_connections_dropped",
+        "TCP connections closed as soon as accepted, unserved, because the process was out of file descriptors (EMFILE/ENFILE).",
+        None,
+        |w| w.connections_dropped,
     ),
 ];
 

@@ -74,11 +74,11 @@ use super::buf_ring::{ProvidedBuffers, GROUP_ID};
 use super::conn::{Conn, Phase, RecvState, Unread, WebSocketState};
 use super::outbox::{copy_into, Outbox, Piece};
 use super::ring;
-use crate::config::Config;
+use crate::fd_limit;
 use crate::metrics::{RejectReason, WorkerStats};
 use crate::protocol::frame::PING_FRAME;
 use crate::protocol::{close, frame, Decoder, Event};
-use crate::server::Admission;
+use crate::server::{Admission, Shared};
 
 /// Submission queue entries per ring; the completion queue is 4x this.
 const SQ_ENTRIES: u32 = 1024;
@@ -137,7 +137,7 @@ struct Limits {
 }
 
 impl Limits {
-    fn new(config: &Config) -> Self {
+    fn new(config: &crate::config::Config) -> Self {
         let ms = |d: Duration| d.as_millis() as u64;
         let periods = [
             config.keep_alive_interval,
@@ -214,6 +214,9 @@ pub struct Loop {
     conns: Slab<Conn>,
     listener: Option<OwnedFd>,
     accept_armed: bool,
+    /// Accept failed for lack of descriptors: re-armed on the next tick,
+    /// not at once.
+    accept_backing_off: bool,
     /// Connections with committed output and no send in flight.
     to_send: Vec<usize>,
     /// Connections waiting for buffers to return to the ring.
@@ -232,6 +235,10 @@ pub struct Loop {
     /// closed slot never reaches the slot's next connection.
     next_generation: u32,
     stats: Arc<WorkerStats>,
+    /// The engine's shared state (for the shedder, [`crate::fd_limit`]).
+    shared: Arc<Shared>,
+    /// This worker's index.
+    worker: usize,
     limits: Limits,
     epoch: Instant,
     now_ms: u64,
@@ -251,9 +258,12 @@ pub struct Loop {
 }
 
 impl Loop {
-    /// Creates the ring and its receive buffers, and starts accepting on
-    /// `listener`. Call on the worker thread (the ring is `SINGLE_ISSUER`).
-    pub fn new(config: &Config, stats: Arc<WorkerStats>, listener: OwnedFd) -> io::Result<Self> {
+    /// Creates worker `worker`'s ring and its receive buffers, and starts
+    /// accepting on `listener`. Call on the worker thread (the ring is
+    /// `SINGLE_ISSUER`).
+    pub fn new(shared: Arc<Shared>, worker: usize, listener: OwnedFd) -> io::Result<Self> {
+        let config = &shared.config;
+        let stats = shared.workers[worker].clone();
         let ring = ring::build(SQ_ENTRIES, SQ_ENTRIES * 4)?;
         let buffers = ProvidedBuffers::new(config.receive_buffers, config.receive_buffer_size)?;
         buffers.register(&ring.submitter())?;
@@ -263,6 +273,7 @@ impl Loop {
             conns: Slab::with_capacity(slot_capacity()),
             listener: Some(listener),
             accept_armed: false,
+            accept_backing_off: false,
             to_send: Vec::new(),
             starved: VecDeque::new(),
             outboxes: Vec::new(),
@@ -280,6 +291,8 @@ impl Loop {
             tick_by_wait: false,
             tick_due: false,
             last_tick: Instant::now(),
+            shared: shared.clone(),
+            worker,
         };
         event_loop.arm_accept();
         event_loop.arm_tick();
@@ -357,7 +370,7 @@ impl Loop {
         let Some(listener) = self.listener.as_ref() else {
             return;
         };
-        if self.accept_armed || self.stopping {
+        if self.accept_armed || self.accept_backing_off || self.stopping {
             return;
         }
         let entry = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
@@ -485,9 +498,28 @@ impl Loop {
         } else if -result == libc::ECANCELED {
             self.listener = None;
         } else {
-            // Out of fds, say: the multishot may have ended; the sweep
-            // re-arms it, which spaces the retries.
-            tracing::warn!("accept failed: {}", io::Error::from_raw_os_error(-result));
+            self.accept_failed(io::Error::from_raw_os_error(-result));
+        }
+    }
+
+    /// A failed accept. The kernel takes the new connection's descriptor
+    /// before it looks for a connection, so out of descriptors the
+    /// multishot ends with `EMFILE` even when none is pending, and a
+    /// re-armed one fails at once: it is re-armed on the next tick, after
+    /// the pending connections have been dropped (see [`crate::fd_limit`]).
+    /// Other errors re-arm at once (a connection reset in the backlog) or
+    /// on the next tick.
+    fn accept_failed(&mut self, error: io::Error) {
+        if fd_limit::is_exhaustion(&error) {
+            let dropped = self.shared.out_of_fds.shed_pending(self.worker, &error);
+            self.stats.connections_dropped(dropped);
+            self.accept_backing_off = true;
+        } else if fd_limit::is_per_connection(&error) {
+            tracing::debug!("accept: {error}");
+            self.arm_accept();
+        } else {
+            tracing::warn!("accept failed: {error}; retrying on the next tick");
+            self.accept_backing_off = true;
         }
     }
 
@@ -590,7 +622,10 @@ impl Loop {
                 }
             }
             // The peer half-closed: echoes of whole frames still go out (as
-            // on the epoll reference), a frame cut short does not.
+            // on the epoll reference); of a frame cut short, what was
+            // committed already goes too (a binary echo streams as it
+            // arrives), the rest does not. No close frame: the peer cannot
+            // answer it (tests/faults.rs, half-close).
             Phase::WebSocket(_) if errno == 0 => {
                 if let Some(queued) = conn.queued.as_mut() {
                     queued.truncate(conn.committed as usize, &mut self.buffers);
@@ -1056,6 +1091,7 @@ impl Loop {
         let now = now.duration_since(self.epoch).as_millis() as u64;
         self.now_ms = now;
         self.buffers.decay();
+        self.accept_backing_off = false;
         self.arm_accept();
         let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
         for key in keys {
@@ -1449,19 +1485,14 @@ fn decide(
 /// Connection slots reserved up front: as many as this process may open
 /// files (at most 65,536). The slab is then never reallocated, which would
 /// copy every slot and, for a moment, hold the slab twice; the reservation
-/// is address space, and only the slots in use are touched.
+/// is address space, and only the slots in use are touched. The limit is
+/// read after `server::run` has raised the soft limit to the hard one.
 fn slot_capacity() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` through a valid pointer.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    if ok {
-        (limit.rlim_cur as usize).clamp(1024, 65_536)
-    } else {
-        1024
-    }
+    fd_limit::soft_limit().map_or(1024, |limit| {
+        usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .clamp(1024, 65_536)
+    })
 }
 
 /// The connection's queued outbox, taken from the pool when it has none.

@@ -24,8 +24,7 @@ pub fn run(spec: WorkerSpec) {
         ready,
         ..
     } = spec;
-    let stats = shared.workers[index].clone();
-    let event_loop = match Loop::new(&shared.config, stats, OwnedFd::from(listener)) {
+    let event_loop = match Loop::new(shared.clone(), index, OwnedFd::from(listener)) {
         Ok(event_loop) => Rc::new(RefCell::new(event_loop)),
         Err(e) => {
             let _ = ready.send(Err(format!("worker {index}: io_uring: {e}")));

@@ -7,6 +7,7 @@
 //!   the protocol cases a well-behaved client library refuses to produce.
 //! - [`ws`] wraps tokio-tungstenite for the ordinary, well-behaved cases.
 //! - [`metrics`] scrapes and parses `/metrics`.
+//! - [`procfs`] reads the server's open fds, CPU time and memory from `/proc`.
 //! - [`nginx`] runs a real nginx in front of the server.
 //!
 //! Every network wait goes through [`within`], so a misbehaving server fails
@@ -21,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod nginx;
 pub mod process;
+pub mod procfs;
 pub mod raw_ws;
 pub mod server;
 pub mod ws;

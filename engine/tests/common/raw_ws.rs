@@ -151,6 +151,48 @@ impl RawWebSocket {
         self.expect_disconnect().await;
     }
 
+    /// Writes raw wire bytes for at most `limit`, for a peer that may stop
+    /// reading; returns whether all of them went out.
+    pub async fn send_bytes_for(&mut self, wire: &[u8], limit: std::time::Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.stream.write_all(wire)).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Vanishes: closes the connection with a TCP reset (`SO_LINGER` 0),
+    /// as a client that crashes or loses its network does, mid-frame or
+    /// mid-close.
+    pub fn reset(self) {
+        reset(self.stream);
+    }
+
+    /// Shuts down the client's write side (the server reads EOF) and keeps
+    /// reading: a half-close.
+    pub async fn shutdown_write(&mut self) {
+        within("shutting down the write side", self.stream.shutdown())
+            .await
+            .expect("shut down the write side");
+    }
+
+    /// Reads until the server closes the connection and returns the bytes
+    /// that came before the end (undecoded) and how it ended: `Ok(())` for
+    /// EOF, the error for a reset.
+    pub async fn read_to_end(&mut self) -> (Vec<u8>, io::Result<()>) {
+        loop {
+            match within(
+                "the server to end the connection",
+                self.stream.read_buf(&mut self.received),
+            )
+            .await
+            {
+                Ok(0) => return (std::mem::take(&mut self.received), Ok(())),
+                Ok(_) => {}
+                Err(error) => return (std::mem::take(&mut self.received), Err(error)),
+            }
+        }
+    }
+
     /// Waits for the server to close the TCP connection, failing the test if
     /// it sends any frame before that.
     pub async fn expect_disconnect(&mut self) {
@@ -158,4 +200,14 @@ impl RawWebSocket {
             panic!("expected the connection to close, got {frame:?}");
         }
     }
+}
+
+/// Closes `stream` with a TCP reset instead of a FIN: `SO_LINGER` with a
+/// zero timeout, then close. The peer's next read or write fails with
+/// `ECONNRESET`, and no FIN handshake takes place.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .expect("set SO_LINGER 0");
+    drop(stream);
 }

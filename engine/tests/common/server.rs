@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{ChildStderr, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -50,22 +51,38 @@ impl Server {
     ) -> Server {
         let mut args = vec!["--listen", "127.0.0.1:0", "--io", backend.name()];
         args.extend_from_slice(extra_args);
-        Server::spawn(&args, log_filter).await
+        Server::spawn(&args, log_filter, None).await
+    }
+
+    /// [`Server::start`] with both the soft and the hard `RLIMIT_NOFILE` set
+    /// to `limit` (the engine raises its soft limit to the hard one, so
+    /// both must be low for the limit to hold).
+    pub async fn start_with_fd_limit(backend: Backend, extra_args: &[&str], limit: u64) -> Server {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--io", backend.name()];
+        args.extend_from_slice(extra_args);
+        Server::spawn(&args, "info", Some(limit)).await
     }
 
     /// Starts `ringecho ARGS...` exactly as given (the caller chooses
     /// `--listen`, which must pick a free port) and waits for its startup line.
     pub async fn start_with_args(args: &[&str]) -> Server {
-        Server::spawn(args, "info").await
+        Server::spawn(args, "info", None).await
     }
 
-    async fn spawn(args: &[&str], log_filter: &str) -> Server {
-        let mut process = KillOnDrop::spawn(
-            binary_command()
-                .args(args)
-                .env("RUST_LOG", log_filter)
-                .stdout(Stdio::null()),
-        );
+    async fn spawn(args: &[&str], log_filter: &str, fd_limit: Option<u64>) -> Server {
+        let mut command = binary_command();
+        command
+            .args(args)
+            .env("RUST_LOG", log_filter)
+            .stdout(Stdio::null());
+        if let Some(limit) = fd_limit {
+            let set_limit = move || rlimit::Resource::NOFILE.set(limit, limit);
+            // SAFETY: the closure runs in the forked child before exec; it
+            // only calls setrlimit(2), which is async-signal-safe, and
+            // allocates nothing (an error is an OS error code).
+            unsafe { command.pre_exec(set_limit) };
+        }
+        let mut process = KillOnDrop::spawn(&mut command);
         let stderr = process.child().stderr.take().expect("stderr is piped");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (startup_sender, startup_receiver) = oneshot::channel();
