@@ -81,6 +81,7 @@ where
     let mut connection = std::pin::pin!(http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
+        .max_buf_size(http::MAX_REQUEST_HEAD)
         .serve_connection(TokioIo::new(io), service)
         .without_shutdown());
     // The first request must arrive whole within the handshake timeout;

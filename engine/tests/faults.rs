@@ -504,8 +504,400 @@ async fn running_out_of_file_descriptors_drops_the_excess_without_spinning(backe
         .await;
 }
 
+// ---- a connect storm -----------------------------------------------------------
+
+/// WebSockets opened in the storm.
+const STORM: usize = 10_000;
+/// Handshakes in flight at once during the storm.
+const STORM_IN_FLIGHT: usize = 256;
+
+/// Lets this test process hold as many sockets as the hard limit allows.
+fn raise_own_fd_limit() {
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise RLIMIT_NOFILE");
+}
+
+/// Opens a WebSocket and checks one echo that names it.
+async fn open_and_echo(addr: SocketAddr, index: usize) -> ws::WebSocket {
+    let mut socket = ws::connect(addr).await;
+    ws::assert_echo(&mut socket, Message::Text(format!("storm {index}"))).await;
+    socket
+}
+
+/// 10,000 WebSocket connects and upgrades as fast as this client makes
+/// them (256 handshakes in flight). Every one must upgrade and echo, the
+/// gauge must count all 10,000 at once, and once they close (half with a
+/// close handshake, half by dropping the TCP connection) nothing is left.
+async fn a_storm_of_10_000_connects(backend: Backend) {
+    use futures_util::StreamExt;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    raise_own_fd_limit();
+    let server = Server::start(backend, &[]).await;
+    let addr = server.addr();
+    let baseline = Baseline::take(&server).await;
+    let witness = Witness::start(addr).await;
+
+    let started = tokio::time::Instant::now();
+    let sockets: Vec<ws::WebSocket> = futures_util::stream::iter(0..STORM)
+        .map(|index| open_and_echo(addr, index))
+        .buffer_unordered(STORM_IN_FLIGHT)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    assert_eq!(sockets.len(), STORM);
+    let open = open_websockets(addr).await;
+    assert_eq!(
+        open,
+        baseline.websockets + (STORM + 1) as f64,
+        "the gauge counts the storm and the witness"
+    );
+    eprintln!(
+        "connect storm ({}): {STORM} upgrades and echoes in {took:?} ({:.0}/s)",
+        backend.name(),
+        STORM as f64 / took.as_secs_f64()
+    );
+
+    let (closing, dropping): (Vec<_>, Vec<_>) = sockets
+        .into_iter()
+        .enumerate()
+        .partition(|(index, _)| index % 2 == 0);
+    drop(dropping);
+    futures_util::stream::iter(closing)
+        .for_each_concurrent(STORM_IN_FLIGHT, |(_, socket)| ws::close(socket))
+        .await;
+
+    witness.finish(2).await;
+    baseline
+        .assert_restored(&server, "10,000 WebSockets opened and closed")
+        .await;
+}
+
+// ---- slowloris ------------------------------------------------------------------
+
+/// Slowloris connections held open at once.
+const SLOWLORIS: usize = 2_000;
+/// `--handshake-timeout` for the slowloris test.
+const SLOWLORIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// One more byte of the never-ending header this often.
+const TRICKLE: Duration = Duration::from_millis(250);
+/// How late after the timeout a slowloris connection may still be open
+/// (the io_uring loop checks deadlines every 100 ms at most; the machine
+/// is shared).
+const SLOWLORIS_SLACK: Duration = Duration::from_secs(2);
+/// Bytes of header each slowloris client sends at once before it starts
+/// to trickle: most of what the engine buffers for a request head
+/// (`MAX_REQUEST_HEAD`, 16 KiB), the costliest slow client it accepts.
+const SLOWLORIS_HEADER: usize = 12 << 10;
+/// The most the engine's resident memory may grow while the slowloris
+/// connections are open: 64 KiB per connection (hyper's 16 KiB read and
+/// 8 KiB write buffers, the connection's task and slot, allocator slack).
+const SLOWLORIS_RSS_PER_CONNECTION: u64 = 64 << 10;
+/// Clients that send a request head larger than the engine buffers.
+const OVERSIZED_HEADS: usize = 50;
+
+/// A slowloris client: sends the start of an upgrade request with a
+/// [`SLOWLORIS_HEADER`]-byte header, then one more byte of that header
+/// line every [`TRICKLE`], never ending it, until the engine closes the
+/// connection. Returns how long it stayed open.
+async fn slowloris(addr: SocketAddr) -> Duration {
+    use tokio::io::AsyncReadExt;
+    // Timed from before the connect: the engine cannot have accepted the
+    // connection earlier, and this busy client may see it late.
+    let opened = tokio::time::Instant::now();
+    let stream = within("connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nX-Slow: {}",
+        "z".repeat(SLOWLORIS_HEADER)
+    );
+    let trickle = async {
+        if writer.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut ticks = tokio::time::interval(TRICKLE);
+        loop {
+            ticks.tick().await;
+            if writer.write_all(b"z").await.is_err() {
+                return;
+            }
+        }
+    };
+    let closed = async {
+        let mut byte = [0; 64];
+        while let Ok(1..) = reader.read(&mut byte).await {}
+    };
+    // Reading EOF or a reset, or a failed write: either way the engine let go.
+    within("the engine to drop a slowloris client", async {
+        tokio::select! {
+            () = closed => {}
+            () = trickle => {}
+        }
+    })
+    .await;
+    opened.elapsed()
+}
+
+/// Sends a request head of 64 KiB, more than the engine buffers, and
+/// returns the status the engine answered (431), or `None` if it just
+/// closed the connection.
+async fn oversized_head(addr: SocketAddr) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = within("connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let head = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(64 << 10)
+    );
+    // The engine may close before it has read it all.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = within(
+        "the answer to an oversized head",
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+}
+
+/// 2,000 slowloris clients at once, each sending an upgrade request with
+/// a 12 KiB header and then one more byte every 250 ms, never finishing
+/// it, with `--handshake-timeout 2s`. The timeout holds for every one of
+/// them (closed after 2 s, within [`SLOWLORIS_SLACK`]); the engine's memory
+/// stays under [`SLOWLORIS_RSS_PER_CONNECTION`] per connection while they
+/// are open; each is counted as a handshake timeout; and the witness
+/// echoes throughout. Meanwhile 50 clients send 64 KiB request heads,
+/// more than the engine buffers: each gets 431 (or its connection closed)
+/// at once, not after the timeout.
+async fn slowloris_is_cut_off_by_the_handshake_timeout(backend: Backend) {
+    use futures_util::StreamExt;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    raise_own_fd_limit();
+    let server = Server::start(backend, &["--handshake-timeout", "2s"]).await;
+    let addr = server.addr();
+    let pid = server.pid();
+    let baseline = Baseline::take(&server).await;
+    let witness = Witness::start(addr).await;
+    let rss_before = procfs::resident_bytes(pid);
+
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_before));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = tokio::spawn({
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        async move {
+            while sampling.load(Ordering::Relaxed) {
+                peak.fetch_max(procfs::resident_bytes(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    let oversized = async {
+        let started = tokio::time::Instant::now();
+        let answers = join_all((0..OVERSIZED_HEADS).map(|_| oversized_head(addr))).await;
+        (answers, started.elapsed())
+    };
+    let slow = futures_util::stream::iter(0..SLOWLORIS)
+        .map(|_| slowloris(addr))
+        .buffer_unordered(SLOWLORIS)
+        .collect::<Vec<Duration>>();
+    let (open_for, (answers, oversized_took)) = tokio::join!(slow, oversized);
+    sampling.store(false, Ordering::Relaxed);
+    assert!(
+        answers
+            .iter()
+            .all(|status| matches!(status, Some(431) | None)),
+        "oversized request heads were answered {answers:?}"
+    );
+    assert!(
+        oversized_took < SLOWLORIS_TIMEOUT,
+        "oversized request heads took {oversized_took:?} to be refused"
+    );
+    sampler.await.expect("the memory sampler");
+
+    let shortest = open_for.iter().min().copied().unwrap_or_default();
+    let longest = open_for.iter().max().copied().unwrap_or_default();
+    let allowed = SLOWLORIS_TIMEOUT * 4 / 5..=SLOWLORIS_TIMEOUT + SLOWLORIS_SLACK;
+    assert!(
+        allowed.contains(&shortest) && allowed.contains(&longest),
+        "slowloris clients were dropped after {shortest:?} to {longest:?}, expected {allowed:?}"
+    );
+    let growth = peak.load(Ordering::Relaxed).saturating_sub(rss_before);
+    let bound = SLOWLORIS as u64 * SLOWLORIS_RSS_PER_CONNECTION;
+    assert!(
+        growth <= bound,
+        "the engine grew by {} KiB with {SLOWLORIS} slowloris clients, bound {} KiB",
+        growth >> 10,
+        bound >> 10
+    );
+    let timeouts = Scrape::fetch(addr).await.sum(
+        "ringecho_handshakes_rejected_total",
+        &[("reason", "timeout")],
+    );
+    assert_eq!(
+        timeouts, SLOWLORIS as f64,
+        "each counted as a handshake timeout"
+    );
+    eprintln!(
+        "slowloris ({}): {SLOWLORIS} clients dropped after {shortest:?} to {longest:?}; \
+         RSS +{} KiB ({} B per connection)",
+        backend.name(),
+        growth >> 10,
+        growth / SLOWLORIS as u64
+    );
+
+    witness.finish(2).await;
+    baseline
+        .assert_restored(&server, "2,000 slowloris clients")
+        .await;
+}
+
+// ---- a client that sends while the engine does not read -------------------------
+
+/// An HTTP client asks for `/stats` (a response that never ends) and then
+/// keeps sending, never reading: hyper reads no more of its bytes while it
+/// streams the response. The engine must stop receiving from it rather
+/// than hold what it sends: on io_uring, its receive buffers come from the
+/// worker's shared ring (a small one here, 64 x 4 KiB), and a client that
+/// took them all would starve every other connection of the worker. A
+/// newcomer on the same worker must still get through its handshake and
+/// echo, and the witness must keep echoing.
+async fn a_client_that_sends_without_reading_cannot_starve_the_others(backend: Backend) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let server = Server::start(backend, &["--threads", "1", "--receive-buffers", "64"]).await;
+    let addr = server.addr();
+    let baseline = Baseline::take(&server).await;
+    let witness = Witness::start(addr).await;
+
+    let mut hog = within("connect", TcpStream::connect(addr))
+        .await
+        .expect("connect");
+    let request = format!("GET /stats HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    hog.write_all(request.as_bytes()).await.expect("send");
+    let junk = vec![b'j'; 64 << 10];
+    let mut sent = 0usize;
+    let pushing = tokio::time::Instant::now();
+    while pushing.elapsed() < Duration::from_secs(2) {
+        match tokio::time::timeout(Duration::from_millis(100), hog.write_all(&junk)).await {
+            Ok(Ok(())) => sent += junk.len(),
+            Ok(Err(error)) => panic!("the engine dropped the client: {error}"),
+            // Blocked: the engine stopped reading from it.
+            Err(_) => {}
+        }
+    }
+    let mut newcomer = within(
+        "a newcomer's handshake while one client floods",
+        ws::connect(addr),
+    )
+    .await;
+    ws::assert_echo(&mut newcomer, Message::Text("still served".into())).await;
+    ws::close(newcomer).await;
+    eprintln!(
+        "flooding client ({}): sent {} KiB without reading; others served",
+        backend.name(),
+        sent >> 10
+    );
+
+    raw_ws::reset(hog);
+    witness.finish(2).await;
+    baseline
+        .assert_restored(&server, "a client sent without reading")
+        .await;
+}
+
+// ---- the receive ring runs dry (io_uring) ---------------------------------------
+
+/// Clients echoing 16 KiB messages in a closed loop while the ring runs
+/// dry.
+const DRY_RING_CLIENTS: usize = 32;
+/// How long the load runs.
+const DRY_RING_LOAD: Duration = Duration::from_secs(2);
+
+/// io_uring only (the epoll backend has no receive ring): one worker with
+/// the smallest ring allowed, one 4 KiB buffer, under 32 clients echoing
+/// 16 KiB messages and 30 more that vanish mid-frame (holding a part of
+/// the ring when they go). The ring runs dry (logged), every echo is
+/// still exact, and afterwards it recovers: with a single buffer, one
+/// buffer never given back would stop the worker receiving at all, so a
+/// new client echoing 100 messages proves every buffer came back. The
+/// correctness of dry-ring echoes themselves is `undersized_buffers.rs`'s.
+#[tokio::test]
+async fn the_receive_ring_runs_dry_under_load_and_recovers() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let server = Server::start(
+        Backend::Uring,
+        &[
+            "--threads",
+            "1",
+            "--receive-buffers",
+            "1",
+            "--receive-buffer-size",
+            "4KiB",
+        ],
+    )
+    .await;
+    let addr = server.addr();
+    let baseline = Baseline::take(&server).await;
+    let witness = Witness::start(addr).await;
+
+    let load = (0..DRY_RING_CLIENTS).map(|client| async move {
+        let mut socket = ws::connect(addr).await;
+        let started = tokio::time::Instant::now();
+        let mut round = 0usize;
+        while started.elapsed() < DRY_RING_LOAD {
+            let payload: Vec<u8> = (0..16 << 10)
+                .map(|i: usize| (i ^ client ^ round) as u8)
+                .collect();
+            ws::assert_echo(&mut socket, Message::Binary(payload)).await;
+            round += 1;
+        }
+        ws::close(socket).await;
+        round
+    });
+    let vanishing = (0..30).map(|index| async move {
+        tokio::time::sleep(DRY_RING_LOAD * index / 30).await;
+        Vanish::MidBinaryFrame.play(addr).await;
+    });
+    let (echoes, _) = within(
+        "the load on a dry ring",
+        futures_util::future::join(join_all(load), join_all(vanishing)),
+    )
+    .await;
+    let echoes: usize = echoes.iter().sum();
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|line| line.contains("receive buffer ring ran dry (1 x 4096 B)")),
+        "the ring never ran dry, so this test did not cover that case"
+    );
+
+    let mut after = ws::connect(addr).await;
+    for round in 0..100u32 {
+        let payload = round.to_be_bytes().repeat(4 << 10);
+        ws::assert_echo(&mut after, Message::Binary(payload)).await;
+    }
+    ws::close(after).await;
+    eprintln!(
+        "dry ring (uring): {echoes} echoes of 16 KiB by {DRY_RING_CLIENTS} clients on a \
+         1 x 4 KiB ring with 30 vanishing mid-frame; recovered"
+    );
+
+    witness.finish(2).await;
+    baseline
+        .assert_restored(&server, "a dry ring under load")
+        .await;
+}
+
 backend_tests!(
     clients_that_vanish_leave_nothing_behind,
     a_client_that_half_closes_gets_its_echoes_then_the_end,
     running_out_of_file_descriptors_drops_the_excess_without_spinning,
+    a_storm_of_10_000_connects,
+    slowloris_is_cut_off_by_the_handshake_timeout,
+    a_client_that_sends_without_reading_cannot_starve_the_others,
 );

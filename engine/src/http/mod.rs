@@ -30,6 +30,14 @@ use crate::metrics::RejectReason;
 /// The sample page, embedded at build time.
 pub const SAMPLE_PAGE: &str = include_str!("page.html");
 
+/// The most bytes hyper buffers for one connection (its `max_buf_size`,
+/// whose default is about 400 KiB): a request head larger than this gets
+/// 431 and the connection closes. An upgrade request is a few hundred
+/// bytes, a browser's with cookies a few KiB; HAProxy's buffer is 16 KiB
+/// too. Without the cap, each slowloris client that sends large headers
+/// held about 400 KiB of the engine's memory (tests/faults.rs).
+pub const MAX_REQUEST_HEAD: usize = 16 << 10;
+
 /// The GUID RFC 6455 appends to the client key.
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 

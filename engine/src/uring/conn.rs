@@ -25,7 +25,8 @@ pub enum RecvState {
     /// new recv would share its `user_data` and could be the one cancelled.
     Cancelling,
     /// Stopped because the connection holds too many unsent bytes
-    /// (backpressure); re-armed when they drain.
+    /// (backpressure), or, in the HTTP phase, too many bytes hyper has not
+    /// read; re-armed when they drain.
     Paused,
     /// Stopped by `ENOBUFS`: re-armed when buffers return to the ring.
     Starved,
@@ -63,6 +64,16 @@ pub struct HttpState {
     pub task: Option<Task<()>>,
     /// hyper's I/O handle still exists: the slot must outlive it.
     pub io_alive: bool,
+}
+
+impl HttpState {
+    /// Received bytes hyper has not read yet, held in receive buffers.
+    pub fn unread_bytes(&self) -> usize {
+        self.unread
+            .iter()
+            .map(|unread| (unread.end - unread.start) as usize)
+            .sum()
+    }
 }
 
 /// A WebSocket after the upgrade.

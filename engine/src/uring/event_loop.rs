@@ -92,6 +92,13 @@ pub const TEXT_IN_PLACE_LIMIT: usize = 64 * 1024;
 const TEXT_IN_PLACE_PIECES: usize = 8;
 /// Unsent bytes above which hyper's writes wait (HTTP phase only).
 const HTTP_SEND_HIGH_WATER: usize = 256 * 1024;
+/// Received bytes hyper has not read, above which an HTTP-phase
+/// connection stops receiving until hyper catches up (half of it). hyper
+/// never needs more at once (it refuses longer request heads), and
+/// without the cap a client that keeps sending while hyper does not read
+/// (a request whose response it never reads, say) held the whole receive
+/// ring, and the worker's other connections starved (tests/faults.rs).
+const HTTP_UNREAD_CAP: usize = crate::http::MAX_REQUEST_HEAD;
 /// The longest the loop sleeps without looking at its stop flag and
 /// connection deadlines.
 const MAX_SWEEP_PERIOD: Duration = Duration::from_millis(100);
@@ -389,11 +396,22 @@ impl Loop {
         conn.recv = RecvState::Armed;
         conn.ops += 1;
         let fd = types::Fd(conn.fd.as_raw_fd());
-        // Plain multishot recv, one buffer per completion. Bundles (several
-        // buffers per completion) measured 1.8% more CPU per echo at
-        // 100 x 500 Hz x 20 B (median of 5, against 1.005x the C floor
-        // without), and no better at 200 x 16 KiB.
-        let entry = opcode::RecvMulti::new(fd, GROUP_ID).build();
+        let entry = match conn.phase {
+            // The HTTP phase takes one buffer per recv, re-armed after each
+            // one (`complete_recv`) until hyper has [`HTTP_UNREAD_CAP`]
+            // unread: a multishot recv would fill buffers as fast as the
+            // client sends, all before a pause could land, and a client
+            // that sends while hyper does not read would drain the ring.
+            Phase::Http(_) => opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+                .buf_group(GROUP_ID)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT),
+            // A WebSocket: plain multishot recv, one buffer per completion.
+            // Bundles (several buffers per completion) measured 1.8% more
+            // CPU per echo at 100 x 500 Hz x 20 B (median of 5, against
+            // 1.005x the C floor without), and no better at 200 x 16 KiB.
+            Phase::WebSocket(_) => opcode::RecvMulti::new(fd, GROUP_ID).build(),
+        };
         self.push(entry.user_data(user_data(key, Op::Recv)));
     }
 
@@ -569,12 +587,17 @@ impl Loop {
             n if -n == libc::ECANCELED => {}
             n => self.read_ended(key, -n),
         }
+        // EOF or an error: reading is over, nothing to re-arm.
+        let reading_ended =
+            result == 0 || (result < 0 && -result != libc::ENOBUFS && -result != libc::ECANCELED);
         if let Some(conn) = self.conns.get_mut(key) {
             let resume = match conn.recv {
-                // Ended without EOF, error or our cancel (CQ overflow, say).
-                RecvState::Idle => !more,
-                // Our backpressure cancel finished after the backlog drained.
-                RecvState::Paused => conn.unsent() <= self.limits.max_backpressure / 2,
+                // A one-shot HTTP recv completed, or a multishot one ended
+                // without EOF, error or our cancel (CQ overflow, say); a
+                // paused HTTP connection stays paused.
+                RecvState::Idle => !more && !reading_ended,
+                // Our pause's cancel finished after what paused it drained.
+                RecvState::Paused => may_resume(conn, &self.limits),
                 _ => false,
             };
             if resume {
@@ -602,6 +625,9 @@ impl Loop {
                 });
                 if let Some(reader) = http.reader.take() {
                     reader.wake();
+                }
+                if http.unread_bytes() > HTTP_UNREAD_CAP {
+                    self.pause_recv(key);
                 }
             }
             Phase::WebSocket(_) => {
@@ -910,6 +936,12 @@ impl Loop {
             return;
         }
         conn.over_cap_since_ms.get_or_insert(now);
+        self.pause_recv(key);
+    }
+
+    /// Stops `key`'s recv until [`may_resume`] says it may go on.
+    fn pause_recv(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
         match conn.recv {
             RecvState::Armed => {
                 conn.recv = RecvState::Cancelling;
@@ -917,6 +949,16 @@ impl Loop {
             }
             RecvState::Idle | RecvState::Starved => conn.recv = RecvState::Paused,
             RecvState::Cancelling | RecvState::Paused => {}
+        }
+    }
+
+    /// Re-arms `key`'s paused recv if what paused it has drained.
+    fn resume_if_drained(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        if conn.recv == RecvState::Paused && !conn.closing && may_resume(conn, &self.limits) {
+            conn.recv = RecvState::Idle;
+            conn.over_cap_since_ms = None;
+            self.arm_recv(key);
         }
     }
 
@@ -1000,10 +1042,7 @@ impl Loop {
         let conn = &mut self.conns[key];
         if conn.unsent() <= max / 2 {
             conn.over_cap_since_ms = None;
-            if conn.recv == RecvState::Paused {
-                conn.recv = RecvState::Idle;
-                self.arm_recv(key);
-            }
+            self.resume_if_drained(key);
         }
         if let Phase::Http(http) = &mut self.conns[key].phase {
             if let Some(writer) = http.writer.take() {
@@ -1268,6 +1307,7 @@ impl Loop {
         if http.seen_request {
             conn.handshake_deadline_ms = idle_deadline;
         }
+        self.resume_if_drained(key);
         Poll::Ready(Ok(()))
     }
 
@@ -1366,6 +1406,8 @@ impl Loop {
         if let Some(errno) = http.read_end {
             self.read_ended(key, errno);
         }
+        // A recv paused for unread HTTP bytes goes on as a WebSocket's.
+        self.resume_if_drained(key);
         self.send_due_control(key);
         self.maybe_remove(key);
     }
@@ -1407,6 +1449,17 @@ impl Drop for Loop {
             ManuallyDrop::drop(&mut self.buffers);
         }
     }
+}
+
+/// Whether a paused recv may go on: the connection's unsent bytes are down
+/// to half of `--max-backpressure`, and in the HTTP phase what hyper has
+/// not read is down to half of [`HTTP_UNREAD_CAP`].
+fn may_resume(conn: &Conn, limits: &Limits) -> bool {
+    let unread = match &conn.phase {
+        Phase::Http(http) => http.unread_bytes(),
+        Phase::WebSocket(_) => 0,
+    };
+    conn.unsent() <= limits.max_backpressure / 2 && unread <= HTTP_UNREAD_CAP / 2
 }
 
 /// Turns one decoder event into actions (the chunk is still borrowed).

@@ -143,6 +143,7 @@ pub async fn serve(io: HttpIo, env: Rc<HttpEnv>) {
     let served = http1::Builder::new()
         // The loop enforces the handshake timeout (hyper's needs a timer).
         .header_read_timeout(None)
+        .max_buf_size(crate::http::MAX_REQUEST_HEAD)
         .serve_connection(io, service)
         .without_shutdown()
         .await;
