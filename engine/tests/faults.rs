@@ -893,6 +893,128 @@ async fn the_receive_ring_runs_dry_under_load_and_recovers() {
         .await;
 }
 
+// ---- SIGTERM under full load -----------------------------------------------------
+
+/// Clients echoing in a closed loop when SIGTERM arrives.
+const BUSY_CLIENTS: usize = 100;
+/// Clients that never answer the engine's close frame.
+const SILENT_CLIENTS: usize = 5;
+/// `--shutdown-timeout` for the SIGTERM test.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How a busy client's run ended.
+struct BusyEnd {
+    /// Echoes received, each checked.
+    echoes: u64,
+    /// The code of the engine's close frame.
+    close_code: u16,
+}
+
+/// Echoes messages of 20 B, 1 KiB and 16 KiB in turn, each checked, until
+/// the engine's close frame arrives; then answers it (tungstenite does)
+/// and waits for the TCP connection to end. The message in flight when
+/// the close came gets no echo: the engine sends no data after its close.
+async fn busy_client(addr: SocketAddr, client: usize) -> BusyEnd {
+    let mut socket = ws::connect(addr).await;
+    let mut echoes = 0u64;
+    for round in 0usize.. {
+        let size = [20, 1 << 10, 16 << 10][round % 3];
+        let payload: Vec<u8> = (0..size).map(|i| (i ^ client ^ round) as u8).collect();
+        ws::send(&mut socket, Message::Binary(payload.clone())).await;
+        match ws::next_message(&mut socket).await {
+            Some(Message::Binary(echo)) => {
+                assert!(echo == payload, "client {client}: a wrong echo");
+                echoes += 1;
+            }
+            Some(Message::Close(Some(frame))) => {
+                ws::drain_until_closed(&mut socket).await;
+                return BusyEnd {
+                    echoes,
+                    close_code: frame.code.into(),
+                };
+            }
+            other => panic!("client {client}: expected an echo or a close, got {other:?}"),
+        }
+    }
+    unreachable!("the loop only ends by returning")
+}
+
+/// SIGTERM while 100 clients echo as fast as they can (20 B to 16 KiB
+/// messages) and 5 more sit idle and will never answer a close. Every
+/// client gets close 1001; the busy ones answer it and their connections
+/// end at once (not at the timeout); every echo before the close is exact;
+/// the engine waits `--shutdown-timeout` (3 s) for the silent ones and
+/// exits 0 right after it.
+async fn sigterm_under_full_load_closes_everyone_with_1001(backend: Backend) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut server = Server::start(backend, &["--threads", "2", "--shutdown-timeout", "3s"]).await;
+    let addr = server.addr();
+    let pid = server.pid();
+    let baseline = Baseline::take(&server).await;
+    let mut silent = Vec::new();
+    for _ in 0..SILENT_CLIENTS {
+        silent.push(RawWebSocket::connect(addr).await);
+    }
+    let busy: Vec<_> = (0..BUSY_CLIENTS)
+        .map(|client| tokio::spawn(busy_client(addr, client)))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    server.send_signal(libc::SIGTERM);
+    let signalled = tokio::time::Instant::now();
+    let mut echoes = 0;
+    for client in busy {
+        let end = within("a busy client to be closed", client)
+            .await
+            .expect("a busy client failed");
+        assert_eq!(end.close_code, 1001, "close code at shutdown");
+        assert!(end.echoes > 0, "a busy client got no echo before the close");
+        echoes += end.echoes;
+    }
+    let busy_done = signalled.elapsed();
+    assert!(
+        busy_done < SHUTDOWN_TIMEOUT,
+        "the busy clients were closed only after {busy_done:?}"
+    );
+    // Their connections are gone, the listeners closed; the silent ones
+    // remain (two listeners, one per worker).
+    let expected_fds = baseline.fds - 2 + SILENT_CLIENTS;
+    let fds = procfs::open_fds(pid);
+    assert!(
+        fds <= expected_fds,
+        "{fds} fds open {busy_done:?} after SIGTERM, expected {expected_fds} at most"
+    );
+    for client in &mut silent {
+        let close = client.read_frame().await;
+        assert_eq!(close.close_code(), Some(1001), "got {close:?}");
+    }
+
+    let status = server.wait_for_exit(SHUTDOWN_TIMEOUT * 2).await;
+    let exited = signalled.elapsed();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let allowed =
+        SHUTDOWN_TIMEOUT - Duration::from_millis(200)..=SHUTDOWN_TIMEOUT + Duration::from_secs(1);
+    assert!(
+        allowed.contains(&exited),
+        "exited {exited:?} after SIGTERM, expected {allowed:?} (the silent clients hold it)"
+    );
+    // io_uring: every operation was cancelled and collected before exit
+    // (a recv re-armed after the final cancel used to be left in flight).
+    assert!(
+        !server
+            .log()
+            .iter()
+            .any(|line| line.contains("still in flight at exit")),
+        "operations left in flight at exit"
+    );
+    eprintln!(
+        "SIGTERM under load ({}): {BUSY_CLIENTS} busy clients ({echoes} echoes, all exact) \
+         closed with 1001 within {busy_done:?}; {SILENT_CLIENTS} silent got 1001; \
+         exit 0 after {exited:?}",
+        backend.name()
+    );
+}
+
 backend_tests!(
     clients_that_vanish_leave_nothing_behind,
     a_client_that_half_closes_gets_its_echoes_then_the_end,
@@ -900,4 +1022,5 @@ backend_tests!(
     a_storm_of_10_000_connects,
     slowloris_is_cut_off_by_the_handshake_timeout,
     a_client_that_sends_without_reading_cannot_starve_the_others,
+    sigterm_under_full_load_closes_everyone_with_1001,
 );

@@ -250,6 +250,9 @@ pub struct Loop {
     epoch: Instant,
     now_ms: u64,
     stopping: bool,
+    /// The loop is being dropped: completions are only collected, nothing
+    /// is armed or sent again (see `Drop`).
+    exiting: bool,
     /// The sweep period, for the multishot timeout that ticks the loop (the
     /// kernel reads it while the timeout is armed, so it is boxed).
     tick_period: Box<types::Timespec>,
@@ -293,6 +296,7 @@ impl Loop {
             epoch: Instant::now(),
             now_ms: 0,
             stopping: false,
+            exiting: false,
             tick_period: Box::new(types::Timespec::from(Limits::new(config).sweep_period)),
             tick_armed: false,
             tick_by_wait: false,
@@ -377,7 +381,7 @@ impl Loop {
         let Some(listener) = self.listener.as_ref() else {
             return;
         };
-        if self.accept_armed || self.accept_backing_off || self.stopping {
+        if self.accept_armed || self.accept_backing_off || self.stopping || self.exiting {
             return;
         }
         let entry = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
@@ -390,7 +394,7 @@ impl Loop {
 
     fn arm_recv(&mut self, key: usize) {
         let conn = &mut self.conns[key];
-        if conn.closing || conn.recv != RecvState::Idle {
+        if conn.closing || conn.recv != RecvState::Idle || self.exiting {
             return;
         }
         conn.recv = RecvState::Armed;
@@ -1004,7 +1008,7 @@ impl Loop {
             .inflight
             .take()
             .expect("a send completion has its outbox");
-        if result > 0 {
+        if result > 0 && !self.exiting {
             sent.advance(result as usize, &mut self.buffers);
         } else {
             // A failed (or zero-byte) send: the connection is gone.
@@ -1423,6 +1427,9 @@ impl Drop for Loop {
         self.push(cancel_all);
         let deadline = Instant::now() + Duration::from_millis(500);
         self.tick_by_wait = true; // no new tick after the cancel
+                                  // Nor anything else: a recv ended by the cancel was re-armed, and
+                                  // stayed in flight until the deadline (tests/faults.rs, SIGTERM).
+        self.exiting = true;
         let in_flight =
             |l: &Loop| l.accept_armed || l.tick_armed || l.conns.iter().any(|(_, c)| c.ops > 0);
         while in_flight(self) {
