@@ -181,10 +181,13 @@ enum Vanish {
     /// is still sending it (a send in flight: the client's receive buffer
     /// is full).
     DuringALargeEcho,
+    /// 64 KiB frames sent without reading their echoes until the engine
+    /// pauses the connection (above `--max-backpressure`), then gone.
+    WhilePausedForBackpressure,
 }
 
 impl Vanish {
-    const ALL: [Vanish; 8] = [
+    const ALL: [Vanish; 9] = [
         Vanish::MidHandshake,
         Vanish::BeforeTheResponse,
         Vanish::MidBinaryFrame,
@@ -193,6 +196,7 @@ impl Vanish {
         Vanish::MidCloseFromClient,
         Vanish::MidCloseFromServer,
         Vanish::DuringALargeEcho,
+        Vanish::WhilePausedForBackpressure,
     ];
 
     /// Plays one client that vanishes this way.
@@ -259,6 +263,20 @@ impl Vanish {
                     .await;
                 socket.reset();
             }
+            Vanish::WhilePausedForBackpressure => {
+                let mut socket = RawWebSocket::connect(addr).await;
+                static WIRE: OnceLock<Vec<u8>> = OnceLock::new();
+                let wire = WIRE.get_or_init(|| {
+                    let frame = RawWebSocket::wire(&Frame::binary(vec![0x3C; 64 << 10]));
+                    frame.repeat(64)
+                });
+                // 4 MiB against the 1 MiB cap: the writes stall once the
+                // engine stops reading.
+                socket
+                    .send_bytes_for(wire, Duration::from_millis(500))
+                    .await;
+                socket.reset();
+            }
         }
     }
 }
@@ -275,10 +293,16 @@ async fn clients_that_vanish_leave_nothing_behind(backend: Backend) {
         .flat_map(|kind| (0..VANISHING_PER_KIND).map(move |_| kind.play(addr)));
     within("the vanishing clients", join_all(clients)).await;
 
-    witness.finish(2).await;
+    let echoes = witness.finish(2).await;
     baseline
-        .assert_restored(&server, "240 clients vanished (8 ways x 30)")
+        .assert_restored(&server, "270 clients vanished (9 ways x 30)")
         .await;
+    eprintln!(
+        "vanishing clients ({}): {} reset in 9 ways; witness {echoes} echoes exact; \
+         fds and gauge back to baseline",
+        backend.name(),
+        Vanish::ALL.len() * VANISHING_PER_KIND
+    );
 }
 
 // ---- half-close ---------------------------------------------------------------
@@ -328,6 +352,7 @@ async fn a_client_that_half_closes_gets_its_echoes_then_the_end(backend: Backend
     assert!(end.is_ok(), "the engine reset the connection: {end:?}");
     let (echoes, rest) = frames_in(&bytes);
     assert_eq!(echoes, whole, "echoes before the end");
+    let rest_len = rest.len();
     let cut_echo = Frame::binary(vec![4; 1000]).encode_unmasked();
     match backend {
         Backend::Epoll => assert!(rest.is_empty(), "{} bytes after the echoes", rest.len()),
@@ -353,10 +378,16 @@ async fn a_client_that_half_closes_gets_its_echoes_then_the_end(backend: Backend
         "the echo and the answering close, and nothing after"
     );
 
-    witness.finish(1).await;
+    let echoes = witness.finish(1).await;
     baseline
         .assert_restored(&server, "two clients half-closed")
         .await;
+    eprintln!(
+        "half-close ({}): whole frames echoed, then FIN ({} bytes of the cut frame's \
+         echo); close answered; witness {echoes} echoes exact",
+        backend.name(),
+        rest_len
+    );
 }
 
 // ---- running out of file descriptors ------------------------------------------
@@ -498,10 +529,17 @@ async fn running_out_of_file_descriptors_drops_the_excess_without_spinning(backe
     for socket in open.into_iter().chain(again) {
         ws::close(socket).await;
     }
-    witness.finish(2).await;
+    let echoes = witness.finish(2).await;
     baseline
         .assert_restored(&server, "running out of descriptors")
         .await;
+    eprintln!(
+        "fd exhaustion ({}): ulimit -n {FD_LIMIT}, room for {room}; {} dropped (slowest \
+         {slowest:?}), {knocks_dropped} knocks dropped; CPU {cpu:?} in {CPU_WINDOW:?}; \
+         logged once; 20 new clients got in after 40 closed; witness {echoes} echoes exact",
+        backend.name(),
+        dropped.len()
+    );
 }
 
 // ---- a connect storm -----------------------------------------------------------
