@@ -44,7 +44,7 @@ use socket2::SockRef;
 pub const EXHAUSTED_BACKOFF: Duration = Duration::from_millis(50);
 
 /// At most this many pending connections are dropped per retry, so one
-/// retry cannot hold a worker for long (about 1 ms here).
+/// retry cannot hold a worker for long (an accept and a close each).
 const MAX_SHED_PER_RETRY: usize = 256;
 
 /// How long a worker waits for the shedder to answer before it goes on.
@@ -161,7 +161,7 @@ impl OutOfFds {
     /// [`is_exhaustion`]): warns if this starts an episode, then has the
     /// shedder drop the connections pending on `worker`'s listener, and
     /// returns how many it dropped. Blocks the worker while the shedder
-    /// works (at most [`MAX_SHED_PER_RETRY`] accepts, about a millisecond).
+    /// works (at most [`MAX_SHED_PER_RETRY`] accepts and closes).
     pub fn shed_pending(&self, worker: usize, error: &io::Error) -> usize {
         self.log_episode(worker, error);
         let Some(shedder) = self.shedder.as_ref() else {

@@ -1,6 +1,8 @@
 //! Fault injection against the real binary, on both backends: clients that
 //! vanish or half-close, running out of file descriptors, a connect storm,
-//! slowloris, a receive ring that runs dry, and SIGTERM under load.
+//! slowloris, a client that floods while it is not read, a receive ring
+//! that runs dry, and SIGTERM under load. Each test prints one summary line
+//! (`--nocapture`); `results/reliability.md` collects them.
 //!
 //! Every test asserts the same two things besides its own:
 //! - the engine still echoes for other clients: a [`Witness`] keeps a
