@@ -316,7 +316,12 @@ impl Report {
         let failures = connect_failures.total();
         let lost = whole.disconnects.total();
         let errors = Errors::from(whole.errors);
-        let (status, message) = if whole.opened == 0 && failures > 0 {
+        // Refused, timed out, ...: not just cut short by the end of the run.
+        let refused = whole.connect_failures.total();
+        // Stopped before any connection could open (e.g. Ctrl-C while
+        // waiting for --start-at): an interruption, not a failure.
+        let cut_short = interrupted && refused == 0;
+        let (status, message) = if whole.opened == 0 && failures > 0 && !cut_short {
             (
                 ExitStatus::AllConnectionsFailed,
                 format!(
@@ -325,7 +330,7 @@ impl Report {
                     connect_failures.describe()
                 ),
             )
-        } else if whole.opened == 0 {
+        } else if whole.opened == 0 && !cut_short {
             (
                 ExitStatus::AllConnectionsFailed,
                 "no connection opened before the run ended".to_string(),

@@ -311,6 +311,36 @@ fn start_at_holds_the_load_until_the_given_time() {
     assert!(stderr.contains("--start-at passed"), "{stderr}");
 }
 
+#[test]
+fn ctrl_c_while_waiting_for_the_start_ends_the_run_as_interrupted() {
+    let s = serve(Plan::Echo {
+        delay: Duration::ZERO,
+    });
+    let at = format!("{:.3}", unix_now() + 30.0);
+    let json = tmp("start-at-sigint.json");
+    let child = spawn(&[
+        &s.url,
+        "--start-at",
+        &at,
+        "-c",
+        "3",
+        "-d",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = finish(child);
+    assert!(sent.elapsed() < Duration::from_secs(5), "it waited on");
+    assert_eq!(out.status.code(), Some(130));
+    let j = read_json(&json, &out);
+    assert_eq!(j["exit"]["status"], "interrupted");
+    assert!(s.accepted_at.lock().unwrap().is_empty(), "it connected");
+}
+
 /// The corrected histogram carried by a JSON report, decoded here with the
 /// `hdrhistogram` crate (independently of loadgen's code).
 fn histogram(report: &Value) -> hdrhistogram::Histogram<u64> {
