@@ -24,8 +24,11 @@ ensure_apt_packages() {
 # == system packages ==========================================================
 # chromium: engine/tests/browser.rs drives the sample page over CDP.
 # nginx: engine/tests/proxy_nginx.rs and deploy.rs run it on loopback.
-# iproute2: `ss -tm` shows the kernel socket buffers (engine/tests/socket_buffers.rs).
-ensure_apt_packages chromium nginx iproute2
+# iproute2: `ss -tm` shows the kernel socket buffers (engine/tests/socket_buffers.rs);
+#   `ip netns` builds the hosts of engine/tests/scale_out.rs.
+# haproxy, openssl: engine/tests/proxy_haproxy.rs and scale_out.rs run
+#   deploy/haproxy/ringecho.cfg with a certificate made by openssl.
+ensure_apt_packages chromium nginx iproute2 haproxy openssl
 
 # == kosoku, the Autobahn TestSuite runner (PyPI) ===============================
 readonly KOSOKU_VERSION="0.1.0"

@@ -26,7 +26,8 @@ use crate::target::Target;
                   (the report covers the part that ran; a second Ctrl-C quits at once).\n\
                   Examples:\n  loadgen ws://127.0.0.1:5000/ws --preset fws-100x20 --pin 0\n  \
                   loadgen ws://127.0.0.1:5000/ws --mode open --rate 128 -c 200 --size 18..64 \
-                  --hlog run.hlog\n  loadgen merge a.hlog b.hlog"
+                  --hlog run.hlog\n  loadgen merge a.hlog b.hlog\n  \
+                  loadgen merge host1.json host2.json --json all.json"
 )]
 pub struct Cli {
     /// A subcommand (`merge`); without one, run a load.
@@ -40,15 +41,16 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Merge HdrHistogram interval logs (from --hlog) into one correct
-    /// percentile report. Histograms are added; percentiles are never averaged.
+    /// Merge HdrHistogram interval logs (from --hlog), or JSON reports
+    /// (from --json), into one correct report. Histograms are added;
+    /// percentiles are never averaged.
     Merge(MergeArgs),
 }
 
 /// Options of `loadgen merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Interval logs to merge.
+    /// Interval logs (.hlog), or JSON reports, to merge (all of one kind).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Also write the merged report as JSON.
@@ -127,6 +129,19 @@ pub struct RunArgs {
     /// No live line.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Reopen a connection the server drops (e.g. close 1001 from a host
+    /// that is restarting) and send its unanswered messages again; the
+    /// report counts the reconnects.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// Start the load at this wall-clock time (seconds since the epoch), so
+    /// that loadgens on several hosts measure the same window.
+    #[arg(long, value_name = "UNIX_TIME", value_parser = parse_start_at_arg)]
+    pub start_at: Option<std::time::SystemTime>,
+}
+
+fn parse_start_at_arg(s: &str) -> std::result::Result<std::time::SystemTime, String> {
+    crate::start_at::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_duration_arg(s: &str) -> std::result::Result<Duration, String> {
@@ -206,6 +221,8 @@ impl RunArgs {
             json: self.json,
             hlog: self.hlog,
             quiet: self.quiet,
+            reconnect: self.reconnect,
+            start_at: self.start_at,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -164,6 +164,11 @@ pub struct RunConfig {
     pub hlog: Option<PathBuf>,
     /// Suppress the live line.
     pub quiet: bool,
+    /// Reopen connections the server drops, and resend their in-flight
+    /// messages ([`crate::reconnect`]).
+    pub reconnect: bool,
+    /// Wall-clock start of the load (`--start-at`); `None` starts at once.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 impl RunConfig {

@@ -38,6 +38,10 @@ pub enum State {
     Closing,
     /// Finished (closed, failed or lost); the socket is dropped.
     Done,
+    /// Dropped by the server and waiting for a reconnect attempt
+    /// (`--reconnect`); its socket is deregistered and its in-flight
+    /// messages are kept to be sent again.
+    Parked,
 }
 
 /// Why a connection failed or was lost, as a reason key and a description.
@@ -131,6 +135,14 @@ pub struct Conn {
     /// Time of the last read (ns since run start): the receive time of the
     /// echoes it carried and the send time of the messages they trigger.
     pub last_rx_ns: u64,
+    /// `--reconnect`: this socket is a reconnect attempt, not the first
+    /// connection of its slot.
+    pub reconnecting: bool,
+    /// `--reconnect`: failed attempts since the connection was dropped.
+    pub attempts: u32,
+    /// `--reconnect`: why the open connection was dropped (what it counts
+    /// as if it is not back before the end of the run).
+    pub drop_reason: Option<Failure>,
 }
 
 impl Conn {
@@ -166,7 +178,44 @@ impl Conn {
             next_tick_ns: 0,
             scheduled: false,
             last_rx_ns: 0,
+            reconnecting: false,
+            attempts: 0,
+            drop_reason: None,
         }
+    }
+
+    /// Starts a reconnect attempt on `stream`, whose non-blocking
+    /// `connect()` was just issued: the old socket is closed and the
+    /// buffers emptied, while the in-flight messages, the sequence numbers
+    /// and the tick schedule carry over.
+    pub fn restart(&mut self, stream: TcpStream, started_ns: u64, key: String) {
+        self.stream = stream;
+        self.state = State::Connecting;
+        self.started_ns = started_ns;
+        self.key = key;
+        self.rx_start = 0;
+        self.rx_end = 0;
+        self.tx.clear();
+        self.tx_pos = 0;
+        self.frag = None;
+        self.reconnecting = true;
+    }
+
+    /// Queues again every message still waiting for its echo (after a
+    /// reconnect), oldest first with its own sequence number, sent at
+    /// `now_ns`; the intended send time stays. Returns how many.
+    pub fn resend_inflight(&mut self, kind: PayloadKind, rng: &mut StdRng, now_ns: u64) -> usize {
+        for p in self.inflight.iter_mut() {
+            kind.write_header(&mut self.template, p.seq, now_ns);
+            codec::encode_masked(
+                &mut self.tx,
+                kind.opcode(),
+                &self.template[..p.len as usize],
+                rng.gen(),
+            );
+            p.sent_ns = now_ns;
+        }
+        self.inflight.len()
     }
 
     /// Writes as much of the pending output as the socket takes.

@@ -45,6 +45,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A JSON report given to `loadgen merge` cannot be merged.
+    #[error("report {path}: {reason}")]
+    Report {
+        /// The report file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The Ctrl-C handler could not be installed.
     #[error("cannot handle Ctrl-C (SIGINT): {0}")]
     Signal(io::Error),

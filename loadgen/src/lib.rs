@@ -20,6 +20,9 @@
 //! * [`conn`] owns a socket, does the [`handshake`], frames with the
 //!   [`codec`] and checks echoes with [`payload`]; [`clock`] gives time
 //!   and a precise timer, [`sys`] the raw `send`/`recv`.
+//! * For loads from several hosts: [`reconnect`] (`--reconnect`),
+//!   [`start_at`] (a start barrier), and [`report_merge`], which combines
+//!   JSON reports through the histograms they carry ([`histogram_b64`]).
 
 pub mod cli;
 pub mod clock;
@@ -29,14 +32,18 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod handshake;
+pub mod histogram_b64;
 pub mod hlog;
 pub mod interrupt;
 pub mod open;
 pub mod payload;
 pub mod presets;
 pub mod progress;
+pub mod reconnect;
 pub mod report;
+pub mod report_merge;
 pub mod run;
+pub mod start_at;
 pub mod stats;
 pub mod sys;
 pub mod target;

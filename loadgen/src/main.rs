@@ -19,11 +19,7 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
     if let Some(Command::Merge(m)) = cli.command {
-        let report = loadgen::hlog::merge(&m.files)?;
-        print_out(&report.to_string())?;
-        if let Some(path) = &m.json {
-            loadgen::run::write_json(path, &report)?;
-        }
+        merge(&m)?;
         return Ok(0);
     }
     if cli.run.list_presets {
@@ -37,6 +33,34 @@ fn real_main() -> anyhow::Result<u8> {
         eprintln!("loadgen: {}", report.exit.message);
     }
     Ok(report.exit.code as u8)
+}
+
+/// `loadgen merge`: interval logs, or JSON reports, into one report.
+fn merge(m: &loadgen::cli::MergeArgs) -> anyhow::Result<()> {
+    let mut kinds = m
+        .files
+        .iter()
+        .map(|p| loadgen::report_merge::is_json_report(p))
+        .collect::<Result<Vec<bool>, _>>()?;
+    kinds.dedup();
+    match kinds.as_slice() {
+        [true] => {
+            let report = loadgen::report_merge::merge_reports(&m.files)?;
+            print_out(&report.to_string())?;
+            if let Some(path) = &m.json {
+                loadgen::run::write_json(path, &report)?;
+            }
+        }
+        [false] => {
+            let report = loadgen::hlog::merge(&m.files)?;
+            print_out(&report.to_string())?;
+            if let Some(path) = &m.json {
+                loadgen::run::write_json(path, &report)?;
+            }
+        }
+        _ => anyhow::bail!("give either interval logs (.hlog) or JSON reports to merge, not both"),
+    }
+    Ok(())
 }
 
 /// Prints `text` and a newline on stdout. A closed pipe (`loadgen ... | head`)

@@ -89,11 +89,32 @@ impl OpenLoop {
         }
     }
 
+    /// A connection that was dropped is open again (`--reconnect`): it
+    /// keeps its schedule, so the ticks it missed are sent now (as far as
+    /// the window allows), late, with latency from their tick.
+    pub fn on_reopen(&mut self, slot: usize, conn: &mut Conn, ctx: &mut SendCtx<'_>, now_ns: u64) {
+        if conn.scheduled {
+            // Its entry is still queued and keeps the schedule going.
+            self.send_overdue(conn, ctx, now_ns);
+        } else {
+            self.send_due(slot, conn, ctx, now_ns);
+        }
+    }
+
     /// Sends every tick that is due and fits the window, then either queues
     /// the connection for its next tick or, if the window is full and ticks
     /// are overdue, leaves it to [`on_echo`](Self::on_echo).
     pub fn send_due(&mut self, slot: usize, conn: &mut Conn, ctx: &mut SendCtx<'_>, now_ns: u64) {
         conn.scheduled = false;
+        self.send_overdue(conn, ctx, now_ns);
+        if conn.next_tick_ns > now_ns && conn.next_tick_ns < ctx.end_ns {
+            self.ticks.push(Reverse((conn.next_tick_ns, slot)));
+            conn.scheduled = true;
+        }
+    }
+
+    /// Sends the ticks that are due, as far as the window allows.
+    fn send_overdue(&self, conn: &mut Conn, ctx: &mut SendCtx<'_>, now_ns: u64) {
         while conn.next_tick_ns <= now_ns
             && conn.next_tick_ns < ctx.end_ns
             && conn.inflight.len() < self.in_flight
@@ -103,10 +124,6 @@ impl OpenLoop {
             conn.queue_message(ctx.kind, ctx.rng, len, now_ns, intended);
             *ctx.sent += 1;
             conn.next_tick_ns += self.period_ns;
-        }
-        if conn.next_tick_ns > now_ns && conn.next_tick_ns < ctx.end_ns {
-            self.ticks.push(Reverse((conn.next_tick_ns, slot)));
-            conn.scheduled = true;
         }
     }
 }

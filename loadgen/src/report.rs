@@ -6,10 +6,13 @@
 //! Top-level fields: `schema_version` (1), `tool`, `version`, `config`,
 //! `measured_s`, `messages`, `sent`, `msgs_per_sec`, `bytes`,
 //! `mb_per_sec`, `latency_us` (`corrected`, `uncorrected`),
-//! `connect_latency_us`, `connections`, `errors`, `exit`. Latency objects
-//! hold `count`, `min`, `mean`, `p50`, `p90`, `p99`, `p99_9`, `p99_99` and
-//! `max`, in microseconds. Fields are only ever added within a schema
-//! version; renaming or removing one bumps `schema_version`.
+//! `connect_latency_us`, `connections`, `errors`, `exit`, and (added
+//! later in version 1) `measured_from_unix_s`, `reconnect` and
+//! `histograms`. Latency objects hold `count`, `min`, `mean`, `p50`, `p90`,
+//! `p99`, `p99_9`, `p99_99` and `max`, in microseconds; `histograms` holds
+//! the same histograms in full (base64 V2 compressed, nanoseconds), which
+//! is what `loadgen merge` adds up. Fields are only ever added within a
+//! schema version; renaming or removing one bumps `schema_version`.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -18,6 +21,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Mode, RunConfig};
+use crate::histogram_b64;
+use crate::reconnect::ReconnectReport;
 use crate::stats::{ErrorCounts, Interval};
 
 /// Version of the JSON report schema.
@@ -223,6 +228,18 @@ pub struct ExitInfo {
     pub message: String,
 }
 
+/// The run's histograms in full, as base64 of the HdrHistogram V2
+/// compressed encoding (values in ns; see [`crate::histogram_b64`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Round trip from the intended send time, measured window.
+    pub corrected: String,
+    /// Round trip from the actual send time, measured window.
+    pub uncorrected: String,
+    /// TCP connect + handshake, whole run.
+    pub connect: String,
+}
+
 /// The final report of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -256,6 +273,16 @@ pub struct Report {
     pub errors: Errors,
     /// Exit status.
     pub exit: ExitInfo,
+    /// Wall-clock start of the measured window, seconds since the epoch
+    /// (several loadgens started with the same `--start-at` agree on it).
+    #[serde(default)]
+    pub measured_from_unix_s: Option<f64>,
+    /// Drops, reconnects and lost echoes (whole run; see `--reconnect`).
+    #[serde(default)]
+    pub reconnect: ReconnectReport,
+    /// The histograms behind the latency figures, for exact merging.
+    #[serde(default)]
+    pub histograms: Option<Histograms>,
 }
 
 impl Report {
@@ -289,7 +316,12 @@ impl Report {
         let failures = connect_failures.total();
         let lost = whole.disconnects.total();
         let errors = Errors::from(whole.errors);
-        let (status, message) = if whole.opened == 0 && failures > 0 {
+        // Refused, timed out, ...: not just cut short by the end of the run.
+        let refused = whole.connect_failures.total();
+        // Stopped before any connection could open (e.g. Ctrl-C while
+        // waiting for --start-at): an interruption, not a failure.
+        let cut_short = interrupted && refused == 0;
+        let (status, message) = if whole.opened == 0 && failures > 0 && !cut_short {
             (
                 ExitStatus::AllConnectionsFailed,
                 format!(
@@ -298,7 +330,7 @@ impl Report {
                     connect_failures.describe()
                 ),
             )
-        } else if whole.opened == 0 {
+        } else if whole.opened == 0 && !cut_short {
             (
                 ExitStatus::AllConnectionsFailed,
                 "no connection opened before the run ended".to_string(),
@@ -338,6 +370,8 @@ impl Report {
         };
         let mut reasons = connect_failures.detail.clone();
         reasons.extend(whole.disconnects.detail.clone());
+        reasons.extend(whole.reconnect.dropped.detail.clone());
+        reasons.extend(whole.reconnect.failures.detail.clone());
         let secs = measured_s.max(1e-9);
         Report {
             schema_version: SCHEMA_VERSION,
@@ -369,6 +403,13 @@ impl Report {
                 status,
                 message,
             },
+            measured_from_unix_s: None,
+            reconnect: ReconnectReport::from_counts(cfg.reconnect, &whole.reconnect),
+            histograms: Some(Histograms {
+                corrected: histogram_b64::encode(&measured.corrected),
+                uncorrected: histogram_b64::encode(&measured.uncorrected),
+                connect: histogram_b64::encode(&whole.connect),
+            }),
         }
     }
 }
@@ -475,6 +516,26 @@ impl fmt::Display for Report {
         for (k, n) in cn.failures.iter().chain(cn.lost.iter()) {
             let d = cn.reasons.get(k).map(String::as_str).unwrap_or(k);
             let _ = writeln!(o, "    {n} x {d} [{k}]");
+        }
+        let rc = &self.reconnect;
+        if rc.enabled || rc.echoes_lost > 0 {
+            let _ = writeln!(
+                o,
+                "  reconnects   {} after {} drops, {} failed attempts, {} messages resent, {} echoes lost",
+                rc.reconnects,
+                rc.dropped.values().sum::<u64>(),
+                rc.failed_attempts.values().sum::<u64>(),
+                rc.resent,
+                rc.echoes_lost
+            );
+            for (k, n) in rc.dropped.iter() {
+                let d = cn.reasons.get(k).map(String::as_str).unwrap_or(k);
+                let _ = writeln!(o, "    dropped {n} x {d} [{k}]");
+            }
+            for (k, n) in rc.failed_attempts.iter() {
+                let d = cn.reasons.get(k).map(String::as_str).unwrap_or(k);
+                let _ = writeln!(o, "    failed attempt {n} x {d} [{k}]");
+            }
         }
         let e = &self.errors;
         let _ = writeln!(

@@ -16,6 +16,7 @@ use crate::hlog::{HlogWriter, LogInterval};
 use crate::interrupt::StopSignal;
 use crate::progress::{LiveLine, Progress};
 use crate::report::{ConfigSummary, Report};
+use crate::start_at;
 use crate::stats::{Interval, Phase, Snapshot};
 use crate::worker::{self, WorkerSpec};
 
@@ -114,8 +115,24 @@ impl Collector {
 pub fn run(cfg: RunConfig) -> Result<Report> {
     let cfg = Arc::new(cfg);
     let stop = StopSignal::on_ctrl_c().map_err(Error::Signal)?;
-    let t0 = clock::now_ns() + START_DELAY.as_nanos() as u64;
-    let wall_t0 = SystemTime::now() + START_DELAY;
+    // Read both clocks together: the run starts at the same instant on each.
+    let (mono_now, wall_now) = (clock::now_ns(), SystemTime::now());
+    let delay = match cfg.start_at {
+        Some(at) => {
+            let wait = start_at::delay_until(at, wall_now)?;
+            if !cfg.quiet {
+                eprintln!(
+                    "loadgen: waiting {:.1} s for --start-at {:.3}",
+                    wait.as_secs_f64(),
+                    start_at::unix_seconds(at)
+                );
+            }
+            wait
+        }
+        None => START_DELAY,
+    };
+    let t0 = mono_now + delay.as_nanos() as u64;
+    let wall_t0 = wall_now + delay;
     // Open the log before any load: a bad path fails now, not after the run.
     let hlog = match &cfg.hlog {
         Some(path) => {
@@ -202,13 +219,14 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         }
     }
 
-    let report = Report::build(
+    let mut report = Report::build(
         &cfg,
         &c.measured,
         c.measured_ns as f64 / 1e9,
         &c.whole,
         stop.stopped_at().is_some(),
     );
+    report.measured_from_unix_s = Some(start_at::unix_seconds(wall_t0 + cfg.warmup));
     if let Some(path) = &cfg.json {
         write_json(path, &report)?;
     }

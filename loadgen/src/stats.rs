@@ -15,6 +15,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::payload::Mismatch;
+use crate::reconnect::ReconnectCounts;
 
 /// Highest latency a histogram tracks, in ns (longer values are clamped).
 pub const HIST_MAX_NS: u64 = 60_000_000_000;
@@ -149,6 +150,8 @@ pub struct Interval {
     pub opened: u64,
     /// Connections open at the end of the interval (a gauge, not a count).
     pub open_now: u64,
+    /// Drops, reconnects and lost echoes ([`crate::reconnect`]).
+    pub reconnect: ReconnectCounts,
 }
 
 impl Default for Interval {
@@ -166,6 +169,7 @@ impl Default for Interval {
             disconnects: ReasonCounts::default(),
             opened: 0,
             open_now: 0,
+            reconnect: ReconnectCounts::default(),
         }
     }
 }
@@ -199,6 +203,7 @@ impl Interval {
         self.disconnects.add(&o.disconnects);
         self.opened += o.opened;
         self.open_now += o.open_now;
+        self.reconnect.add(&o.reconnect);
     }
 }
 

@@ -94,6 +94,7 @@ use crate::handshake;
 use crate::interrupt::StopSignal;
 use crate::open::OpenLoop;
 use crate::payload::PayloadKind;
+use crate::reconnect::{self, ReconnectQueue};
 use crate::stats::{Interval, Phase, Snapshot};
 
 const TIMER: Token = Token(usize::MAX - 1);
@@ -176,6 +177,8 @@ struct Worker {
     /// Earliest connect/handshake deadline among the pending connections
     /// (ns since run start), `u64::MAX` when none is pending.
     next_timeout_ns: u64,
+    /// `--reconnect`: dropped connections waiting for their next attempt.
+    reconnects: ReconnectQueue,
 }
 
 /// Runs one worker to completion: connect, load, drain, report.
@@ -231,12 +234,10 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
         stop: spec.stop,
         draining: false,
         next_timeout_ns: u64::MAX,
+        reconnects: ReconnectQueue::default(),
     };
     w.boundary = w.next_boundary(0);
-    let now = clock::now_ns();
-    if now < w.t0 {
-        std::thread::sleep(Duration::from_nanos(w.t0 - now));
-    }
+    w.wait_for_start()?;
     w.load()?;
     w.drain()
 }
@@ -244,6 +245,27 @@ pub fn run(spec: WorkerSpec) -> io::Result<()> {
 impl Worker {
     fn now(&self) -> u64 {
         clock::now_ns().saturating_sub(self.t0)
+    }
+
+    /// Waits for the run start `t0` (a few ms away, or `--start-at`), on
+    /// the timer, so that a Ctrl-C while waiting ends the run at once.
+    fn wait_for_start(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(8);
+        while clock::now_ns() < self.t0 {
+            self.timer.arm(self.t0)?;
+            self.wait(&mut events, Duration::from_secs(1))?;
+            for ev in events.iter() {
+                match ev.token() {
+                    TIMER => self.timer.clear(),
+                    STOP => {
+                        self.on_stop();
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The interval boundary after `t`: whole seconds during warmup, then
@@ -283,6 +305,9 @@ impl Worker {
                 self.next_connect += 1;
                 self.start_connect(slot);
             }
+            while let Some(slot) = self.reconnects.pop_due(now) {
+                self.start_reconnect(slot);
+            }
             let mut failed = Vec::new();
             if let Driver::Open(open) = &mut self.driver {
                 let mut ctx = SendCtx {
@@ -297,6 +322,9 @@ impl Worker {
                         continue;
                     };
                     if conn.state != State::Open {
+                        // A dropped connection's tick: it joins the
+                        // schedule again when it reopens.
+                        conn.scheduled = false;
                         continue;
                     }
                     open.send_due(slot, conn, &mut ctx, now);
@@ -316,6 +344,9 @@ impl Worker {
                 if let Some(t) = open.next_deadline() {
                     deadline = deadline.min(t);
                 }
+            }
+            if let Some(t) = self.reconnects.next_deadline() {
+                deadline = deadline.min(t);
             }
             self.timer.arm(self.t0 + deadline)?;
             self.wait(&mut events, Duration::from_secs(1))?;
@@ -472,12 +503,27 @@ impl Worker {
         }
     }
 
-    /// Removes a connection, counting why it ended.
+    /// Removes a connection, counting why it ended; or, with
+    /// `--reconnect` during the load, parks a dropped one for a new attempt.
     fn finish_conn(&mut self, slot: usize, failure: Option<Failure>) {
+        if let Some(f) = &failure {
+            if self.park(slot, f) {
+                return;
+            }
+        }
         let Some(mut conn) = self.conns[slot].take() else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if conn.state != State::Parked {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+        if let Some(dropped) = conn.drop_reason.take() {
+            // Dropped earlier and not back (parked or still reconnecting)
+            // when the run ended: lost for good, with its messages.
+            self.stats.disconnects.count(&dropped.key, &dropped.detail);
+            self.stats.reconnect.echoes_lost += conn.inflight.len() as u64;
+            return;
+        }
         match conn.state {
             State::Connecting | State::Handshaking => {
                 let f = failure.unwrap_or_else(Failure::eof);
@@ -487,10 +533,84 @@ impl Worker {
                 self.open_now -= 1;
                 if let Some(f) = failure {
                     self.stats.disconnects.count(&f.key, &f.detail);
+                    self.stats.reconnect.echoes_lost += conn.inflight.len() as u64;
                 }
             }
             State::Closing => self.open_now -= 1,
-            State::Done => {}
+            State::Done | State::Parked => {}
+        }
+    }
+
+    /// `--reconnect`: parks a connection that failed with `f` and schedules
+    /// its next attempt, if it was open (a drop) or was itself a reconnect
+    /// attempt (a retry), and the load is still on. Returns whether it did.
+    fn park(&mut self, slot: usize, f: &Failure) -> bool {
+        let now = self.now();
+        if !self.cfg.reconnect || self.draining || now >= self.end_ns {
+            return false;
+        }
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return false;
+        };
+        let delay = match conn.state {
+            State::Open => {
+                self.open_now -= 1;
+                self.stats.reconnect.dropped.count(&f.key, &f.detail);
+                conn.drop_reason = Some(f.clone());
+                conn.attempts = 0;
+                reconnect::first_delay_ns(&mut self.rng)
+            }
+            State::Connecting | State::Handshaking if conn.reconnecting => {
+                self.stats.reconnect.failures.count(&f.key, &f.detail);
+                conn.attempts += 1;
+                reconnect::retry_delay_ns(conn.attempts, &mut self.rng)
+            }
+            _ => return false,
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.state = State::Parked;
+        self.reconnects.schedule(slot, now + delay);
+        true
+    }
+
+    /// `--reconnect`: opens a new socket for the parked connection in `slot`.
+    fn start_reconnect(&mut self, slot: usize) {
+        let started = clock::now_ns();
+        let key = handshake::new_key(self.rng.gen());
+        let deadline = started.saturating_sub(self.t0) + self.cfg.connect_timeout.as_nanos() as u64;
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
+        if conn.state != State::Parked {
+            return;
+        }
+        let failure = match TcpStream::connect(self.cfg.addr) {
+            Ok(mut stream) => {
+                match self.poll.registry().register(
+                    &mut stream,
+                    Token(slot),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    Ok(()) => {
+                        conn.restart(stream, started, key);
+                        self.next_timeout_ns = self.next_timeout_ns.min(deadline);
+                        return;
+                    }
+                    Err(e) => Failure::from_io(&e),
+                }
+            }
+            Err(e) => Failure::from_io(&e),
+        };
+        // Not even a socket: count the failed attempt and try again later.
+        self.stats
+            .reconnect
+            .failures
+            .count(&failure.key, &failure.detail);
+        conn.attempts += 1;
+        let now = clock::now_ns().saturating_sub(self.t0);
+        if now < self.end_ns {
+            let delay = reconnect::retry_delay_ns(conn.attempts, &mut self.rng);
+            self.reconnects.schedule(slot, now + delay);
         }
     }
 
@@ -498,6 +618,9 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        if conn.state == State::Parked {
+            return; // a late event of the socket it had before the drop
+        }
         let mut outcome = Outcome::Idle;
         if conn.state == State::Connecting {
             outcome = conn.on_connected(&self.cfg.target);
@@ -519,6 +642,20 @@ impl Worker {
         };
         match outcome {
             Outcome::Idle => {}
+            Outcome::Opened if conn.reconnecting => {
+                let now = clock::now_ns().saturating_sub(self.t0);
+                conn.reconnecting = false;
+                conn.drop_reason = None;
+                conn.attempts = 0;
+                self.stats.reconnect.reconnects += 1;
+                self.open_now += 1;
+                let resent = conn.resend_inflight(ctx.kind, ctx.rng, now);
+                self.stats.reconnect.resent += resent as u64;
+                match &mut self.driver {
+                    Driver::Closed(c) => c.fill(conn, &mut ctx, now),
+                    Driver::Open(o) => o.on_reopen(slot, conn, &mut ctx, now),
+                }
+            }
             Outcome::Opened => {
                 let t = clock::now_ns();
                 self.stats.connect.saturating_record(t - conn.started_ns);
@@ -560,6 +697,8 @@ impl Worker {
                         self.finish_conn(slot, None);
                     }
                 }
+                // Dropped and not back yet (`--reconnect`): lost.
+                _ if conn.drop_reason.is_some() => self.finish_conn(slot, None),
                 _ => {
                     // Never opened before the end: not a failure, just dropped.
                     if let Some(mut c) = self.conns[slot].take() {

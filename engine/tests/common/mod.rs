@@ -9,6 +9,9 @@
 //! - [`metrics`] scrapes and parses `/metrics`.
 //! - [`procfs`] reads the server's open fds, CPU time and memory from `/proc`.
 //! - [`nginx`] runs a real nginx in front of the server.
+//! - [`haproxy`] runs a real HAProxy with `deploy/haproxy/ringecho.cfg`;
+//!   [`tls`] makes the certificates for its `wss://`; [`netns`] builds
+//!   private networks of namespaces for the multi-host test.
 //!
 //! Every network wait goes through [`within`], so a misbehaving server fails
 //! a test instead of hanging it.
@@ -18,13 +21,16 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod haproxy;
 pub mod http;
 pub mod metrics;
+pub mod netns;
 pub mod nginx;
 pub mod process;
 pub mod procfs;
 pub mod raw_ws;
 pub mod server;
+pub mod tls;
 pub mod ws;
 
 use std::future::Future;
