@@ -26,7 +26,8 @@ use crate::target::Target;
                   (the report covers the part that ran; a second Ctrl-C quits at once).\n\
                   Examples:\n  loadgen ws://127.0.0.1:5000/ws --preset fws-100x20 --pin 0\n  \
                   loadgen ws://127.0.0.1:5000/ws --mode open --rate 128 -c 200 --size 18..64 \
-                  --hlog run.hlog\n  loadgen merge a.hlog b.hlog"
+                  --hlog run.hlog\n  loadgen merge a.hlog b.hlog\n  \
+                  loadgen soak ws://127.0.0.1:5000/ws -c 15000 -d 10m --csv soak.csv"
 )]
 pub struct Cli {
     /// A subcommand (`merge`); without one, run a load.
@@ -43,6 +44,9 @@ pub enum Command {
     /// Merge HdrHistogram interval logs (from --hlog) into one correct
     /// percentile report. Histograms are added; percentiles are never averaged.
     Merge(MergeArgs),
+    /// Hold many WebSockets for a long time with a game host's traffic mix
+    /// and churn; check every echo and every close (see `loadgen soak --help`).
+    Soak(Box<crate::soak::cli::SoakArgs>),
 }
 
 /// Options of `loadgen merge`.

@@ -20,6 +20,11 @@
 //! * [`conn`] owns a socket, does the [`handshake`], frames with the
 //!   [`codec`] and checks echoes with [`payload`]; [`clock`] gives time
 //!   and a precise timer, [`sys`] the raw `send`/`recv`.
+//!
+//! [`soak`] (`loadgen soak`) is the long-run mode built on the same
+//! [`conn`]s and [`stats`]: thousands of WebSockets with a game host's
+//! traffic mix and churn, every echo and every close checked, latency over
+//! time. [`nofile`] raises the open-files limit at start.
 
 pub mod cli;
 pub mod clock;
@@ -31,12 +36,14 @@ pub mod error;
 pub mod handshake;
 pub mod hlog;
 pub mod interrupt;
+pub mod nofile;
 pub mod open;
 pub mod payload;
 pub mod presets;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod soak;
 pub mod stats;
 pub mod sys;
 pub mod target;
