@@ -368,10 +368,9 @@ impl Worker {
 
     // ------------------------------------------------------------ slots
 
+    /// Every slot is free (each free slot is on the free list).
     fn all_free(&self) -> bool {
-        self.slots
-            .iter()
-            .all(|s| matches!(s.occupant, Occupant::Free))
+        self.free.len() == self.slots.len()
     }
 
     fn take_slot(&mut self) -> usize {
@@ -583,13 +582,15 @@ impl Worker {
         }
     }
 
+    /// Closes a lingering connection and frees its slot.
     fn drop_lingering(&mut self, slot: usize) {
-        if let Occupant::Lingering(mut stream) =
-            std::mem::replace(&mut self.slots[slot].occupant, Occupant::Free)
-        {
-            let _ = self.poll.registry().deregister(&mut stream);
+        match std::mem::replace(&mut self.slots[slot].occupant, Occupant::Free) {
+            Occupant::Lingering(mut stream) => {
+                let _ = self.poll.registry().deregister(&mut stream);
+                self.release_slot(slot);
+            }
+            other => self.slots[slot].occupant = other,
         }
-        self.release_slot(slot);
     }
 
     /// Fails connects and closes that ran out of time, and gives up on
