@@ -56,6 +56,21 @@ pub fn set_realtime(priority: i32) -> io::Result<()> {
     }
 }
 
+/// Puts this process back under the normal scheduler (SCHED_OTHER), for a
+/// runner that started its children real-time but must not compete with
+/// them itself. Children started earlier keep their policy.
+pub fn set_normal_scheduler() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a live, initialised sched_param that the call only
+    // reads; pid 0 names this process.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// This process's real-time priority, if it runs under SCHED_FIFO or
 /// SCHED_RR (`None` under the normal scheduler or when unreadable).
 pub fn realtime_priority() -> Option<i32> {

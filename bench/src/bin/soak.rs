@@ -37,7 +37,7 @@ struct Args {
     /// The hold after the ramp [default: 10m; --quick: 30s].
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
     duration: Option<Duration>,
-    /// Connections in matches at 128 Hz [default: 200; --quick: 20].
+    /// Connections in matches at 128 Hz [default: 150; --quick: 20].
     #[arg(long, value_name = "N")]
     players: Option<usize>,
     /// Connections sending 16 KiB bursts [default: 100; --quick: 10].
@@ -46,7 +46,7 @@ struct Args {
     /// Closes and reconnects per second [default: 200; --quick: 20].
     #[arg(long, value_name = "PER_SEC")]
     churn: Option<f64>,
-    /// Messages per second of each lobby connection [default: 0.5].
+    /// Messages per second of each lobby connection [default: 0.2].
     #[arg(long, value_name = "HZ")]
     lobby_rate: Option<f64>,
     /// The RSS must grow less than 2% over this last part of the hold
@@ -143,7 +143,9 @@ fn real_main() -> anyhow::Result<bool> {
         bench::priority::set_niceness(nice).with_context(|| format!("--nice {nice}"))?;
     }
     if let Some(priority) = plan.realtime {
+        // Checked here, once; each backend run sets it for its children only.
         bench::priority::set_realtime(priority)
+            .and_then(|()| bench::priority::set_normal_scheduler())
             .with_context(|| format!("--realtime {priority}"))?;
     }
     match loadgen::nofile::raise_to_hard_limit() {

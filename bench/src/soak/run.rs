@@ -16,6 +16,7 @@ use loadgen::soak::report::{Check, ClassLatency, SoakReport};
 use loadgen::soak::series::{read_csv, Row};
 
 use crate::harness::{pinned_command, Binaries, HarnessError, Result, RunningServer, ServerSpec};
+use crate::priority::{set_normal_scheduler, set_realtime};
 use crate::soak::contention::{CpuStatMeter, ProcessWaits};
 use crate::soak::plan::SoakPlan;
 use crate::soak::sample::{
@@ -26,7 +27,7 @@ use crate::soak::verdict::{judge, Observed, RssGrowth};
 /// Time between samples.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 /// `/proc/net/tcp` is read every this many samples (it lists every socket).
-const TCP_EVERY: usize = 5;
+const TCP_EVERY: usize = 10;
 /// Time for the engine to settle before the baseline is read.
 const SETTLE_BEFORE: Duration = Duration::from_secs(2);
 /// Longest wait for the engine's fds and gauge to return after loadgen ends.
@@ -105,6 +106,8 @@ impl BackendRun {
             churn_per_sec: self.report.config.churn_per_sec,
             least_open_in_hold: hold.iter().map(|r| r.open).min().unwrap_or(0),
             closes_in_hold: hold.iter().map(|r| r.closes).sum(),
+            hold_echoes_per_sec: hold.iter().map(|r| r.echoes).sum::<u64>() as f64
+                / self.report.config.duration_s.max(1e-9),
             opened: t.opened,
             closes: t.closes,
             closed_clean: t.closed_clean,
@@ -165,6 +168,8 @@ pub struct BackendSummary {
     pub least_open_in_hold: u64,
     /// Closes started during the hold (the churn).
     pub closes_in_hold: u64,
+    /// Correct echoes per second over the hold.
+    pub hold_echoes_per_sec: f64,
     /// Handshakes completed.
     pub opened: u64,
     /// Closes started.
@@ -235,6 +240,25 @@ fn command_line(binary: &Path, args: &[String]) -> String {
         .join(" ")
 }
 
+/// The runner under SCHED_FIFO while it starts the engine and loadgen
+/// (which inherit it), and back under the normal scheduler when dropped.
+struct RealtimeChildren;
+
+impl RealtimeChildren {
+    fn start(priority: i32) -> Result<RealtimeChildren> {
+        set_realtime(priority).map_err(io_err(format!("SCHED_FIFO priority {priority}")))?;
+        Ok(RealtimeChildren)
+    }
+}
+
+impl Drop for RealtimeChildren {
+    fn drop(&mut self) {
+        if let Err(e) = set_normal_scheduler() {
+            eprintln!("soak: warning: the runner stays real-time: {e}");
+        }
+    }
+}
+
 /// Kills loadgen if the runner leaves early (an error, a panic).
 struct ChildGuard(Option<Child>);
 
@@ -263,6 +287,10 @@ pub fn run_backend(
         path: "/ws".into(),
     };
     let engine_command = command_line(&spec.binary, &spec.args);
+    // The engine and loadgen inherit SCHED_FIFO from the runner, which
+    // then goes back to the normal scheduler: its sampling (thousands of
+    // /proc entries a second) must never hold up either of them.
+    let realtime = plan.realtime.map(RealtimeChildren::start).transpose()?;
     let server = RunningServer::start(&spec)?;
     let pid = server.pid();
     let addr = server.addr();
@@ -295,6 +323,7 @@ pub fn run_backend(
         .map_err(io_err(format!("starting {}", bins.loadgen.display())))?;
     let loadgen_pid = child.id();
     let mut guard = ChildGuard(Some(child));
+    drop(realtime);
 
     let expected = plan.ramp() + plan.duration;
     let bar = progress_bar(backend, expected);

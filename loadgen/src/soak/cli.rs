@@ -48,9 +48,8 @@ pub struct SoakArgs {
     /// Connections closed and replaced per second during the hold.
     #[arg(long, value_name = "PER_SEC", default_value_t = 200.0)]
     pub churn: f64,
-    /// Connections in matches, sending input every tick (the
-    /// shooter-128hz preset's 200: 20 matches of 10).
-    #[arg(long, value_name = "N", default_value_t = 200)]
+    /// Connections in matches, sending input every tick (15 matches of 10).
+    #[arg(long, value_name = "N", default_value_t = 150)]
     pub players: usize,
     /// Player tick rate.
     #[arg(long, value_name = "HZ", default_value_t = 128.0)]
@@ -71,7 +70,7 @@ pub struct SoakArgs {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration_arg)]
     pub burst_every: Duration,
     /// Messages per second of each lobby connection.
-    #[arg(long, value_name = "HZ", default_value_t = 0.5)]
+    #[arg(long, value_name = "HZ", default_value_t = 0.2)]
     pub lobby_rate: f64,
     /// Lobby message size (text, at least 32 B): BYTES or MIN..MAX.
     #[arg(long, value_name = "BYTES|MIN..MAX", default_value = "32..256")]
@@ -209,7 +208,8 @@ mod tests {
         assert_eq!(c.mix.classes[PLAYER].rate_hz, 128.0);
         assert_eq!(c.mix.classes[BURST].size.min, 16 * 1024);
         assert_eq!(c.mix.classes[BURST].rate_hz, 0.5);
-        assert_eq!(c.mix.classes[LOBBY].connections, 15_000 - 200 - 100);
+        assert_eq!(c.mix.classes[LOBBY].connections, 15_000 - 150 - 100);
+        assert_eq!(c.mix.classes[LOBBY].rate_hz, 0.2);
         assert_eq!(c.mix.classes[LOBBY].payload, PayloadKind::Text);
         assert_eq!(c.sources.len(), 16);
         assert_eq!(c.ramp(), Duration::from_millis(7500));
