@@ -132,13 +132,35 @@ fn plan_of(args: &Args) -> anyhow::Result<SoakPlan> {
     Ok(plan)
 }
 
-fn real_main() -> anyhow::Result<bool> {
-    let args = Args::parse();
-    let plan = plan_of(&args)?;
-    let command = std::iter::once("target/release/soak".to_string())
+/// The command line as the report names it: `target/release/soak ARGS`,
+/// behind the `flock ...` that started it when it was started that way.
+fn invocation() -> String {
+    let own = std::iter::once("target/release/soak".to_string())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
+    // SAFETY: getppid(2) takes no arguments and cannot fail.
+    let parent = unsafe { libc::getppid() };
+    let parent_args: Vec<String> = std::fs::read(format!("/proc/{parent}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let is_flock = parent_args.first().is_some_and(|p| p.ends_with("flock"));
+    let before_us = parent_args
+        .iter()
+        .position(|a| a.ends_with("/soak") || a == "soak");
+    match before_us {
+        Some(i) if is_flock => format!("{} {own}", parent_args[..i].join(" ")),
+        _ => own,
+    }
+}
+
+fn real_main() -> anyhow::Result<bool> {
+    let args = Args::parse();
+    let plan = plan_of(&args)?;
+    let command = invocation();
     if let Some(nice) = plan.nice {
         bench::priority::set_niceness(nice).with_context(|| format!("--nice {nice}"))?;
     }
