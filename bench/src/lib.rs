@@ -10,12 +10,17 @@
 //! * [`micro`]: replayed client frames for the criterion micro-benchmarks.
 //! * [`peer`]: what the peer servers (`fws_echo`, `tungstenite_echo`) share:
 //!   options, the start-up line, SIGTERM handling.
+//! * [`priority`]: the niceness of measured processes on a shared machine.
+//! * [`soak`]: the soak runner behind the `soak` binary (many WebSockets
+//!   for a long time on both backends; nothing lost, nothing leaked).
 
 pub mod compare;
 pub mod harness;
 pub mod machine;
 pub mod micro;
 pub mod peer;
+pub mod priority;
+pub mod soak;
 
 pub use harness::{
     measure_closed, measure_fixed_rate_cpu, measure_idle_rss, measure_latency, measure_preset,

@@ -27,7 +27,8 @@ use crate::target::Target;
                   Examples:\n  loadgen ws://127.0.0.1:5000/ws --preset fws-100x20 --pin 0\n  \
                   loadgen ws://127.0.0.1:5000/ws --mode open --rate 128 -c 200 --size 18..64 \
                   --hlog run.hlog\n  loadgen merge a.hlog b.hlog\n  \
-                  loadgen merge host1.json host2.json --json all.json"
+                  loadgen merge host1.json host2.json --json all.json\n  \
+                  loadgen soak ws://127.0.0.1:5000/ws -c 15000 -d 10m --csv soak.csv"
 )]
 pub struct Cli {
     /// A subcommand (`merge`); without one, run a load.
@@ -45,6 +46,9 @@ pub enum Command {
     /// (from --json), into one correct report. Histograms are added;
     /// percentiles are never averaged.
     Merge(MergeArgs),
+    /// Hold many WebSockets for a long time with a game host's traffic mix
+    /// and churn; check every echo and every close (see `loadgen soak --help`).
+    Soak(Box<crate::soak::cli::SoakArgs>),
 }
 
 /// Options of `loadgen merge`.

@@ -143,6 +143,9 @@ pub struct Conn {
     /// `--reconnect`: why the open connection was dropped (what it counts
     /// as if it is not back before the end of the run).
     pub drop_reason: Option<Failure>,
+    /// The status code of the server's Close frame, once one arrived
+    /// (1005 when it carried none).
+    pub peer_close_code: Option<u16>,
 }
 
 impl Conn {
@@ -181,6 +184,7 @@ impl Conn {
             reconnecting: false,
             attempts: 0,
             drop_reason: None,
+            peer_close_code: None,
         }
     }
 
@@ -267,8 +271,20 @@ impl Conn {
         });
     }
 
-    /// Queues a Close frame (1000, normal closure) and enters [`State::Closing`].
+    /// Queues a Close frame (1000, normal closure) and enters
+    /// [`State::Closing`]; echoes still on their way are no longer awaited.
     pub fn start_close(&mut self, rng: &mut StdRng) {
+        self.start_close_awaiting_echoes(rng);
+        self.inflight.clear();
+    }
+
+    /// Queues a Close frame (1000, normal closure) and enters
+    /// [`State::Closing`], still expecting the echoes of the messages in
+    /// flight: a server must send them before its own Close (RFC 6455
+    /// §5.5.1: the Close is the last frame), so they are checked as they
+    /// come, and whatever is left in [`Conn::inflight`] when the server's
+    /// Close arrives was lost.
+    pub fn start_close_awaiting_echoes(&mut self, rng: &mut StdRng) {
         codec::encode_masked(
             &mut self.tx,
             codec::OP_CLOSE,
@@ -276,7 +292,6 @@ impl Conn {
             rng.gen(),
         );
         self.state = State::Closing;
-        self.inflight.clear();
     }
 
     /// Handles writability while connecting: sends the upgrade request.
@@ -475,14 +490,15 @@ impl Conn {
                 }
                 codec::OP_PONG => {}
                 codec::OP_CLOSE => {
-                    if self.state == State::Closing {
-                        return Ok(Some(Outcome::Finished(None)));
-                    }
                     let code = if p1 - p0 >= 2 {
                         u16::from_be_bytes([self.rx[p0], self.rx[p0 + 1]])
                     } else {
                         1005
                     };
+                    self.peer_close_code = Some(code);
+                    if self.state == State::Closing {
+                        return Ok(Some(Outcome::Finished(None)));
+                    }
                     // Answer the close, then report the loss.
                     codec::encode_masked(
                         &mut self.tx,
@@ -504,8 +520,10 @@ impl Conn {
 
 /// Checks one echoed message against the oldest outstanding one and
 /// records its latency. Returns 1 when it answered an outstanding message
-/// (freeing a slot in the window), else 0. Public for the per-message
-/// cost micro-benchmark in `bench/benches/loadgen_message.rs`.
+/// (freeing a slot in the window), else 0. While closing, only the echoes
+/// still awaited (see [`Conn::start_close_awaiting_echoes`]) are checked;
+/// later ones are ignored. Public for the per-message cost
+/// micro-benchmark in `bench/benches/loadgen_message.rs`.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn on_message(
@@ -518,8 +536,13 @@ pub fn on_message(
     stats: &mut Interval,
     now: u64,
 ) -> usize {
-    if state != State::Open {
-        return 0; // late echoes while closing are not measured
+    let awaited = match state {
+        State::Open => true,
+        State::Closing => !inflight.is_empty(),
+        _ => false,
+    };
+    if !awaited {
+        return 0; // late echoes after a plain close are not measured
     }
     let Some(p) = inflight.pop_front() else {
         stats.errors.unexpected += 1;

@@ -23,6 +23,11 @@
 //! * For loads from several hosts: [`reconnect`] (`--reconnect`),
 //!   [`start_at`] (a start barrier), and [`report_merge`], which combines
 //!   JSON reports through the histograms they carry ([`histogram_b64`]).
+//!
+//! [`soak`] (`loadgen soak`) is the long-run mode built on the same
+//! [`conn`]s and [`stats`]: thousands of WebSockets with a game host's
+//! traffic mix and churn, every echo and every close checked, latency over
+//! time. [`nofile`] raises the open-files limit at start.
 
 pub mod cli;
 pub mod clock;
@@ -35,6 +40,7 @@ pub mod handshake;
 pub mod histogram_b64;
 pub mod hlog;
 pub mod interrupt;
+pub mod nofile;
 pub mod open;
 pub mod payload;
 pub mod presets;
@@ -43,6 +49,7 @@ pub mod reconnect;
 pub mod report;
 pub mod report_merge;
 pub mod run;
+pub mod soak;
 pub mod start_at;
 pub mod stats;
 pub mod sys;

@@ -18,15 +18,26 @@ fn main() -> ExitCode {
 
 fn real_main() -> anyhow::Result<u8> {
     let cli = Cli::parse();
-    if let Some(Command::Merge(m)) = cli.command {
-        merge(&m)?;
-        return Ok(0);
+    match cli.command {
+        Some(Command::Merge(m)) => {
+            merge(&m)?;
+            return Ok(0);
+        }
+        Some(Command::Soak(args)) => {
+            let cfg = (*args).into_config().context("bad options")?;
+            log_open_files_limit();
+            let report = loadgen::soak::run(cfg)?;
+            print_out(&report.to_string())?;
+            return Ok(report.exit.code as u8);
+        }
+        None => {}
     }
     if cli.run.list_presets {
         print_out(loadgen::presets::describe_all().trim_end())?;
         return Ok(0);
     }
     let cfg = cli.run.into_config().context("bad options")?;
+    log_open_files_limit();
     let report = loadgen::run::run(cfg)?;
     print_out(&report.to_string())?;
     if report.exit.code != 0 {
@@ -61,6 +72,15 @@ fn merge(m: &loadgen::cli::MergeArgs) -> anyhow::Result<()> {
         _ => anyhow::bail!("give either interval logs (.hlog) or JSON reports to merge, not both"),
     }
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard limit (every connection
+/// is a descriptor) and says on stderr what it is.
+fn log_open_files_limit() {
+    match loadgen::nofile::raise_to_hard_limit() {
+        Ok(limit) => eprintln!("loadgen: {limit}"),
+        Err(e) => eprintln!("loadgen: warning: cannot raise the open files limit: {e}"),
+    }
 }
 
 /// Prints `text` and a newline on stdout. A closed pipe (`loadgen ... | head`)

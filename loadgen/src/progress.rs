@@ -96,16 +96,22 @@ impl Progress {
 
     /// Shows one interval.
     pub fn interval(&self, line: &LiveLine) {
+        self.show(line.at_s, &line.to_string());
+    }
+
+    /// Shows one line of text for the moment `at_s` seconds into the run
+    /// (other modes, such as `loadgen soak`, format their own lines).
+    pub fn show(&self, at_s: f64, text: &str) {
         if self.quiet {
             return;
         }
         match &self.bar {
             Some(bar) => {
-                bar.set_position((line.at_s * 1000.0) as u64);
-                bar.println(line.to_string());
-                bar.set_message(line.to_string());
+                bar.set_position((at_s * 1000.0) as u64);
+                bar.println(text);
+                bar.set_message(text.to_string());
             }
-            None => eprintln!("{line}"),
+            None => eprintln!("{text}"),
         }
     }
 
