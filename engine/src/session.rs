@@ -40,6 +40,21 @@
 //! connection (fastwebsockets would read it). The codec first gets every
 //! frame before the refused one; then its read fails, and the echo loop
 //! closes with the code in [`Session::refused_with`].
+//!
+//! # Memory (epoll backend)
+//!
+//! fastwebsockets gives every WebSocket an 8 KiB read buffer and reads into
+//! it from where the last read ended, going back to its start only once the
+//! end is reached. Pages of it become resident as the traffic first reaches
+//! them: the second 4 KiB page after a connection's first 4 KiB or so of
+//! input, and a freed buffer keeps its pages when the allocator hands it to
+//! the next connection. Under churn the RSS so crept up for many minutes
+//! (the 15,000-connection soak: +34% over 8 minutes, `results/soak.md`)
+//! before every buffer in use was resident. The first read therefore
+//! initialises the codec's whole buffer ([`ReadBuf::initialize_unfilled`],
+//! which marks nothing as read): each WebSocket costs from its first byte
+//! what it would cost after its first few kilobytes, and the RSS follows
+//! the number of connections, not their history.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -357,6 +372,9 @@ pub struct SessionStream<S> {
     /// A refusal by the watch, raised as a read error once the codec has
     /// read the frames before the refused one.
     refused: Option<Refused>,
+    /// Whether the codec's read buffer has been committed (see the module
+    /// docs, "Memory"); done on the first read.
+    read_buffer_committed: bool,
 }
 
 impl<S> SessionStream<S> {
@@ -369,6 +387,7 @@ impl<S> SessionStream<S> {
             session,
             text_watch: TextWatch::new(),
             refused: None,
+            read_buffer_committed: false,
         }
     }
 }
@@ -405,6 +424,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for SessionStream<S> {
         }
         if let Some(reason) = this.refused {
             return Poll::Ready(Err(this.raise(reason)));
+        }
+        if !this.read_buffer_committed {
+            // The first read gets the codec's whole, still untouched buffer.
+            this.read_buffer_committed = true;
+            buf.initialize_unfilled();
         }
         let before = buf.filled().len();
         if !this.prefix.is_empty() {
