@@ -74,7 +74,6 @@ use super::buf_ring::{ProvidedBuffers, GROUP_ID};
 use super::conn::{Conn, Phase, RecvState, Unread, WebSocketState};
 use super::outbox::{copy_into, Outbox, Piece};
 use super::plan::{decide, Action};
-use super::request_head::scan_head_end;
 use super::ring;
 use crate::fd_limit;
 use crate::metrics::{RejectReason, WorkerStats};
@@ -1229,7 +1228,7 @@ impl Loop {
     }
 
     /// Copies received bytes for hyper, up to the end of the next request
-    /// head (see [`HttpState::head_end_matched`]).
+    /// head (see [`HttpState::head_end`]).
     pub fn http_read(
         &mut self,
         key: usize,
@@ -1269,7 +1268,7 @@ impl Loop {
                 .buffers
                 .chunk(unread.id, unread.start as usize, unread.end as usize);
             let room = bytes.len().min(out.remaining());
-            let (take, head_done) = scan_head_end(&bytes[..room], &mut http.head_end_matched);
+            let (take, head_done) = http.head_end.scan(&bytes[..room]);
             out.put_slice(&bytes[..take]);
             unread.start += take as u32;
             if unread.start == unread.end {
