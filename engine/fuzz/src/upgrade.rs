@@ -20,6 +20,7 @@
 //!    reading of RFC 6455 §4.2.1-4.2.2 written apart from the engine, says.
 
 use std::cell::Cell;
+use std::sync::OnceLock;
 
 use arbitrary::Unstructured;
 use base64::Engine as _;
@@ -51,10 +52,7 @@ pub fn check(data: &[u8]) {
     let Ok(read_size) = u.arbitrary::<u8>() else {
         return;
     };
-    let allowed: Vec<String> = ORIGIN_LISTS[usize::from(settings & 3)]
-        .iter()
-        .map(|origin| origin.to_string())
-        .collect();
+    let config = &configs()[usize::from(settings & 3)];
     let slot_free = settings & 4 == 0;
     let wire = u.take_rest();
     let reads = reads_as_the_loop_hands_them(wire, usize::from(read_size) + 1);
@@ -71,7 +69,7 @@ pub fn check(data: &[u8]) {
     let Some(request) = request_as_hyper_builds_it(head) else {
         return;
     };
-    check_route(&request, allowed, slot_free);
+    check_route(&request, config, slot_free);
 }
 
 /// hyper's first read buffer (`INIT_BUFFER_SIZE`): a read hands it at most
@@ -178,23 +176,34 @@ impl Observe for NoViews {
     }
 }
 
+/// The engine's default configuration with each of [`ORIGIN_LISTS`], built
+/// once (parsing the options on every input would be most of its cost).
+fn configs() -> &'static [Config] {
+    static CONFIGS: OnceLock<Vec<Config>> = OnceLock::new();
+    CONFIGS.get_or_init(|| {
+        ORIGIN_LISTS
+            .iter()
+            .map(|origins| Config {
+                allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+                ..Config::default()
+            })
+            .collect()
+    })
+}
+
 /// Routes `request` and compares the decision with the RFC's.
-fn check_route(request: &Request<()>, allowed: Vec<String>, slot_free: bool) {
-    let config = Config {
-        allowed_origins: allowed.clone(),
-        ..Config::default()
-    };
+fn check_route(request: &Request<()>, config: &Config, slot_free: bool) {
     let asked = Cell::new(false);
     let routed = route(
         request,
-        &config,
+        config,
         || {
             assert!(!asked.replace(true), "asked twice for a slot");
             slot_free
         },
         &NoViews,
     );
-    let expected = expected_status(request, &allowed, slot_free);
+    let expected = expected_status(request, &config.allowed_origins, slot_free);
     let (status, headers) = match &routed {
         Route::Respond(r) | Route::Upgrade(r) | Route::Reject(_, r) => (r.status(), r.headers()),
     };
