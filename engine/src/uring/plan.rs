@@ -131,4 +131,3 @@ pub fn decide(
         Event::Fail(code) => actions.push(Action::Fail(code)),
     }
 }
-
