@@ -49,6 +49,11 @@ cargo test --workspace 2>&1 | tee "$CARGO_LOG"
 echo "== Autobahn summary"
 cat target/autobahn/*/summary.txt
 
+# == fuzzing: AFL++ through cargo-afl (stable Rust), both targets side by side
+# for 60 s from the committed corpus; fails on any crash or hang. Installs
+# cargo-afl and its AFL++ once per machine. See docs/fuzzing.md.
+./scripts/fuzz.sh --seconds 60
+
 # One closing line over all test binaries (cargo's last line is only the
 # last binary's, often a doc-test run with nothing in it).
 awk '/^test result:/ { passed += $4; failed += $6 }

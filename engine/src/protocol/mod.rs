@@ -23,4 +23,7 @@ pub mod decoder;
 pub mod frame;
 pub mod utf8;
 
+#[cfg(test)]
+mod parity_tests;
+
 pub use decoder::{DataFrame, Decoder, Event};

@@ -11,6 +11,7 @@ use std::task::Waker;
 use async_task::Task;
 
 use super::outbox::Outbox;
+use super::request_head::HeadEnd;
 use crate::protocol::Decoder;
 use crate::server::Admission;
 
@@ -48,10 +49,10 @@ pub struct Unread {
 pub struct HttpState {
     /// Received and not yet handed to hyper, oldest first.
     pub unread: VecDeque<Unread>,
-    /// How much of `\r\n\r\n` the bytes handed to hyper end with: reads
-    /// stop at the end of a request head, so that bytes after an upgrade
-    /// request stay in the receive buffers for the WebSocket decoder.
-    pub head_end_matched: u8,
+    /// Where the request head handed to hyper ends: reads stop at the end
+    /// of a request head, so that bytes after an upgrade request stay in
+    /// the receive buffers for the WebSocket decoder.
+    pub head_end: HeadEnd,
     /// Set when the first request head has been handed to hyper.
     pub seen_request: bool,
     /// The peer's EOF (0) or the recv error that ended reading.

@@ -73,11 +73,12 @@ use slab::Slab;
 use super::buf_ring::{ProvidedBuffers, GROUP_ID};
 use super::conn::{Conn, Phase, RecvState, Unread, WebSocketState};
 use super::outbox::{copy_into, Outbox, Piece};
+use super::plan::{decide, Action};
 use super::ring;
 use crate::fd_limit;
 use crate::metrics::{RejectReason, WorkerStats};
 use crate::protocol::frame::PING_FRAME;
-use crate::protocol::{close, frame, Decoder, Event};
+use crate::protocol::{close, frame, Decoder};
 use crate::server::{Admission, Shared};
 
 /// Submission queue entries per ring; the completion queue is 4x this.
@@ -168,32 +169,6 @@ impl Limits {
             sweep_period: (shortest / 4).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD),
         }
     }
-}
-
-/// What decoding one chunk asks of the connection, applied once the
-/// decoder has let go of the chunk (the buffer is borrowed while decoding).
-#[derive(Debug)]
-enum Action {
-    /// Bytes `start..end` of the chunk go out as they are.
-    Echo {
-        start: usize,
-        end: usize,
-        text: bool,
-    },
-    /// Bytes of our own go out.
-    Owned(Vec<u8>),
-    /// Everything queued so far may be sent (a binary frame streams).
-    Commit,
-    /// An echoed message of `len` bytes is complete.
-    EndMessage { len: u64 },
-    /// A message of `len` bytes arrived after our close: not echoed.
-    Discarded { len: u64 },
-    /// A pong arrived.
-    Pong,
-    /// A valid close frame with this code; `reply` echoes it.
-    Close { code: u16, reply: Option<Vec<u8>> },
-    /// The stream broke a rule: close with this code.
-    Fail(u16),
 }
 
 /// A connection deadline the sweep found passed.
@@ -1253,7 +1228,7 @@ impl Loop {
     }
 
     /// Copies received bytes for hyper, up to the end of the next request
-    /// head (see [`HttpState::head_end_matched`]).
+    /// head (see [`HttpState::head_end`]).
     pub fn http_read(
         &mut self,
         key: usize,
@@ -1293,7 +1268,7 @@ impl Loop {
                 .buffers
                 .chunk(unread.id, unread.start as usize, unread.end as usize);
             let room = bytes.len().min(out.remaining());
-            let (take, head_done) = scan_head_end(&bytes[..room], &mut http.head_end_matched);
+            let (take, head_done) = http.head_end.scan(&bytes[..room]);
             out.put_slice(&bytes[..take]);
             unread.start += take as u32;
             if unread.start == unread.end {
@@ -1469,79 +1444,6 @@ fn may_resume(conn: &Conn, limits: &Limits) -> bool {
     conn.unsent() <= limits.max_backpressure / 2 && unread <= HTTP_UNREAD_CAP / 2
 }
 
-/// Turns one decoder event into actions (the chunk is still borrowed).
-#[allow(clippy::box_collection)] // see `WebSocketState::assembled`
-fn decide(
-    event: Event<'_>,
-    close_sent: bool,
-    assembled: &mut Option<Box<Vec<u8>>>,
-    actions: &mut Vec<Action>,
-) {
-    use crate::protocol::frame::OpCode;
-    match event {
-        Event::Echo(piece) => {
-            if close_sent {
-                if piece.last {
-                    actions.push(Action::Discarded { len: piece.len });
-                }
-                return;
-            }
-            if piece.first && piece.header_at.is_none() {
-                let header = frame::server_header_len(piece.len);
-                let mut bytes = vec![0; header];
-                frame::write_header_before(&mut bytes, header, piece.opcode, piece.len);
-                actions.push(Action::Owned(bytes));
-            }
-            let start = if piece.first {
-                piece.header_at.unwrap_or(piece.range.start)
-            } else {
-                piece.range.start
-            };
-            let text = piece.opcode == OpCode::Text;
-            actions.push(Action::Echo {
-                start,
-                end: piece.range.end,
-                text,
-            });
-            if piece.last {
-                actions.push(Action::EndMessage { len: piece.len });
-            } else if !text {
-                actions.push(Action::Commit);
-            }
-        }
-        Event::Fragment {
-            opcode,
-            bytes,
-            message_end,
-        } => {
-            let message = assembled.get_or_insert_with(Box::default);
-            message.extend_from_slice(bytes);
-            if message_end {
-                let message = assembled.take().expect("assembled above");
-                let len = message.len() as u64;
-                if close_sent {
-                    actions.push(Action::Discarded { len });
-                } else {
-                    actions.push(Action::Owned(frame::encode(opcode, &message)));
-                    actions.push(Action::EndMessage { len });
-                }
-            }
-        }
-        Event::Ping(payload) => {
-            if !close_sent {
-                actions.push(Action::Owned(frame::encode(OpCode::Pong, payload)));
-                actions.push(Action::Commit);
-            }
-        }
-        Event::Pong(_) => actions.push(Action::Pong),
-        Event::Close(payload) => actions.push(Action::Close {
-            code: close::code_of(payload),
-            reply: (!close_sent).then(|| frame::encode(OpCode::Close, payload)),
-        }),
-        Event::Fail(code) => actions.push(Action::Fail(code)),
-    }
-}
-
 /// Connection slots reserved up front: as many as this process may open
 /// files (at most 65,536). The slab is then never reallocated, which would
 /// copy every slot and, for a moment, hold the slab twice; the reservation
@@ -1564,40 +1466,5 @@ fn queued_of<'a>(
     queued.get_or_insert_with(|| pool.pop().unwrap_or_default())
 }
 
-/// Finds where `bytes` complete a request head (`\r\n\r\n`), continuing
-/// from `matched` bytes of it. Returns how many bytes to hand over (all of
-/// them, or up to and including the head's end) and whether the head ended.
-fn scan_head_end(bytes: &[u8], matched: &mut u8) -> (usize, bool) {
-    const HEAD_END: &[u8; 4] = b"\r\n\r\n";
-    for (i, &byte) in bytes.iter().enumerate() {
-        *matched = if byte == HEAD_END[usize::from(*matched)] {
-            *matched + 1
-        } else {
-            u8::from(byte == b'\r')
-        };
-        if *matched == 4 {
-            *matched = 0;
-            return (i + 1, true);
-        }
-    }
-    (bytes.len(), false)
-}
-
 /// The loop behind its `RefCell`, shared by the worker and hyper's adapter.
 pub type SharedLoop = Rc<RefCell<Loop>>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_head_end_is_found_across_reads() {
-        let mut matched = 0;
-        assert_eq!(
-            scan_head_end(b"GET / HTTP/1.1\r\nHost: x\r", &mut matched),
-            (24, false)
-        );
-        assert_eq!(scan_head_end(b"\n\r\n\x81\x85", &mut matched), (3, true));
-        assert_eq!(scan_head_end(b"\r\r\n\r\nrest", &mut matched), (5, true));
-    }
-}
