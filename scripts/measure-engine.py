@@ -34,7 +34,9 @@ concurrent,idle`; `closed-100x20` on request):
   the C floor), two ways: "warm" (a fresh server first opens and closes
   2,000 WebSockets that send 10 Hz x 20 B, so fixed per-worker pools such as
   the receive-buffer ring are touched; baseline RSS taken after they closed)
-  and "cold" (a separate fresh server, baseline RSS right after start).
+  and "cold" (a separate fresh server, baseline RSS right after start); the
+  connections open in two halves, each RSS read once it has settled, which
+  also gives the marginal cost of the second half.
 
 Server CPU is utime+stime from /proc/PID/stat over the measured loadgen run
 (after a separate 1.5 s warm-up run on the same server), divided by the echoes
@@ -428,15 +430,45 @@ def concurrent_fixed_rate_cpu(servers, duration):
 
 
 IDLE = {"connections": 9000, "warm_connections": 2000, "connect_rate": 3000}
+# Settled: the RSS moved by less than this over SETTLE_SPAN (or SETTLE_MAX passed).
+SETTLE_BYTES, SETTLE_SPAN, SETTLE_MAX = 32 * 1024, 1.0, 6.0
+
+
+def settled_rss(pid):
+    """The RSS once it has stopped moving: sampled every 250 ms until it
+    changed by less than SETTLE_BYTES over SETTLE_SPAN seconds (at most
+    SETTLE_MAX). Handshakes in flight, a receive ring's cold buffers still
+    to be given back, or an allocator's pending purge move it for a moment
+    after a burst of connects; an idle connection's cost is what stays."""
+    samples = [(time.time(), rss_bytes(pid))]
+    deadline = samples[0][0] + SETTLE_MAX
+    while time.time() < deadline:
+        time.sleep(0.25)
+        samples.append((time.time(), rss_bytes(pid)))
+        window = [r for t, r in samples if t >= samples[-1][0] - SETTLE_SPAN]
+        if samples[-1][0] - samples[0][0] >= SETTLE_SPAN and max(window) - min(window) < SETTLE_BYTES:
+            break
+    return samples[-1][1]
+
+
+def open_idle(addr, count, hold, out):
+    """Starts loadgen holding `count` WebSockets that stay idle (open loop at
+    1e-5 Hz: loadgen spreads first ticks over 1e5 s / count, so only the
+    first one or two ever send) for up to `hold` seconds."""
+    return subprocess.Popen(
+        loadgen_command(addr, ["-c", str(count), "--connect-rate", str(IDLE["connect_rate"]),
+                               "--mode", "open", "--rate", "0.00001", "-s", "20"], hold, 0, out),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def idle_rss(server, conns, warm):
     """A fresh server; with `warm`, first `warm_connections` WebSockets send
-    10 Hz x 20 B for ~1.5 s and close; baseline RSS; then `conns`
-    connections that stay idle (open loop at 1e-5 Hz: loadgen spreads first
-    ticks over 1e5 s / conns, so only the first one or two ever send).
-    Returns bytes per open connection at the highest count seen, and more."""
+    10 Hz x 20 B for ~1.5 s and close; the settled RSS is the baseline. Then
+    two loadgens open `conns` idle WebSockets in two halves; once each half
+    is open the settled RSS is read. Returns bytes per open connection over
+    the baseline, the marginal cost between the halves, and more."""
     proc, addr = server.start(False)
+    loadgens = []
     try:
         time.sleep(0.5)
         sockets0 = count_sockets(proc.pid)
@@ -448,32 +480,30 @@ def idle_rss(server, conns, warm):
             deadline = time.time() + 10
             while time.time() < deadline and count_sockets(proc.pid) > sockets0:
                 time.sleep(0.1)
-            time.sleep(0.5)
-        base = rss_bytes(proc.pid)
-        hold = conns / IDLE["connect_rate"] + 4
-        with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            lg = subprocess.Popen(
-                loadgen_command(addr, ["-c", str(conns), "--connect-rate", str(IDLE["connect_rate"]),
-                                       "--mode", "open", "--rate", "0.00001", "-s", "20"], hold, 0, out.name),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            peak_open, at_peak, samples = 0, base, []
-            deadline = time.time() + hold + 30
-            while time.time() < deadline and lg.poll() is None:
-                time.sleep(0.25)
-                open_now = count_sockets(proc.pid) - sockets0
-                if open_now >= peak_open and open_now > 0:
-                    peak_open, at_peak = open_now, rss_bytes(proc.pid)
-                    samples.append((peak_open, at_peak))
+        base = settled_rss(proc.pid) if warm else fresh
+        hold = conns / IDLE["connect_rate"] + 2 * SETTLE_MAX + 20
+        steps = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, count in enumerate((conns // 2, conns - conns // 2)):
+                loadgens.append(open_idle(addr, count, hold, os.path.join(tmp, f"{i}.json")))
+                target = conns // 2 if i == 0 else conns
+                deadline = time.time() + count / IDLE["connect_rate"] + 20
+                while time.time() < deadline and count_sockets(proc.pid) - sockets0 < target:
+                    if any(lg.poll() is not None for lg in loadgens):
+                        break
+                    time.sleep(0.1)
+                rss = settled_rss(proc.pid)
+                steps.append((count_sockets(proc.pid) - sockets0, rss))
+    finally:
+        for lg in loadgens:
             if lg.poll() is None:
                 lg.kill()
             lg.wait()
-    finally:
         stop_server(proc)
-    # The marginal cost: RSS growth from the first sample with at least half
-    # the connections open to the peak, free of one-off pools and of memory
-    # the warm-up left in the allocator.
-    half = next(((n, rss) for n, rss in samples if n >= peak_open / 2 and n < peak_open), None)
-    slope = (at_peak - half[1]) / (peak_open - half[0]) if half else None
+    (half_open, at_half), (peak_open, at_peak) = steps
+    # The marginal cost: RSS growth from the first half to all, free of
+    # one-off pools and of memory the warm-up left in the allocator.
+    slope = (at_peak - at_half) / (peak_open - half_open) if peak_open > half_open else None
     return {"per_conn": (at_peak - base) / max(peak_open, 1), "open": peak_open,
             "base": base, "fresh": fresh, "peak": at_peak, "slope": slope}
 
@@ -789,18 +819,23 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         lines += [
             f"## Server RSS per idle WebSocket, {args.idle_connections:,} idle connections",
             "",
+            "- every RSS below is *settled*: read every 0.25 s until it moved by less than "
+            f"{SETTLE_BYTES // 1024} KiB over {SETTLE_SPAN:.0f} s (at most {SETTLE_MAX:.0f} s), so that "
+            "handshakes still in flight, a receive ring's cold buffers not yet given back and an allocator's "
+            "pending purge are not charged to the idle connections;",
             f"- warm baseline: a fresh server first opens {IDLE['warm_connections']:,} WebSockets that send "
             "10 Hz x 20 B for about a second and close them (so fixed per-worker pools such as the receive-buffer "
-            "ring are already touched); RSS after they closed is the baseline; then (RSS with the idle "
-            "connections open − baseline) / connections open;",
+            "ring are already touched); the settled RSS after they closed is the baseline; then (RSS with the "
+            "idle connections open − baseline) / connections open;",
             "- cold delta: a separate fresh server, baseline RSS 0.5 s after start, no warm-up: the raw delta "
             "/ connections open, which also charges the one-off pools to the connections;",
-            "- marginal: in either run, (RSS at the peak − RSS at the first sample with at least half the "
-            "connections open) / the connections opened in between: what one more idle connection costs, "
-            "free of one-off pools and of memory the warm-up left in the allocator (which the first idle "
-            "connections reuse, so the warm figure can come out low);",
-            "- RSS from /proc/PID/statm, sampled every 0.25 s while connections open; open connections are the "
-            "server's socket fds; the C floor is not measured here.",
+            "- marginal: in either run, the idle connections open in two halves (two loadgens, "
+            f"{IDLE['connect_rate']:,}/s each); (RSS with all open − RSS with the first half open) / the "
+            "second half: what one more idle connection costs, free of one-off pools and of memory the warm-up "
+            "left in the allocator (which the first idle connections reuse, so the warm figure can come out "
+            "low);",
+            "- RSS from /proc/PID/statm; open connections are the server's socket fds; the C floor is not "
+            "measured here.",
             "",
             "| server | warm: bytes/conn | min–max | " + " | ".join(f"warm {t}" for _, t in refs)
             + " | cold: bytes/conn | min–max | marginal bytes/conn | min–max | connections open "
