@@ -21,6 +21,7 @@
 //!   signals, process-wide settings; [`fd_limit`]: the file-descriptor
 //!   limit, and accepting at it.
 
+pub mod allocator;
 pub mod config;
 pub mod connection;
 pub mod echo;

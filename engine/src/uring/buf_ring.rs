@@ -1,24 +1,43 @@
 //! The provided-buffer ring: the worker's shared pool of receive buffers.
 //!
-//! Multishot recv takes free buffers from this ring for what it receives
-//! (one buffer per completion), so a connection holds receive memory only while it has unread
-//! data: an idle connection holds none. `--receive-buffer-size` and
+//! Multishot recv takes free buffers from this ring for what it receives,
+//! so a connection holds receive memory only while it has unread data: an
+//! idle connection holds none. `--receive-buffer-size` and
 //! `--receive-buffers` set the size and count of the entries.
+//!
+//! # Incremental consumption
+//!
+//! The ring is registered with `IOU_PBUF_RING_INC` (Linux 6.12+; older
+//! kernels get a plain ring, see [`ProvidedBuffers::register`]). The kernel
+//! then fills a buffer a completion at a time: a 300-byte upgrade request
+//! or a 20-byte game message takes 300 or 20 bytes of a buffer, not a whole
+//! 4 KiB one, and the next completion, from any connection of the worker,
+//! lands right after it. A completion whose buffer the kernel will go on
+//! filling carries `IORING_CQE_F_BUF_MORE`; the one without it ends the
+//! kernel's use of that buffer. Without incremental consumption every
+//! completion took a whole buffer, so a burst of handshakes touched one
+//! buffer per connection and left hundreds of them resident, published to
+//! the kernel, while the WebSockets then sat idle (`results/engine-io-idle.md`).
 //!
 //! # Ownership
 //!
-//! A buffer is owned by exactly one side at a time:
-//! - **kernel**: from the moment its entry is published (the ring tail is
-//!   advanced past it) until a CQE names its buffer id;
-//! - **user**: from that CQE until its last hold is released
-//!   ([`ProvidedBuffers::release`]), which republishes it.
+//! Each byte of a buffer is owned by exactly one side at a time:
+//! - **kernel**: every byte of a published buffer (its entry is before the
+//!   ring tail) from [`ProvidedBuffers::consumed`] on, until a CQE hands it
+//!   over;
+//! - **user**: the bytes a CQE names (from where the previous completion of
+//!   that buffer ended, for as many bytes as the CQE says), until the last
+//!   hold on the buffer is released ([`ProvidedBuffers::release`]).
 //!
-//! The loop holds a buffer once while it decodes it and once per send piece
-//! that points into it. It reads and writes a buffer only between those two
-//! points, and releases each hold exactly once, which is what makes
-//! [`ProvidedBuffers::chunk`] and [`ProvidedBuffers::chunk_mut`] sound.
-//! A released buffer waits in user space on the spare stack (still owned by
-//! user space, never read or written there) until it is published again.
+//! A buffer goes back to the kernel only when both are done with it: the
+//! kernel has posted its last completion for it (no `BUF_MORE`), and every
+//! hold is released. The loop holds a buffer once while it decodes a
+//! completion's bytes and once per send piece that points into it. It reads
+//! and writes only bytes a completion handed over, only between taking and
+//! releasing those holds, and releases each hold exactly once, which is
+//! what makes [`ProvidedBuffers::chunk`] and [`ProvidedBuffers::chunk_mut`]
+//! sound. A recycled buffer waits in user space on the spare stack (owned
+//! by user space, never read or written there) until it is published again.
 //!
 //! # The working set
 //!
@@ -49,6 +68,9 @@ use io_uring::Submitter;
 
 /// Buffer group id of the one ring each worker registers.
 pub const GROUP_ID: u16 = 0;
+
+/// `IOU_PBUF_RING_INC`: the kernel consumes each buffer incrementally.
+const PBUF_RING_INC: u16 = 2;
 
 /// The fewest buffers kept published (or the whole ring, if smaller).
 pub const MIN_PUBLISHED: usize = 32;
@@ -103,9 +125,16 @@ pub struct ProvidedBuffers {
     size: u32,
     /// Our copy of the tail; the kernel reads the published one.
     tail: u16,
-    /// Holds on each buffer while user space owns it (see [`ProvidedBuffers::hold`]).
+    /// Holds on each buffer while user space owns part of it (see
+    /// [`ProvidedBuffers::take`] and [`ProvidedBuffers::hold`]).
     holds: Vec<u16>,
-    /// Buffers user space owns (held, not yet recycled).
+    /// Bytes of each buffer the kernel has handed over since it was last
+    /// published: where its next completion's bytes begin.
+    consumed: Vec<u32>,
+    /// Whether the kernel has posted its last completion for each buffer
+    /// (one without `BUF_MORE`) since it was last published.
+    kernel_done: Vec<bool>,
+    /// Buffers the kernel is done with and user space has not recycled yet.
     in_user: usize,
     /// Returned buffers not published yet, the most recently used on top.
     spare: Vec<u16>,
@@ -153,6 +182,8 @@ impl ProvidedBuffers {
             size: size32,
             tail: 0,
             holds: vec![0; count],
+            consumed: vec![0; count],
+            kernel_done: vec![false; count],
             in_user: 0,
             // Reversed, so the first published are 0, 1, 2, ...
             spare: (0..count16).rev().collect(),
@@ -169,20 +200,31 @@ impl ProvidedBuffers {
         Ok(ring)
     }
 
-    /// Registers the ring with `submitter` under [`GROUP_ID`].
-    pub fn register(&self, submitter: &Submitter<'_>) -> io::Result<()> {
-        // SAFETY: the entry ring is a live page-aligned mapping of
-        // `count` entries that outlives the registration: the loop drops
-        // (or, with operations outstanding, leaks) it only after the io_uring
-        // instance itself is gone.
-        unsafe {
-            submitter.register_buf_ring_with_flags(
-                self.entries.ptr.as_ptr() as u64,
-                self.count,
-                GROUP_ID,
-                0,
-            )
+    /// Registers the ring with `submitter` under [`GROUP_ID`], with
+    /// incremental consumption where the kernel has it (6.12+), else as a
+    /// plain ring (`EINVAL`). Returns whether it is incremental.
+    pub fn register(&self, submitter: &Submitter<'_>) -> io::Result<bool> {
+        for flags in [PBUF_RING_INC, 0] {
+            // SAFETY: the entry ring is a live page-aligned mapping of
+            // `count` entries that outlives the registration: the loop drops
+            // (or, with operations outstanding, leaks) it only after the
+            // io_uring instance itself is gone. A refused registration
+            // leaves nothing registered.
+            let result = unsafe {
+                submitter.register_buf_ring_with_flags(
+                    self.entries.ptr.as_ptr() as u64,
+                    self.count,
+                    GROUP_ID,
+                    flags,
+                )
+            };
+            match result {
+                Ok(()) => return Ok(flags == PBUF_RING_INC),
+                Err(e) if flags != 0 && e.raw_os_error() == Some(libc::EINVAL) => continue,
+                Err(e) => return Err(e),
+            }
         }
+        unreachable!("the plain registration returns")
     }
 
     /// Number of buffers in the ring.
@@ -195,38 +237,47 @@ impl ProvidedBuffers {
         self.size as usize
     }
 
-    /// The `len` bytes the kernel received into buffer `id`, from `offset`.
+    /// Bytes `start..end` of buffer `id`, which recv completions handed to
+    /// user space.
     ///
-    /// Only call this for a buffer id a recv CQE handed to user space and
-    /// that has not been recycled since, with `offset <= len <=` the CQE's
-    /// byte count.
-    pub fn chunk(&self, id: u16, offset: usize, len: usize) -> &[u8] {
-        assert!(id < self.count && offset <= len && len <= self.size as usize);
-        let start = usize::from(id) * self.size as usize;
-        // SAFETY: `start + len` lies inside the `count * size` mapping (checked
-        // by the assert). Per the ownership rule in the module docs, the kernel
-        // wrote these bytes before posting the CQE and will not write to this
-        // buffer again until its last `release(id)`, which needs `&mut self` and so
-        // cannot happen while the returned borrow lives.
+    /// Only call this for bytes completions handed over (up to where the
+    /// buffer's last completion ended) while the caller holds the buffer.
+    pub fn chunk(&self, id: u16, start: usize, end: usize) -> &[u8] {
+        assert!(id < self.count && start <= end && end <= self.consumed[usize::from(id)] as usize);
+        let base = usize::from(id) * self.size as usize;
+        // SAFETY: `base + end` lies inside the `count * size` mapping (checked
+        // by the assert: `consumed` never exceeds the buffer size). Per the
+        // ownership rule in the module docs, the kernel wrote these bytes
+        // before posting the CQEs that handed them over and will not write
+        // them again before the buffer is republished, which needs its last
+        // `release(id)`, which needs `&mut self` and so cannot happen while
+        // the returned borrow lives. Bytes after `consumed` (which the kernel
+        // may still fill) are not covered.
         unsafe {
-            std::slice::from_raw_parts(self.memory.ptr.as_ptr().add(start + offset), len - offset)
+            std::slice::from_raw_parts(self.memory.ptr.as_ptr().add(base + start), end - start)
         }
     }
 
-    /// The `len` bytes the kernel received into buffer `id`, writable: the
-    /// owned echo path unmasks payloads and writes echo headers in place.
+    /// Bytes `offset..offset + len` of buffer `id`, writable: the owned
+    /// echo path unmasks payloads and writes echo headers in place.
     ///
-    /// Only call this for a buffer a recv CQE handed to user space, before
-    /// any send that points into it is submitted (the loop decodes a buffer
-    /// whole, right after its completion, and queues its sends afterwards).
-    pub fn chunk_mut(&mut self, id: u16, len: usize) -> &mut [u8] {
-        assert!(id < self.count && len <= self.size as usize);
-        let start = usize::from(id) * self.size as usize;
-        // SAFETY: in bounds as asserted. The kernel wrote this buffer before
-        // posting the CQE that handed it to us and does not touch it again
-        // until it is republished, which needs every hold released
-        // (`release`), and holds are only released after the sends that read
-        // it complete. `&mut self` makes this the only live borrow of it.
+    /// Only call this for bytes one recv CQE handed to user space ([`take`]
+    /// returned `offset`, and `len` is at most the CQE's count), before any
+    /// send that points into them is submitted (the loop decodes a
+    /// completion's bytes right after it, and queues its sends afterwards).
+    ///
+    /// [`take`]: ProvidedBuffers::take
+    pub fn chunk_mut(&mut self, id: u16, offset: usize, len: usize) -> &mut [u8] {
+        assert!(id < self.count && offset + len <= self.consumed[usize::from(id)] as usize);
+        let start = usize::from(id) * self.size as usize + offset;
+        // SAFETY: in bounds as asserted, and only bytes the kernel has handed
+        // over (`consumed`): it wrote them before posting the CQE that named
+        // them and never writes them again before the buffer is republished,
+        // which needs every hold released (`release`); holds are released
+        // only after the sends that read these bytes complete. The kernel may
+        // still fill the buffer's later bytes, which this slice does not
+        // cover. `&mut self` makes this the only live borrow of the ring's
+        // memory.
         unsafe { std::slice::from_raw_parts_mut(self.memory.ptr.as_ptr().add(start), len) }
     }
 
@@ -239,17 +290,37 @@ impl ProvidedBuffers {
         unsafe { self.memory.ptr.as_ptr().add(start) }
     }
 
-    /// Adds a hold on buffer `id`, which a completion handed to user space.
-    /// The buffer returns to the kernel when its last hold is released: the
-    /// loop holds it once while decoding it and once per queued send piece
-    /// that points into it.
-    pub fn hold(&mut self, id: u16) {
-        let holds = &mut self.holds[usize::from(id)];
-        if *holds == 0 {
-            // Only a completion hands over a buffer nobody holds.
+    /// A recv completion handed `len` bytes of buffer `id` to user space;
+    /// `more` is its `BUF_MORE` flag (the kernel goes on filling the
+    /// buffer). Takes one hold on the buffer for the caller, and returns
+    /// where the bytes begin in it.
+    pub fn take(&mut self, id: u16, len: usize, more: bool) -> usize {
+        let index = usize::from(id);
+        assert!(
+            id < self.count && !self.kernel_done[index],
+            "buffer {id} is not the kernel's"
+        );
+        let offset = self.consumed[index] as usize;
+        assert!(
+            offset + len <= self.size as usize,
+            "completion past buffer {id}"
+        );
+        self.consumed[index] = (offset + len) as u32;
+        self.holds[index] += 1;
+        if !more {
+            self.kernel_done[index] = true;
             self.in_user += 1;
             self.taken_this_turn += 1;
         }
+        offset
+    }
+
+    /// Adds a hold on buffer `id`, part of which a completion handed to
+    /// user space and which is held already ([`ProvidedBuffers::take`]):
+    /// the loop holds it once per queued send piece that points into it.
+    pub fn hold(&mut self, id: u16) {
+        let holds = &mut self.holds[usize::from(id)];
+        debug_assert!(*holds > 0, "buffer {id} held without a completion");
         *holds += 1;
     }
 
@@ -328,15 +399,19 @@ impl ProvidedBuffers {
             .min(self.count())
     }
 
-    /// Releases a hold on `id`; the last one recycles the buffer onto the
-    /// spare stack (published again by [`ProvidedBuffers::publish`] when the
-    /// working set needs it). Returns whether it was recycled.
+    /// Releases a hold on `id`. Once the kernel is done with the buffer
+    /// too, the last hold recycles it onto the spare stack (published
+    /// again by [`ProvidedBuffers::publish`] when the working set needs it).
+    /// Returns whether it was recycled.
     pub fn release(&mut self, id: u16) -> bool {
-        let holds = &mut self.holds[usize::from(id)];
+        let index = usize::from(id);
+        let holds = &mut self.holds[index];
         debug_assert!(*holds > 0, "buffer {id} released more often than held");
         *holds -= 1;
-        if *holds == 0 {
+        if *holds == 0 && self.kernel_done[index] {
             self.in_user -= 1;
+            self.consumed[index] = 0;
+            self.kernel_done[index] = false;
             self.spare.push(id);
             true
         } else {
@@ -416,9 +491,70 @@ mod tests {
             // `push_entry` and is not being written now (`&mut ring`).
             let id = unsafe { (*base.add(slot)).bid() };
             self.head = self.head.wrapping_add(1);
-            ring.hold(id);
+            ring.take(id, ring.buffer_size(), false);
             Some(id)
         }
+
+        /// Like an incremental ring: hands over the next `len` bytes of the
+        /// buffer at the head (the rest of it if that is less), and moves
+        /// on to the next buffer only once this one is full. Returns the
+        /// buffer, where the bytes begin and how many they are.
+        fn take_part(
+            &mut self,
+            ring: &mut ProvidedBuffers,
+            len: usize,
+        ) -> Option<(u16, usize, usize)> {
+            if self.head == ring.tail {
+                return None;
+            }
+            let slot = usize::from(self.head & (ring.count - 1));
+            let base: *const BufRingEntry = ring.entries.ptr.as_ptr().cast();
+            // SAFETY: as in `take`.
+            let id = unsafe { (*base.add(slot)).bid() };
+            let left = ring.buffer_size() - ring.consumed[usize::from(id)] as usize;
+            let len = len.min(left);
+            let more = len < left;
+            if !more {
+                self.head = self.head.wrapping_add(1);
+            }
+            let offset = ring.take(id, len, more);
+            Some((id, offset, len))
+        }
+    }
+
+    #[test]
+    fn an_incremental_buffer_returns_once_the_kernel_and_every_hold_are_done() {
+        let mut ring = ProvidedBuffers::new(64, 256).unwrap();
+        let mut kernel = FakeKernel { head: 0 };
+        let published = ring.published();
+        // Three small completions share the first buffer, one after another.
+        let parts: Vec<(u16, usize, usize)> = [100, 50, 60]
+            .iter()
+            .map(|&len| kernel.take_part(&mut ring, len).unwrap())
+            .collect();
+        assert_eq!(parts, [(0, 0, 100), (0, 100, 50), (0, 150, 60)]);
+        for &(id, offset, len) in &parts {
+            ring.chunk_mut(id, offset, len).fill(len as u8);
+        }
+        assert_eq!(ring.chunk(0, 100, 150), &[50u8; 50][..]);
+        // Still the kernel's: nothing left user space, nothing to republish.
+        assert_eq!(ring.free(), 64);
+        assert_eq!(ring.published(), published);
+        // A send piece holds the second part; the decode holds all go.
+        ring.hold(0);
+        for _ in &parts {
+            assert!(!ring.release(0), "the kernel still fills buffer 0");
+        }
+        // The kernel fills the rest (46 bytes) and is done with it.
+        assert_eq!(kernel.take_part(&mut ring, 100), Some((0, 210, 46)));
+        assert_eq!(ring.free(), 63);
+        assert!(!ring.release(0), "the send piece still holds it");
+        assert!(ring.release(0), "the kernel and every hold are done");
+        assert_eq!(ring.consumed[0], 0);
+        assert_eq!(ring.free(), 64);
+        // The next completion starts at the next buffer.
+        assert_eq!(kernel.take_part(&mut ring, 10), Some((1, 0, 10)));
+        ring.release(1);
     }
 
     #[test]
@@ -502,7 +638,7 @@ mod tests {
         for _ in 0..5 {
             let ids: Vec<u16> = std::iter::from_fn(|| kernel.take(&mut ring)).collect();
             for &id in &ids {
-                ring.chunk_mut(id, 1)[0] = 1;
+                ring.chunk_mut(id, 0, 1)[0] = 1;
             }
             for _ in 0..30 {
                 ring.ran_short();
@@ -524,7 +660,7 @@ mod tests {
         for _ in 0..(4 * COLD_SWEEPS) {
             for _ in 0..100 {
                 let id = kernel.take(&mut ring).unwrap();
-                ring.chunk_mut(id, 1)[0] = 1;
+                ring.chunk_mut(id, 0, 1)[0] = 1;
                 ring.release(id);
                 ring.publish();
             }

@@ -10,6 +10,7 @@ use super::event_loop::Loop;
 use super::executor::Executor;
 use super::http_io::{self, HttpEnv, HttpIo};
 use super::timers::Timers;
+use crate::allocator::QuietCollector;
 use crate::shutdown::ShutdownSignal;
 use crate::worker::WorkerSpec;
 
@@ -42,6 +43,7 @@ pub fn run(spec: WorkerSpec) {
     });
     let _ = ready.send(Ok(()));
     let mut shutdown_deadline = None;
+    let mut quiet = QuietCollector::new(Instant::now());
     loop {
         if event_loop.borrow().has_accepted() {
             let accepted = event_loop.borrow_mut().take_accepted();
@@ -71,6 +73,7 @@ pub fn run(spec: WorkerSpec) {
             }
             timers.fire(now);
             event_loop.borrow_mut().sweep(now);
+            quiet.tick(now, event_loop.borrow().completions());
         }
         if shutdown_deadline.is_some() && event_loop.borrow().connections() == 0 {
             break;
