@@ -431,7 +431,7 @@ def concurrent_fixed_rate_cpu(servers, duration):
 
 IDLE = {"connections": 9000, "warm_connections": 2000, "connect_rate": 3000}
 # Settled: the RSS moved by less than this over SETTLE_SPAN (or SETTLE_MAX passed).
-SETTLE_BYTES, SETTLE_SPAN, SETTLE_MAX = 32 * 1024, 1.0, 6.0
+SETTLE_BYTES, SETTLE_SPAN, SETTLE_MAX = 32 * 1024, 2.0, 8.0
 
 
 def settled_rss(pid):
