@@ -78,6 +78,13 @@ pub const MIN_PUBLISHED: usize = 32;
 /// Sweeps a spare buffer must go unused before its memory is given back.
 pub const COLD_SWEEPS: u32 = 10;
 
+/// The system's page size.
+fn page_size() -> usize {
+    // SAFETY: sysconf reads a constant of the system and touches no memory.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
 /// An anonymous private mapping, unmapped on drop.
 struct Mapping {
     ptr: NonNull<u8>,
@@ -364,22 +371,40 @@ impl ProvidedBuffers {
 
     /// Gives the memory of the spare buffers no publish reached in the
     /// cold window back to the kernel. Returns how many buffers that was.
+    ///
+    /// `madvise` works on whole pages, so only the pages that lie entirely
+    /// inside a buffer are given back: a buffer smaller than a page shares
+    /// its page with neighbours that may be published or held, and giving
+    /// that page back would zero their bytes under a recv or a send. (It
+    /// did: with 256-byte buffers, giving back a cold buffer at a page
+    /// boundary zeroed the next fifteen, and echoes went out as zeros.) So
+    /// a ring of buffers smaller than a page keeps its memory; it is at
+    /// most `count` pages.
     fn give_back_cold(&mut self) -> usize {
         let cold = self.spare_low.min(self.spare.len());
+        let page = page_size();
+        let size = self.size as usize;
         let mut given = 0;
         for &id in &self.spare[self.given_back.min(cold)..cold] {
-            let start = usize::from(id) * self.size as usize;
-            // SAFETY: the range is buffer `id`, inside the `count * size`
-            // mapping. A buffer on the spare stack is owned by user space
-            // (not published, so the kernel does not write it) and has no
-            // holds (no send reads it, no slice of it is alive: `chunk`
-            // borrows need a hold). MADV_DONTNEED only drops its pages; the
-            // next write faults in zeroed ones, and its bytes are never read
-            // before a recv writes them.
+            let start = usize::from(id) * size;
+            // The pages wholly inside the buffer (the mapping is page aligned).
+            let first = start.next_multiple_of(page);
+            let end = (start + size) / page * page;
+            if first >= end {
+                continue;
+            }
+            // SAFETY: `first..end` lies inside buffer `id`, inside the
+            // `count * size` mapping, and is page aligned, so madvise drops
+            // no byte outside that buffer. A buffer on the spare stack is
+            // owned by user space (not published, so the kernel does not
+            // write it) and has no holds (no send reads it, no slice of it is
+            // alive: `chunk` borrows need a hold). MADV_DONTNEED only drops
+            // its pages; the next write faults in zeroed ones, and its bytes
+            // are never read before a recv writes them.
             let result = unsafe {
                 libc::madvise(
-                    self.memory.ptr.as_ptr().add(start).cast(),
-                    self.size as usize,
+                    self.memory.ptr.as_ptr().add(first).cast(),
+                    end - first,
                     libc::MADV_DONTNEED,
                 )
             };
@@ -673,6 +698,31 @@ mod tests {
             ring.published()
         );
         assert_eq!(ring.free(), 1024);
+    }
+
+    #[test]
+    fn giving_back_small_cold_buffers_never_touches_their_neighbours() {
+        // 256-byte buffers: sixteen to a page.
+        let mut ring = ProvidedBuffers::new(64, 256).unwrap();
+        let mut kernel = FakeKernel { head: 0 };
+        let ids: Vec<u16> = std::iter::from_fn(|| kernel.take(&mut ring)).collect();
+        assert!(ids.contains(&0) && ids.contains(&1));
+        for &id in &ids {
+            ring.chunk_mut(id, 0, 256).fill(0xab);
+        }
+        // Buffer 1 stays held (a send still reads it); its page neighbours,
+        // buffer 0 among them, go back to the spare stack and go cold.
+        for &id in ids.iter().filter(|&&id| id != 1) {
+            ring.release(id);
+        }
+        for _ in 0..(3 * COLD_SWEEPS) {
+            ring.decay();
+        }
+        assert!(
+            ring.chunk(1, 0, 256).iter().all(|&b| b == 0xab),
+            "a held buffer lost its bytes to a neighbour's give-back"
+        );
+        ring.release(1);
     }
 
     #[test]
