@@ -97,8 +97,36 @@ use crate::payload::PayloadKind;
 use crate::reconnect::{self, ReconnectQueue};
 use crate::stats::{Interval, Phase, Snapshot};
 
-const TIMER: Token = Token(usize::MAX - 1);
-const STOP: Token = Token(usize::MAX - 2);
+/// The event token of a worker's tick timer (connections use slab keys).
+pub const TIMER: Token = Token(usize::MAX - 1);
+/// The event token of the stop signal's wake-up fd.
+pub const STOP: Token = Token(usize::MAX - 2);
+
+/// What every worker thread does first: pins itself to its CPU of `pin`
+/// (warning, not failing, when it cannot), asks for tight timer slack, and
+/// makes its poll with the tick timer ([`TIMER`]) and the stop signal
+/// ([`STOP`]) registered. `role` names the worker in the warning.
+pub fn start_event_loop(
+    pin: Option<&[usize]>,
+    index: usize,
+    role: &str,
+    stop: &StopSignal,
+) -> io::Result<(Poll, Timer)> {
+    if let Some(cpus) = pin {
+        let cpu = cpus[index % cpus.len()];
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+            eprintln!("loadgen: warning: could not pin {role} {index} to CPU {cpu}");
+        }
+    }
+    clock::minimize_timer_slack();
+    let poll = Poll::new()?;
+    let timer = Timer::new()?;
+    poll.registry()
+        .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut SourceFd(&stop.wake_fd()), STOP, Interest::READABLE)?;
+    Ok((poll, timer))
+}
 /// Connect timeouts are checked at their deadline, but at most this often
 /// (a scan over the pending connections), so thousands of connections
 /// opening at once cost a bounded number of scans.
@@ -184,25 +212,7 @@ struct Worker {
 /// Runs one worker to completion: connect, load, drain, report.
 pub fn run(spec: WorkerSpec) -> io::Result<()> {
     let cfg = spec.cfg.clone();
-    if let Some(cpus) = &cfg.pin {
-        let cpu = cpus[spec.index % cpus.len()];
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            eprintln!(
-                "loadgen: warning: could not pin worker {} to CPU {cpu}",
-                spec.index
-            );
-        }
-    }
-    clock::minimize_timer_slack();
-    let poll = Poll::new()?;
-    let timer = Timer::new()?;
-    poll.registry()
-        .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
-    poll.registry().register(
-        &mut SourceFd(&spec.stop.wake_fd()),
-        STOP,
-        Interest::READABLE,
-    )?;
+    let (poll, timer) = start_event_loop(cfg.pin.as_deref(), spec.index, "worker", &spec.stop)?;
     let warm_ns = cfg.warmup.as_nanos() as u64;
     let end_ns = warm_ns + cfg.duration.as_nanos() as u64;
     let n_local = cfg.connections_of(spec.index);

@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpStream;
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -46,9 +45,8 @@ use crate::soak::config::SoakConfig;
 use crate::soak::mix::{first_tick, phase_ns};
 use crate::soak::source;
 use crate::soak::stats::{SoakInterval, SoakPhase, SoakSnapshot};
+use crate::worker::{start_event_loop, STOP, TIMER};
 
-const TIMER: Token = Token(usize::MAX);
-const STOP: Token = Token(usize::MAX - 1);
 /// Most churn a worker makes up at once after being held up (100 ms worth).
 const CHURN_CATCH_UP_NS: u64 = 100_000_000;
 
@@ -128,25 +126,8 @@ struct Worker {
 /// Runs one worker: ramp, hold with churn, drain, final snapshot.
 pub fn run(spec: SoakWorkerSpec) -> io::Result<()> {
     let cfg = spec.cfg.clone();
-    if let Some(cpus) = &cfg.pin {
-        let cpu = cpus[spec.index % cpus.len()];
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            eprintln!(
-                "loadgen: warning: could not pin soak worker {} to CPU {cpu}",
-                spec.index
-            );
-        }
-    }
-    clock::minimize_timer_slack();
-    let poll = Poll::new()?;
-    let timer = Timer::new()?;
-    poll.registry()
-        .register(&mut SourceFd(&timer.as_raw_fd()), TIMER, Interest::READABLE)?;
-    poll.registry().register(
-        &mut SourceFd(&spec.stop.wake_fd()),
-        STOP,
-        Interest::READABLE,
-    )?;
+    let (poll, timer) =
+        start_event_loop(cfg.pin.as_deref(), spec.index, "soak worker", &spec.stop)?;
     let ramp_end = cfg.ramp().as_nanos() as u64;
     let hold_end = ramp_end + cfg.duration.as_nanos() as u64;
     let per_worker_churn = cfg.churn_rate / cfg.threads as f64;
