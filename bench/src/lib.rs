@@ -16,6 +16,7 @@
 
 pub mod compare;
 pub mod harness;
+pub mod log_axis;
 pub mod machine;
 pub mod micro;
 pub mod peer;

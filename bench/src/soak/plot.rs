@@ -8,6 +8,7 @@ use plotters::prelude::*;
 
 use loadgen::soak::series::Row;
 
+use crate::log_axis::log_label;
 use crate::soak::sample::Sample;
 
 /// Why a plot could not be written.
@@ -290,18 +291,6 @@ fn draw(path: &Path, chart: &Chart) -> Result<(), String> {
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
-}
-
-/// The label of log10 value `y` on a log axis: only at 1, 2 and 5 times a
-/// power of ten, empty elsewhere.
-fn log_label(y: f64) -> String {
-    let value = 10f64.powf(y);
-    let decade = 10f64.powf(y.floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * decade)
-        .find(|nice| (value - nice).abs() / nice < 0.02)
-        .map_or_else(String::new, |nice| format!("{nice:.0}"))
 }
 
 #[cfg(test)]
