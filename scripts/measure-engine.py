@@ -17,7 +17,7 @@ pinned to CPU 0 and only ever targets 127.0.0.1, with a bounded duration (it
 stops by itself). Within a repeat the servers take turns, and the order rotates
 from repeat to repeat (interleaved, round-robin), so host drift hits them alike.
 Scenarios (`--scenarios`, default `fixed,shooter,closed-200x16k,closed-500x16k,
-concurrent,idle`; `closed-100x20` on request):
+closed-100x20,concurrent,idle`; `closed-100x1k` and `closed-50x64k` on request):
 
 - `fixed`: 100 conns x 500 Hz x 20 B open loop (`-m open -r 500 -s 20`): server
   CPU us per echo, and syscalls per echo (`perf stat -e raw_syscalls:sys_enter
@@ -25,8 +25,11 @@ concurrent,idle`; `closed-100x20` on request):
   tracepoint's cost stays out of the CPU figure);
 - `shooter`: loadgen `--preset shooter-128hz` (200 conns x 128 Hz x 18-64 B,
   open loop): server CPU us per echo;
-- `closed-200x16k`, `closed-500x16k` (and `closed-100x20`): closed-loop msg/s
-  and server CPU us per echo;
+- `closed-200x16k`, `closed-500x16k`, `closed-100x20` (and `closed-100x1k`,
+  `closed-50x64k`): closed-loop msg/s and server CPU us per echo, each server
+  held to `--held-share` percent of its core (default 40) by a cgroup v1 CPU
+  quota so that the client, on a whole core, is never the bottleneck: msg/s
+  then ranks the servers by what they do with the same CPU;
 - `concurrent`: ringecho uring and epoll (plus `--baseline` builds) running at
   the same time on CPU 1, each at 100 x 250 Hz x 20 B from its own loadgen;
   per-run ratios to epoll;
@@ -40,10 +43,14 @@ concurrent,idle`; `closed-100x20` on request):
 
 Server CPU is utime+stime from /proc/PID/stat over the measured loadgen run
 (after a separate 1.5 s warm-up run on the same server), divided by the echoes
-*loadgen* received, the same count for every server.
+*loadgen* received, the same count for every server. Every row also gives the
+server's and the client's CPU as percent of a core over that run; a row whose
+client was above 90% of its core measures the client: it is marked
+client-bound and not ranked.
 
 Usage: scripts/measure-engine.py [--repeats 5] [--duration 5] [--servers KEYS]
-                                 [--scenarios NAMES] [--quick] [--no-syscalls]
+                                 [--scenarios NAMES] [--held-share 40]
+                                 [--quick] [--no-syscalls]
                                  [--ring-sizes 128,1024,4096] [--baseline LABEL=PATH]
                                  [--out results/engine-io.md]
 Needs release builds: cargo build --release -p ringecho -p loadgen
@@ -112,8 +119,73 @@ def watch_stderr(proc):
     return ready, found
 
 
+class HeldCore:
+    """A cgroup v1 CPU group that holds a server to `share` percent of one
+    core: `cpu.cfs_quota_us` = share x 100 per `cpu.cfs_period_us` 10000.
+    A server started while the group is active (`with group:`) enters it
+    before its first instruction, so the client, on a whole core of its
+    own, never becomes the bottleneck and msg/s ranks servers by what they
+    do with the same CPU. The quota binds only SCHED_OTHER tasks, so held
+    servers run SCHED_OTHER even under `--realtime`."""
+
+    ROOT = "/sys/fs/cgroup/cpu"
+    PERIOD_US = 10000
+
+    def __init__(self, share):
+        self.share = share
+        self.path = os.path.join(self.ROOT, f"ringecho-held-{os.getpid()}")
+
+    def create(self):
+        """Makes the group; exits with what to do when cgroup v1's cpu
+        controller is missing or not writable."""
+        why = None
+        if not os.path.isfile(os.path.join(self.ROOT, "cpu.cfs_quota_us")):
+            why = f"no cgroup v1 cpu controller at {self.ROOT}"
+        else:
+            try:
+                os.makedirs(self.path, exist_ok=True)
+                with open(os.path.join(self.path, "cpu.cfs_period_us"), "w") as f:
+                    f.write(str(self.PERIOD_US))
+                with open(os.path.join(self.path, "cpu.cfs_quota_us"), "w") as f:
+                    f.write(str(self.PERIOD_US * self.share // 100))
+            except OSError as error:
+                why = f"cannot set up {self.path}: {error}"
+        if why:
+            sys.exit(f"--held-share {self.share}: {why} (it needs root and cgroup v1's cpu controller; "
+                     "--held-share 0 runs the closed-loop scenarios unheld, where a saturated client "
+                     "ranks nothing)")
+
+    def remove(self):
+        """Removes the group (its servers have exited by now)."""
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+    def wrap(self, cmd):
+        """`cmd`, entering the group and SCHED_OTHER before it execs."""
+        procs = os.path.join(self.path, "cgroup.procs")
+        return ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs, "chrt", "-o", "0", *cmd]
+
+    def __enter__(self):
+        global SPAWN_GROUP
+        SPAWN_GROUP = self
+        return self
+
+    def __exit__(self, *exc):
+        global SPAWN_GROUP
+        SPAWN_GROUP = None
+
+
+# The HeldCore that servers started now enter (set by `with group:`).
+SPAWN_GROUP = None
+
+
 def spawn_pinned(cmd, env=None):
-    return subprocess.Popen(["taskset", "-c", SERVER_CPU, *cmd], stdin=subprocess.DEVNULL,
+    cmd = ["taskset", "-c", SERVER_CPU, *cmd]
+    if SPAWN_GROUP is not None:
+        cmd = SPAWN_GROUP.wrap(cmd)
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, NO_COLOR="1", **(env or {})))
 
@@ -317,13 +389,31 @@ def read_report(path, returncode, args):
     return report
 
 
+def wait_with_usage(proc, timeout):
+    """Waits for `proc` (killed after `timeout` s); returns (exit code, its
+    CPU seconds, utime+stime from wait4, so every thread it ran counts)."""
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        killer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
+
+
 def loadgen(addr, args, duration, warmup):
-    """One bounded loadgen run to completion; returns its JSON report."""
+    """One bounded loadgen run to completion; returns its JSON report, with
+    the client's own CPU over its life added as report["client_cpu"]
+    (seconds, wall seconds)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         cmd = loadgen_command(addr, args, duration, warmup, out.name)
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=duration + warmup + 120)
-        return read_report(out.name, done.returncode, cmd)
+        started = time.time()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        code, cpu = wait_with_usage(proc, duration + warmup + 120)
+        report = read_report(out.name, code, cmd)
+        report["client_cpu"] = (cpu, time.time() - started)
+        return report
 
 
 def messages(report):
@@ -335,19 +425,28 @@ def messages(report):
 WARM = (1.0, 0.5)  # duration, warmup of the unmeasured run before each measured one
 
 
-def measure_load(server, args, duration, big=False, syscalls=False):
-    """Fresh server; a warm-up loadgen run; then the measured run: server
-    CPU over it / loadgen's echoes. With syscalls, a further run on the same
-    server under `perf stat -e raw_syscalls:sys_enter -p PID`."""
-    proc, addr = server.start(big)
+def measure_load(server, args, duration, big=False, syscalls=False, held=None):
+    """Fresh server (inside the HeldCore `held`, if given); a warm-up
+    loadgen run; then the measured run: server CPU over it / loadgen's
+    echoes, and the server's and the client's CPU as percent of a core over
+    the client's whole measured run. With syscalls, a further run on the
+    same server under `perf stat -e raw_syscalls:sys_enter -p PID`."""
+    if held is not None:
+        with held:
+            proc, addr = server.start(big)
+    else:
+        proc, addr = server.start(big)
     result = {}
     try:
         loadgen(addr, args, *WARM)
         cpu0 = cpu_seconds(proc.pid)
         report = loadgen(addr, args, duration, 0)
         cpu = cpu_seconds(proc.pid) - cpu0
+        client_cpu, wall = report["client_cpu"]
         result = {"rate": report["msgs_per_sec"], "echoes": messages(report),
                   "cpu_us": cpu * 1e6 / max(messages(report), 1),
+                  "server_pct": 100 * cpu / max(wall, 1e-9),
+                  "client_pct": 100 * client_cpu / max(wall, 1e-9),
                   "p99": report["latency_us"]["corrected"]["p99"],
                   "errors": report["exit"]["code"] != 0}
         if syscalls:
@@ -387,18 +486,20 @@ def syscalls_per_echo(pid, addr, args, duration):
             "syscalls_echoes": messages(report)}
 
 
-def throughput(backend, conns, size, duration):
-    """ringecho `backend`, closed loop: (msg/s, server CPU-us per message).
-    (Kept for scripts/measure-metrics-cost.py, which sets SERVER first.)"""
+def throughput(backend, conns, size, duration, held=None):
+    """ringecho `backend`, closed loop (held by the HeldCore `held`, if
+    given): (msg/s, server CPU-us per message, client CPU % of its core).
+    (Also used by scripts/measure-metrics-cost.py, which sets SERVER first.)"""
     server = Server(backend, backend, lambda big: start_server(backend))
-    r = measure_load(server, ["-c", str(conns), "-s", str(size), "--mode", "closed"], duration)
-    return r["rate"], r["cpu_us"]
+    r = measure_load(server, ["-c", str(conns), "-s", str(size), "--mode", "closed"], duration, held=held)
+    return r["rate"], r["cpu_us"], r["client_pct"]
 
 
 def concurrent_fixed_rate_cpu(servers, duration):
     """One run of every (label, backend, binary) server at once on CPU 1,
     each loaded by its own open-loop loadgen on CPU 0 at 100 x 250 Hz x 20 B.
-    Returns {label: server CPU-us per message}."""
+    Returns ({label: server CPU-us per message}, the loadgens' CPU together
+    as percent of their core)."""
     args = ["-c", "100", "-s", "20", "--mode", "open", "--rate", "250"]
     running = []
     try:
@@ -410,20 +511,23 @@ def concurrent_fixed_rate_cpu(servers, duration):
             outs = {label: tempfile.NamedTemporaryFile(suffix=".json") for label, _, _ in running}
             cmds = {label: loadgen_command(addr, args, seconds, warmup, outs[label].name)
                     for label, _, addr in running}
+            started = time.time()
             procs = {label: subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for label, cmd in cmds.items()}
-            reports = {}
+            reports, client_cpu = {}, 0.0
             for label, p in procs.items():
-                code = p.wait(timeout=seconds + warmup + 120)
+                code, cpu = wait_with_usage(p, seconds + warmup + 120)
+                client_cpu += cpu
                 reports[label] = read_report(outs[label].name, code, cmds[label])
                 outs[label].close()
-            return reports
+            return reports, 100 * client_cpu / max(time.time() - started, 1e-9)
 
         load_all(*WARM)
         cpu0 = {label: cpu_seconds(proc.pid) for label, proc, _ in running}
-        reports = load_all(duration, 0)
-        return {label: (cpu_seconds(proc.pid) - cpu0[label]) * 1e6 / max(messages(reports[label]), 1)
-                for label, proc, _ in running}
+        reports, client_pct = load_all(duration, 0)
+        per_msg = {label: (cpu_seconds(proc.pid) - cpu0[label]) * 1e6 / max(messages(reports[label]), 1)
+                   for label, proc, _ in running}
+        return per_msg, client_pct
     finally:
         for _, proc, _ in running:
             stop_server(proc)
@@ -523,10 +627,17 @@ SCENARIOS = {
                        "args": ["-c", "500", "-s", "16384", "--mode", "closed"]},
     "closed-100x20": {"kind": "closed", "title": "100 conns x 20 B, closed loop, 1 in flight",
                       "args": ["-c", "100", "-s", "20", "--mode", "closed"]},
+    "closed-100x1k": {"kind": "closed", "title": "100 conns x 1 KiB, closed loop, 1 in flight",
+                      "args": ["-c", "100", "-s", "1024", "--mode", "closed"]},
+    "closed-50x64k": {"kind": "closed", "big": True, "title": "50 conns x 64 KiB, closed loop, 1 in flight",
+                      "args": ["-c", "50", "-s", "65536", "--mode", "closed"]},
     "concurrent": {"kind": "concurrent"},
     "idle": {"kind": "idle"},
 }
-DEFAULT_SCENARIOS = "fixed,shooter,closed-200x16k,closed-500x16k,concurrent,idle"
+DEFAULT_SCENARIOS = "fixed,shooter,closed-200x16k,closed-500x16k,closed-100x20,concurrent,idle"
+# A client above this share of its core measures itself: its row is marked
+# client-bound and ranks nothing.
+CLIENT_BOUND_PCT = 90
 
 
 def med(values):
@@ -537,14 +648,42 @@ def fmt(value, spec):
     return "–" if value is None else format(value, spec)
 
 
+def client_bound(runs):
+    """Whether the client's median CPU over these runs was above
+    CLIENT_BOUND_PCT of its core: the row then measures the client."""
+    pct = med([r["client_pct"] for r in runs if "client_pct" in r])
+    return pct is not None and pct > CLIENT_BOUND_PCT
+
+
 def ratio_cells(results, key, field, servers):
-    """Ratios of this server's median to each reference's median."""
+    """Ratios of this server's median to each reference's median; none for
+    or against a client-bound row, which ranks nothing."""
+    if client_bound(results[key]):
+        return ["client-bound"] * len(REFERENCES)
     mine = med([r[field] for r in results[key] if field in r])
     cells = []
     for ref, _ in REFERENCES:
         theirs = med([r[field] for r in results.get(ref, []) if field in r])
-        cells.append(f"{mine / theirs:.2f}x" if mine is not None and theirs else "–")
+        ranked = ref in results and not client_bound(results[ref])
+        cells.append(f"{mine / theirs:.2f}x" if mine is not None and theirs and ranked else "–")
     return cells
+
+
+def cpu_cells(runs):
+    """The server's and the client's CPU, percent of a core (medians)."""
+    server = med([r["server_pct"] for r in runs if "server_pct" in r])
+    client = med([r["client_pct"] for r in runs if "client_pct" in r])
+    return [fmt(server, ".0f") + ("%" if server is not None else ""),
+            fmt(client, ".0f") + ("%" if client is not None else "")
+            + (" **client-bound**" if client_bound(runs) else "")]
+
+
+def ranks(results, servers, field, best_high):
+    """{server key: rank by the median of `field`} over the rows that are
+    not client-bound (1 is best)."""
+    ranked = [s.key for s in servers if results.get(s.key) and not client_bound(results[s.key])]
+    ranked.sort(key=lambda k: med([r[field] for r in results[k]]), reverse=best_high)
+    return {k: i + 1 for i, k in enumerate(ranked)}
 
 
 def range_cell(values, spec):
@@ -577,6 +716,10 @@ def main():
     parser.add_argument("--idle-connections", type=int, help=f"default {IDLE['connections']}")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: 1 repeat, 1 s runs, 0.7 s warm-ups, 500 idle connections (200 warm-up)")
+    parser.add_argument("--held-share", type=int, default=40, metavar="PCT",
+                        help="hold each server to PCT%% of its core (cgroup v1 CPU quota, PCT x 100 us per "
+                             "10 ms) in the closed-loop scenarios, so the client never saturates first and "
+                             "msg/s ranks capacity (default 40; 0 runs them unheld)")
     parser.add_argument("--no-syscalls", action="store_true", help="skip the perf syscall count")
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "engine-io.md"))
     parser.add_argument("--ring-sizes", default="",
@@ -603,6 +746,8 @@ def main():
         global WARM
         WARM = (0.5, 0.2)
 
+    if not 0 <= args.held_share <= 100:
+        sys.exit(f"--held-share wants a percentage from 0 (unheld) to 100, got {args.held_share}")
     keys = [k.strip() for k in args.servers.split(",") if k.strip()]
     unknown = [k for k in keys if k not in {s.key for s in SERVERS}]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -630,6 +775,19 @@ def main():
     if "fixed" in scenarios and syscall_note:
         print(f"syscalls per echo: {syscall_note}", flush=True)
 
+    held = None
+    if args.held_share and (args.ring_sizes or any(SCENARIOS[n]["kind"] == "closed" for n in scenarios)):
+        held = HeldCore(args.held_share)
+        held.create()
+    try:
+        run_all(args, scenarios, servers, baselines, syscall_note, held)
+    finally:
+        if held is not None:
+            held.remove()
+
+
+def run_all(args, scenarios, servers, baselines, syscall_note, held):
+    """Measures every scenario and writes the report."""
     started = time.time()
     plan = []  # (scenario, repeat, server) points, for the progress count
     for name in scenarios:
@@ -648,7 +806,7 @@ def main():
         print(f"[{done}/{total} {time.time() - started:5.0f}s] {text}", flush=True)
 
     results = {}  # scenario -> server key -> [result dict per repeat]
-    concurrent = {}
+    concurrent, concurrent_client = {}, []
     for name in scenarios:
         sc = SCENARIOS[name]
         if sc["kind"] in ("cpu", "closed"):
@@ -657,7 +815,8 @@ def main():
                 order = servers[rep % len(servers):] + servers[:rep % len(servers)]
                 for s in order:
                     want_sys = sc.get("syscalls", False) and not syscall_note
-                    r = measure_load(s, sc["args"], args.duration, big=sc.get("big", False), syscalls=want_sys)
+                    r = measure_load(s, sc["args"], args.duration, big=sc.get("big", False), syscalls=want_sys,
+                                     held=held if sc["kind"] == "closed" else None)
                     results[name][s.key].append(r)
                     extra = ""
                     if want_sys:
@@ -667,8 +826,11 @@ def main():
                         extra += f", {r['staged']} staged receives"
                     if "offered" in sc and r["rate"] < 0.9 * sc["offered"]:
                         extra += f" (BELOW 90% of the offered {sc['offered']:,}/s)"
+                    if r["client_pct"] > CLIENT_BOUND_PCT:
+                        extra += " (CLIENT-BOUND)"
                     progress(f"{name} repeat {rep + 1}/{args.repeats} {s.key}: {r['rate']:,.0f} msg/s, "
-                             f"{r['cpu_us']:.2f} CPU-us/echo, p99 {r['p99']:.0f} us{extra}"
+                             f"{r['cpu_us']:.2f} CPU-us/echo, server {r['server_pct']:.0f}% "
+                             f"client {r['client_pct']:.0f}% of a core, p99 {r['p99']:.0f} us{extra}"
                              + (" (loadgen reported errors)" if r["errors"] else ""))
         elif sc["kind"] == "concurrent":
             together = [(s.key.split("-")[1], s.key.split("-")[1], SERVER)
@@ -678,12 +840,15 @@ def main():
                 total -= args.repeats
                 continue
             concurrent = {label: [] for label, _, _ in together}
+            concurrent_client = []
             for rep in range(args.repeats):
-                run = concurrent_fixed_rate_cpu(together, args.duration)
+                run, client_pct = concurrent_fixed_rate_cpu(together, args.duration)
                 for label, value in run.items():
                     concurrent[label].append(value)
+                concurrent_client.append(client_pct)
                 progress(f"concurrent repeat {rep + 1}/{args.repeats}: "
-                         + ", ".join(f"{label} {value:.2f}" for label, value in run.items()) + " CPU-us/msg")
+                         + ", ".join(f"{label} {value:.2f}" for label, value in run.items())
+                         + f" CPU-us/msg, loadgens {client_pct:.0f}% of their core")
         elif sc["kind"] == "idle":
             idle_servers = [s for s in servers if s.idle]
             results["idle"] = {s.key: {"warm": [], "cold": []} for s in idle_servers}
@@ -704,14 +869,15 @@ def main():
             for count in ["epoll"] + args.ring_sizes.split(","):
                 EXTRA_SERVER_ARGS[:] = [] if count == "epoll" else ["--receive-buffers", count]
                 runs.setdefault(count, []).append(throughput("epoll" if count == "epoll" else "uring",
-                                                             conns, size, args.duration))
-                print(f"ring {count} {conns}x{size} run {i + 1}: {runs[count][-1][1]:.2f} CPU-us/msg", flush=True)
+                                                             conns, size, args.duration, held))
+                print(f"ring {count} {conns}x{size} run {i + 1}: {runs[count][-1][0]:,.0f} msg/s, "
+                      f"{runs[count][-1][1]:.2f} CPU-us/msg, client {runs[count][-1][2]:.0f}%", flush=True)
         EXTRA_SERVER_ARGS[:] = []
         ring_rows.append((f"{conns} x {size} B closed", {
-            k: (med([r[0] for r in v]), med([r[1] for r in v])) for k, v in runs.items()}))
+            k: (med([r[0] for r in v]), med([r[1] for r in v]), med([r[2] for r in v])) for k, v in runs.items()}))
 
-    write_report(args, scenarios, servers, results, concurrent, baselines, ring_rows, syscall_note,
-                 time.time() - started)
+    write_report(args, scenarios, servers, results, (concurrent, concurrent_client), baselines, ring_rows,
+                 syscall_note, time.time() - started)
 
 
 def write_report(args, scenarios, servers, results, concurrent, baselines, ring_rows, syscall_note, elapsed):
@@ -740,6 +906,15 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         "figures are medians, ranges are min–max over the repeats; ratios are of the medians",
         "- server CPU per echo: utime+stime (/proc/PID/stat, 10 ms ticks) over the measured run, divided by the "
         "echoes loadgen received (the same count for every server)",
+        "- server CPU and client CPU: percent of one core over the client's measured run (the server's from "
+        "/proc/PID/stat, the client's utime+stime from wait4, every thread); a row whose client was above "
+        f"{CLIENT_BOUND_PCT}% of its core (median) measures the client: it is marked client-bound and not ranked",
+        ("- closed loop: each server held to "
+         f"{args.held_share}% of its core by a cgroup v1 CPU quota (`cpu.cfs_quota_us` "
+         f"{HeldCore.PERIOD_US * args.held_share // 100} per `cpu.cfs_period_us` {HeldCore.PERIOD_US}, "
+         "`--held-share`), so the client on a whole core is not the bottleneck and msg/s ranks capacity; "
+         "open-loop scenarios run unheld" if args.held_share else
+         "- closed loop: servers unheld (`--held-share 0`)"),
         "- servers: " + "; ".join(f"`{s.key}` = {s.label}" for s in servers)
         + ("; the C floor is ../shared/limit/echo.c built with gcc -O3 -march=native "
            "(`echo32k`, -DNBUF=2048 -DBUFSZ=32768, for the 16 KiB cases)" if any(s.key.startswith("c-") for s in servers) else ""),
@@ -753,7 +928,8 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         lines += [f"## {sc['title']}", "", f"loadgen `{shlex.join(sc['args'])}`", ""]
         if sc["kind"] == "cpu":
             with_sys = sc.get("syscalls", False)
-            head = ["server", "CPU us/echo", "min–max", *ref_titles, "echoes/s", "p99 us (corrected)"]
+            head = ["server", "CPU us/echo", "min–max", *ref_titles, "echoes/s", "p99 us (corrected)",
+                    "server CPU", "client CPU"]
             if with_sys:
                 head += ["syscalls/echo", "min–max"]
             lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
@@ -761,7 +937,8 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
                 runs = res[s.key]
                 cpu = [r["cpu_us"] for r in runs]
                 row = [s.label, fmt(med(cpu), ".2f"), range_cell(cpu, ".2f"), *ratio_cells(res, s.key, "cpu_us", servers),
-                       fmt(med([r["rate"] for r in runs]), ",.0f"), fmt(med([r["p99"] for r in runs]), ".0f")]
+                       fmt(med([r["rate"] for r in runs]), ",.0f"), fmt(med([r["p99"] for r in runs]), ".0f"),
+                       *cpu_cells(runs)]
                 if with_sys:
                     sysc = [r["syscalls"] for r in runs if "syscalls" in r]
                     row += [fmt(med(sysc), ".2f"), range_cell(sysc, ".2f")]
@@ -774,15 +951,30 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
                     "divided by loadgen's echoes in that run; the count includes that run's connects and closes "
                     "(~10 syscalls per connection, under 1% here).")]
         else:
-            head = ["server", "msg/s", "min–max", *ref_titles, "CPU us/echo", "min–max", *ref_titles]
+            if args.held_share:
+                lines += [f"Each server held to {args.held_share}% of its core (CPU quota); the client on a whole "
+                          "core. Rank by msg/s among the rows whose client stayed at or below "
+                          f"{CLIENT_BOUND_PCT}% of its core.", ""]
+            else:
+                lines += ["Servers unheld (`--held-share 0`): a server may use its whole core, so a row ranks "
+                          "servers only if its client stayed well below its own core.", ""]
+            head = ["server", "msg/s", "min–max", *ref_titles, "CPU us/echo", "min–max", *ref_titles,
+                    "server CPU", "client CPU", "rank"]
             lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+            rank = ranks(res, servers, "rate", best_high=True)
             for s in servers:
                 runs = res[s.key]
                 rate = [r["rate"] for r in runs]
                 cpu = [r["cpu_us"] for r in runs]
                 lines.append("| " + " | ".join([
                     s.label, fmt(med(rate), ",.0f"), range_cell(rate, ",.0f"), *ratio_cells(res, s.key, "rate", servers),
-                    fmt(med(cpu), ".2f"), range_cell(cpu, ".2f"), *ratio_cells(res, s.key, "cpu_us", servers)]) + " |")
+                    fmt(med(cpu), ".2f"), range_cell(cpu, ".2f"), *ratio_cells(res, s.key, "cpu_us", servers),
+                    *cpu_cells(runs), str(rank[s.key]) if s.key in rank else "not ranked"]) + " |")
+        over = [f"{s.key} repeat {i + 1} ({r['client_pct']:.0f}%)" for s in servers
+                for i, r in enumerate(res[s.key]) if r.get("client_pct", 0) > CLIENT_BOUND_PCT]
+        if over:
+            lines += ["", f"Repeats whose client was above {CLIENT_BOUND_PCT}% of its core (those figures measure "
+                      "the client; a row is client-bound when its median is): " + ", ".join(over) + "."]
         flagged = [f"{s.key} repeat {i + 1}" for s in servers for i, r in enumerate(res[s.key]) if r["errors"]]
         if flagged:
             lines += ["", "loadgen reported connection or echo errors in: " + ", ".join(flagged) + "."]
@@ -798,6 +990,7 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
             lines += ["", "C floor staged receives (frames cut by a receive boundary, summed over a server's whole "
                       "life): " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in staged.items()) + "."]
         lines.append("")
+    concurrent, concurrent_client = concurrent
     if concurrent:
         lines += [
             "## 100 x 250 Hz x 20 B each, ringecho servers at the same time",
@@ -812,7 +1005,8 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
             ratios = [a / b for a, b in zip(values, concurrent["epoll"])]
             lines.append(f"| {label} | {med(values):.2f} | {med(ratios):.3f}x "
                          f"| {min(ratios):.3f}-{max(ratios):.3f} |")
-        lines.append("")
+        lines += ["", f"The loadgens together used {med(concurrent_client):.0f}% of their core (median; "
+                  f"{range_cell(concurrent_client, '.0f')}%).", ""]
     if "idle" in results and results["idle"]:
         idle = results["idle"]
         refs = [(k, t) for k, t in REFERENCES if k in idle]
@@ -864,21 +1058,25 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         lines += [
             "## Receive ring size",
             "",
-            "`--receive-buffers`, 4 KiB buffers, uring, against epoll: msg/s and server CPU-us/msg (medians):",
+            "`--receive-buffers`, default buffer size, uring, against epoll: msg/s / server CPU-us/msg / "
+            "client CPU % of its core (medians)"
+            + (f"; servers held to {args.held_share}% of their core:" if args.held_share else ":"),
             "",
             "| scenario | epoll | " + " | ".join(f"uring ring {n}" for n in sizes) + " |",
             "|---|---:|" + "---:|" * len(sizes),
         ]
         for name, r in ring_rows:
-            cells = [f"{r[k][0]:,.0f} / {r[k][1]:.2f}" for k in ["epoll"] + sizes]
+            cells = [f"{r[k][0]:,.0f} / {r[k][1]:.2f} / {r[k][2]:.0f}%" for k in ["epoll"] + sizes]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## Raw runs", "", "In run order per server: msg/s / CPU us per echo (/ syscalls per echo).", ""]
+    lines += ["## Raw runs", "", "In run order per server: msg/s / CPU us per echo / server CPU % / client CPU % "
+              "(/ syscalls per echo).", ""]
     for name in scenarios:
         if SCENARIOS[name]["kind"] not in ("cpu", "closed") or name not in results:
             continue
         for s in servers:
-            cells = [f"{r['rate']:,.0f} / {r['cpu_us']:.2f}" + (f" / {r['syscalls']:.2f}" if "syscalls" in r else "")
+            cells = [f"{r['rate']:,.0f} / {r['cpu_us']:.2f} / {r['server_pct']:.0f}% / {r['client_pct']:.0f}%"
+                     + (f" / {r['syscalls']:.2f}" if "syscalls" in r else "")
                      for r in results[name][s.key]]
             lines.append(f"- {name}, {s.key}: " + ", ".join(cells))
     if "idle" in results:

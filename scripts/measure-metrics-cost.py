@@ -74,7 +74,7 @@ def main():
         order = names if repeat % 2 == 0 else names[::-1]
         for name in order:
             engine.SERVER = builds[name]
-            rate, cpu_us = engine.throughput("uring", 100, 20, args.duration)
+            rate, cpu_us, _ = engine.throughput("uring", 100, 20, args.duration)
             runs[name].append((rate, cpu_us))
             done = sum(len(r) for r in runs.values())
             print(f"[{done}/{total}] {name}: {rate:,.0f} msg/s, {cpu_us:.2f} us CPU/msg",
