@@ -8,7 +8,7 @@
 //! under a given load: for that use the open loop.
 
 use crate::conn::Conn;
-use crate::worker::SendCtx;
+use crate::pacing::SendCtx;
 
 /// Closed-loop pacing.
 #[derive(Debug, Clone, Copy)]

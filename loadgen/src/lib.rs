@@ -16,13 +16,15 @@
 //!   [`report`] and the [`hlog`]; [`interrupt`] turns Ctrl-C into an
 //!   early, orderly end.
 //! * [`worker`] is one pinned thread with its own epoll loop; it paces
-//!   messages with the [`closed`] or [`open`] driver over its [`conn`]s.
+//!   messages with the [`closed`] or [`open`] driver over its [`conn`]s;
+//!   both queue messages through a [`pacing::SendCtx`].
 //! * [`conn`] owns a socket, does the [`handshake`], frames with the
 //!   [`codec`] and checks echoes with [`payload`]; [`clock`] gives time
 //!   and a precise timer, [`sys`] the raw `send`/`recv`.
 //! * For loads from several hosts: [`reconnect`] (`--reconnect`),
 //!   [`start_at`] (a start barrier), and [`report_merge`], which combines
 //!   JSON reports through the histograms they carry ([`histogram_b64`]).
+//!   [`reasons`] counts failures, losses and drops by reason.
 //!
 //! [`soak`] (`loadgen soak`) is the long-run mode built on the same
 //! [`conn`]s and [`stats`]: thousands of WebSockets with a game host's
@@ -42,9 +44,11 @@ pub mod hlog;
 pub mod interrupt;
 pub mod nofile;
 pub mod open;
+pub mod pacing;
 pub mod payload;
 pub mod presets;
 pub mod progress;
+pub mod reasons;
 pub mod reconnect;
 pub mod report;
 pub mod report_merge;

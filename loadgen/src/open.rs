@@ -22,7 +22,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::conn::Conn;
-use crate::worker::SendCtx;
+use crate::pacing::SendCtx;
 
 /// Open-loop pacing for the connections of one worker.
 #[derive(Debug)]

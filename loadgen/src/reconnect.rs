@@ -34,7 +34,7 @@ use std::collections::BinaryHeap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::stats::ReasonCounts;
+use crate::reasons::ReasonCounts;
 
 /// The longest wait between two reconnect attempts of one connection.
 pub const MAX_DELAY_NS: u64 = 1_000_000_000;

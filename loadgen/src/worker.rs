@@ -88,12 +88,12 @@ use rand::{Rng, SeedableRng};
 
 use crate::clock::{self, Timer, NANOS_PER_SEC};
 use crate::closed::ClosedLoop;
-use crate::config::{Mode, RunConfig, SizeRange};
+use crate::config::{Mode, RunConfig};
 use crate::conn::{Conn, Failure, Outcome, State};
 use crate::handshake;
 use crate::interrupt::StopSignal;
 use crate::open::OpenLoop;
-use crate::payload::PayloadKind;
+use crate::pacing::SendCtx;
 use crate::reconnect::{self, ReconnectQueue};
 use crate::stats::{Interval, Phase, Snapshot};
 
@@ -135,33 +135,6 @@ const TIMEOUT_SCAN_MIN_NS: u64 = 10_000_000;
 pub const INTERVAL_NS: u64 = NANOS_PER_SEC;
 /// How long the end-of-run close handshake may take.
 const DRAIN_NS: u64 = NANOS_PER_SEC / 2;
-
-/// What the drivers need to queue a message.
-#[derive(Debug)]
-pub struct SendCtx<'a> {
-    /// Text or binary.
-    pub kind: PayloadKind,
-    /// The worker's CSPRNG (mask keys, random sizes).
-    pub rng: &'a mut StdRng,
-    /// Payload sizes.
-    pub size: SizeRange,
-    /// No message is sent at or after this time (ns since run start).
-    pub end_ns: u64,
-    /// Counts the messages queued.
-    pub sent: &'a mut u64,
-}
-
-impl SendCtx<'_> {
-    /// The size of the next message.
-    #[inline]
-    pub fn pick_size(&mut self) -> usize {
-        if self.size.is_fixed() {
-            self.size.min
-        } else {
-            self.rng.gen_range(self.size.min..=self.size.max)
-        }
-    }
-}
 
 enum Driver {
     Closed(ClosedLoop),

@@ -16,11 +16,11 @@ use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
+use crate::reasons::ReasonCounts;
 use crate::report::{group, latency_header, latency_row, ExitInfo, ExitStatus, Latency};
 use crate::soak::config::SoakConfig;
 use crate::soak::series::Row;
 use crate::soak::stats::SoakInterval;
-use crate::stats::ReasonCounts;
 
 /// Version of the soak JSON schema.
 pub const SOAK_SCHEMA_VERSION: u32 = 1;

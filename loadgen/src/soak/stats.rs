@@ -6,8 +6,9 @@
 
 use serde::Serialize;
 
+use crate::reasons::ReasonCounts;
 use crate::soak::mix::CLASSES;
-use crate::stats::{Interval, ReasonCounts};
+use crate::stats::Interval;
 
 /// Which part of the soak an interval belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
