@@ -691,6 +691,11 @@ impl LoadgenRun {
         self.started
     }
 
+    /// loadgen's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Waits for the end of the run (killing loadgen if it overruns by
     /// [`LOADGEN_GRACE`]) and returns its report.
     pub fn wait(mut self) -> Result<Report> {
@@ -757,6 +762,10 @@ pub struct Measurement {
     pub server_cpu: Duration,
     /// Wall time over which `server_cpu` was read.
     pub server_wall: Duration,
+    /// loadgen's own CPU time (user + system, every thread) over the same
+    /// stretch: above [`crate::held_core::CLIENT_BOUND_PERCENT`] of
+    /// `server_wall`, the client was the bottleneck.
+    pub client_cpu: Duration,
     /// Server CPU microseconds per echo: the server's CPU rate over
     /// `server_wall` divided by loadgen's echo rate (`NaN` without echoes).
     pub cpu_us_per_msg: f64,
@@ -781,12 +790,17 @@ pub fn measure_window(
 ) -> Result<Measurement> {
     let run = loadgen.spawn(&server.ws_url(), args, window.measure, window.warmup)?;
     let start = run.started();
+    let client_time = || run.pid().and_then(|pid| process_cpu_time(pid).ok());
     sleep_until(start + window.warmup);
-    let (cpu0, wall0) = (server.cpu_time()?, Instant::now());
+    let (cpu0, client0, wall0) = (server.cpu_time()?, client_time(), Instant::now());
     sleep_until(start + window.warmup + window.measure);
-    let (cpu1, wall1) = (server.cpu_time()?, Instant::now());
+    let (cpu1, client1, wall1) = (server.cpu_time()?, client_time(), Instant::now());
     let report = run.wait()?;
     let server_cpu = cpu1.saturating_sub(cpu0);
+    let client_cpu = match (client0, client1) {
+        (Some(c0), Some(c1)) => c1.saturating_sub(c0),
+        _ => Duration::ZERO,
+    };
     let server_wall = wall1 - wall0;
     let cpu_us_per_msg = if report.messages > 0 && report.msgs_per_sec > 0.0 {
         server_cpu.as_secs_f64() * 1e6 / server_wall.as_secs_f64().max(1e-9) / report.msgs_per_sec
@@ -797,6 +811,7 @@ pub fn measure_window(
         report,
         server_cpu,
         server_wall,
+        client_cpu,
         cpu_us_per_msg,
     })
 }

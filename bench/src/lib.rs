@@ -5,6 +5,8 @@
 //!   `loadgen`, read the server's CPU time, RSS and open connections from
 //!   `/proc`. Shared by the `compare` binary and the `tune` sweep.
 //! * [`compare`]: the side-by-side runner behind the `compare` binary.
+//! * [`held_core`]: holding a server to a share of its core (a cgroup v1
+//!   CPU quota), so closed-loop msg/s ranks capacity, not the client.
 //! * [`machine`]: the machine, kernel and commit every results file names
 //!   (`compare`, `microbench_table` and `tune` all use it).
 //! * [`micro`]: replayed client frames for the criterion micro-benchmarks.
@@ -16,6 +18,7 @@
 
 pub mod compare;
 pub mod harness;
+pub mod held_core;
 pub mod log_axis;
 pub mod machine;
 pub mod micro;

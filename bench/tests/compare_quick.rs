@@ -34,6 +34,7 @@ fn quick_run_covers_every_server_and_scenario() {
         col("idle_open"),
         col("error"),
     );
+    let (server_cpu, client_cpu) = (col("server_cpu_percent"), col("client_cpu_percent"));
     let mut seen = BTreeSet::new();
     for row in reader.records() {
         let row = row.unwrap();
@@ -51,6 +52,15 @@ fn quick_run_covers_every_server_and_scenario() {
             let rate: f64 = row[msgs].parse().unwrap();
             let n: u64 = row[messages].parse().unwrap();
             assert!(rate > 0.0 && n > 0, "{id} {}: no echoes", &row[server]);
+            // Every load row reports the client's CPU beside the server's.
+            for column in [server_cpu, client_cpu] {
+                let percent: f64 = row[column].parse().unwrap_or(-1.0);
+                assert!(
+                    percent >= 0.0,
+                    "{id} {}: no CPU share in column {column}",
+                    &row[server]
+                );
+            }
         }
         seen.insert((id, row[server].to_string()));
     }
@@ -81,6 +91,10 @@ fn quick_run_covers_every_server_and_scenario() {
         assert!(md.contains(heading), "compare.md lacks {heading:?}");
     }
     assert!(md.contains("kernel") && md.contains("commit") && md.contains("--quick"));
+    assert!(
+        md.contains("held to 40% of its core") && md.contains("Server / client CPU"),
+        "compare.md does not say how the closed loop was held"
+    );
     let charts = std::fs::read_dir(out.path().join("compare"))
         .unwrap()
         .filter(|e| {

@@ -14,6 +14,7 @@ use bench::compare::output::{markdown, median_of, write_csv, Context};
 use bench::compare::plan::{scenarios, size_label, Scenario, ScenarioKind, ServerKind};
 use bench::compare::run::{estimate, run, RunPlan};
 use bench::harness::{workspace_root, Binaries, Build, Window};
+use bench::held_core::{HeldCore, CPU_CGROUP_ROOT};
 use bench::machine::{loadavg, Machine};
 use clap::Parser;
 
@@ -61,6 +62,13 @@ struct Args {
     /// CPU loadgen is pinned to.
     #[arg(long, default_value_t = 0)]
     load_cpu: usize,
+    /// Hold each server to PCT percent of its core in the closed-loop
+    /// scenarios (a cgroup v1 CPU quota, PCT x 100 us per 10 ms; needs root),
+    /// so loadgen on a whole core is never the bottleneck and msg/s ranks
+    /// capacity; 0 runs them unheld.
+    #[arg(long, value_name = "PCT", default_value_t = 40,
+          value_parser = clap::value_parser!(u32).range(0..=100))]
+    held_share: u32,
 }
 
 /// `--quick` divides every load scenario's connections by this.
@@ -113,6 +121,18 @@ fn main() -> anyhow::Result<()> {
         },
         server_cpu: args.server_cpu,
         load_cpu: args.load_cpu,
+        held_share: (args.held_share > 0).then_some(args.held_share),
+    };
+    let held = match plan.held_share {
+        Some(share) if args.scenarios.contains(&ScenarioKind::Closed) => Some(
+            HeldCore::create(share).with_context(|| {
+                format!(
+                    "--held-share {share}: the closed-loop scenarios hold each server with a cgroup v1 \
+                     CPU quota (root, {CPU_CGROUP_ROOT}); --held-share 0 runs them unheld"
+                )
+            })?,
+        ),
+        _ => None,
     };
     eprintln!(
         "{} scenarios x {} servers x {} repeats, about {}; results to {}",
@@ -124,7 +144,8 @@ fn main() -> anyhow::Result<()> {
     );
     let machine = Machine::describe();
     let started = Instant::now();
-    let samples = run(&bins, &plan);
+    let samples = run(&bins, &plan, held.as_ref());
+    drop(held);
 
     let chart_dir = out_dir.join("compare");
     std::fs::create_dir_all(&chart_dir)

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::plan::{Scenario, ScenarioKind, ServerKind};
 use super::run::{RunPlan, Sample};
 use super::stats::{median, ratio};
+use crate::held_core::{is_client_bound, CLIENT_BOUND_PERCENT, PERIOD_US};
 use crate::machine::Machine;
 
 /// Everything the Markdown needs besides the samples.
@@ -47,6 +48,12 @@ pub struct CsvRow<'a> {
     pub messages: u64,
     /// Server CPU microseconds per echo.
     pub server_cpu_us_per_msg: Option<f64>,
+    /// Server CPU over the measured window, percent of one core.
+    pub server_cpu_percent: Option<f64>,
+    /// loadgen's CPU over the measured window, percent of one core.
+    pub client_cpu_percent: Option<f64>,
+    /// The client was above 90% of its core: the point ranks nothing.
+    pub client_bound: bool,
     /// Corrected latency, microseconds.
     pub p50_us: Option<f64>,
     /// Corrected latency, microseconds.
@@ -83,6 +90,9 @@ pub fn write_csv(path: &Path, scenarios: &[Scenario], samples: &[Sample]) -> any
             msgs_per_sec: s.msgs_per_sec,
             messages: s.messages,
             server_cpu_us_per_msg: s.cpu_us_per_msg.map(|c| (c * 1000.0).round() / 1000.0),
+            server_cpu_percent: s.server_cpu_percent.map(|c| (c * 10.0).round() / 10.0),
+            client_cpu_percent: s.client_cpu_percent.map(|c| (c * 10.0).round() / 10.0),
+            client_bound: s.client_bound(),
             p50_us: lat(|l| l.p50),
             p90_us: lat(|l| l.p90),
             p99_us: lat(|l| l.p99),
@@ -114,6 +124,12 @@ pub fn median_of(
     )
 }
 
+/// Whether (scenario, server) is client-bound: loadgen's median CPU over
+/// the repeats was above [`CLIENT_BOUND_PERCENT`] of its core.
+pub fn client_bound(samples: &[Sample], scenario: usize, server: ServerKind) -> bool {
+    median_of(samples, scenario, server, |x| x.client_cpu_percent).is_some_and(is_client_bound)
+}
+
 /// Published figures for a closed case: (upstream uWS, fastwebsockets,
 /// tokio-tungstenite) and (uWS epoll, fastwebsockets) on this VM with
 /// uWebSockets' `load_test`, from `shared/DESIGN.md`.
@@ -140,6 +156,39 @@ fn two_decimals(v: f64) -> String {
 
 fn x(v: f64) -> String {
     format!("{v:.2}x")
+}
+
+/// The server's and the client's CPU (percent of one core, medians) for
+/// the scenarios `rows`, one `server / client` cell per server.
+fn cpu_share_table(o: &mut String, plan: &RunPlan, samples: &[Sample], rows: &[usize]) {
+    let _ = writeln!(
+        o,
+        "\nServer / client CPU in the same runs (percent of one core, medians; client-bound above \
+         {CLIENT_BOUND_PERCENT:.0}%):\n"
+    );
+    let heads: String = plan
+        .servers
+        .iter()
+        .map(|s| format!(" {} |", s.label()))
+        .collect();
+    let _ = writeln!(o, "| case |{heads}");
+    let _ = writeln!(o, "|---|{}", "---:|".repeat(plan.servers.len()));
+    for &i in rows {
+        let _ = write!(o, "| {} |", plan.scenarios[i].title());
+        for &s in &plan.servers {
+            let server = median_of(samples, i, s, |x| x.server_cpu_percent);
+            let client = median_of(samples, i, s, |x| x.client_cpu_percent);
+            let mark = if client_bound(samples, i, s) {
+                " **client-bound**"
+            } else {
+                ""
+            };
+            let pct = |v| cell(v, |v| format!("{v:.0}%"));
+            let _ = write!(o, " {} / {}{mark} |", pct(server), pct(client));
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o);
 }
 
 /// Renders `compare.md`.
@@ -181,6 +230,26 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
          shared 2-core VM)",
         m.loadavg_start, ctx.loadavg_end
     );
+    match plan.held_share {
+        Some(share) => {
+            let _ = writeln!(
+                o,
+                "- closed loop: each server held to {share}% of its core by a cgroup v1 CPU quota \
+                 (`cpu.cfs_quota_us` {} per `cpu.cfs_period_us` {PERIOD_US}, `--held-share`), so loadgen, \
+                 on a whole core, is not the bottleneck and msg/s ranks capacity; the other scenarios run unheld",
+                PERIOD_US * share / 100
+            );
+        }
+        None => {
+            let _ = writeln!(o, "- closed loop: servers unheld (`--held-share 0`)");
+        }
+    }
+    let _ = writeln!(
+        o,
+        "- server CPU and client CPU: percent of one core over the measured window (utime+stime from \
+         /proc); a case whose client was above {CLIENT_BOUND_PERCENT:.0}% of its core (median) measures \
+         the client: it is marked client-bound and not ranked"
+    );
     let _ = writeln!(
         o,
         "- servers: ringecho `--threads 1 --keep-alive-interval 0 --io uring|epoll`; `fws_echo` (the \
@@ -199,17 +268,25 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
     let aligns = "---:|".repeat(servers.len() + others.len());
     // One row's leading cells: the scenario, each server's median of
     // `figure`, then each peer's ratio to fastwebsockets. Callers end the row.
+    // A client-bound cell is marked and takes part in no ratio.
     let row_cells = |o: &mut String,
                      i: usize,
                      figure: fn(&Sample) -> Option<f64>,
                      format: fn(f64) -> String| {
         let get = |s| median_of(samples, i, s, figure);
+        let bound = |s| client_bound(samples, i, s);
         let _ = write!(o, "| {} |", plan.scenarios[i].title());
         for &s in servers {
-            let _ = write!(o, " {} |", cell(get(s), format));
+            let mark = if bound(s) { " (client-bound)" } else { "" };
+            let _ = write!(o, " {}{mark} |", cell(get(s), format));
         }
         for &s in &others {
-            let _ = write!(o, " {} |", cell(ratio(get(s), get(fws)), x));
+            let ranked = !bound(s) && !bound(fws);
+            let _ = write!(
+                o,
+                " {} |",
+                cell(ratio(get(s), get(fws)).filter(|_| ranked), x)
+            );
         }
     };
 
@@ -252,7 +329,7 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
             row_cells(&mut o, i, |x| x.cpu_us_per_msg, two_decimals);
             let _ = writeln!(o);
         }
-        let _ = writeln!(o);
+        cpu_share_table(&mut o, plan, samples, &closed);
     }
 
     let cpu = indices(ScenarioKind::Cpu);
@@ -269,6 +346,7 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
             "| scenario |{server_heads}{ratio_heads} io_uring / epoll |"
         );
         let _ = writeln!(o, "|---|{aligns}---:|");
+        let cpu_rows = cpu.clone();
         for &i in &cpu {
             let get = |s| median_of(samples, i, s, |x| x.cpu_us_per_msg);
             row_cells(&mut o, i, |x| x.cpu_us_per_msg, two_decimals);
@@ -284,7 +362,7 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
                 )
             );
         }
-        let _ = writeln!(o);
+        cpu_share_table(&mut o, plan, samples, &cpu_rows);
     }
 
     let lat = indices(ScenarioKind::Latency);

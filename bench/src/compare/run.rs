@@ -13,6 +13,7 @@ use crate::harness::{
     measure_closed, measure_fixed_rate_cpu, measure_idle_rss, measure_preset, Binaries, IdleRss,
     Loadgen, Measurement, Result, RunningServer, Window,
 };
+use crate::held_core::{is_client_bound, HeldCore};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -29,6 +30,9 @@ pub struct RunPlan {
     pub server_cpu: usize,
     /// CPU of loadgen.
     pub load_cpu: usize,
+    /// Percent of its core each server is held to in the closed-loop
+    /// scenarios (a CPU quota, see [`crate::held_core`]); `None`: unheld.
+    pub held_share: Option<u32>,
 }
 
 /// The outcome of one point.
@@ -46,6 +50,11 @@ pub struct Sample {
     pub messages: u64,
     /// Server CPU microseconds per echo (closed and fixed-rate scenarios).
     pub cpu_us_per_msg: Option<f64>,
+    /// The server's CPU over the measured window, percent of one core.
+    pub server_cpu_percent: Option<f64>,
+    /// loadgen's CPU over the same window, percent of one core: above
+    /// [`crate::held_core::CLIENT_BOUND_PERCENT`] the point measures the client.
+    pub client_cpu_percent: Option<f64>,
     /// Corrected round-trip latency (every load scenario).
     pub latency: Option<Latency>,
     /// Idle memory (idle scenario).
@@ -67,6 +76,8 @@ impl Sample {
             msgs_per_sec: None,
             messages: 0,
             cpu_us_per_msg: None,
+            server_cpu_percent: None,
+            client_cpu_percent: None,
             latency: None,
             idle: None,
             echo_errors: 0,
@@ -88,7 +99,18 @@ impl Sample {
     fn with_measurement(self, m: &Measurement) -> Sample {
         let mut s = self.with_report(&m.report);
         s.cpu_us_per_msg = m.cpu_us_per_msg.is_finite().then_some(m.cpu_us_per_msg);
+        let wall = m.server_wall.as_secs_f64();
+        if wall > 0.0 {
+            s.server_cpu_percent = Some(100.0 * m.server_cpu.as_secs_f64() / wall);
+            s.client_cpu_percent = Some(100.0 * m.client_cpu.as_secs_f64() / wall);
+        }
         s
+    }
+
+    /// Whether loadgen was above [`crate::held_core::CLIENT_BOUND_PERCENT`]
+    /// of its core: the point measures the client.
+    pub fn client_bound(&self) -> bool {
+        self.client_cpu_percent.is_some_and(is_client_bound)
     }
 
     /// Whether the point produced its figure with traffic behind it.
@@ -113,6 +135,16 @@ impl Sample {
         if let Some(c) = self.cpu_us_per_msg {
             parts.push(format!("{c:.2} CPU-us/msg"));
         }
+        if let (Some(server), Some(client)) = (self.server_cpu_percent, self.client_cpu_percent) {
+            parts.push(format!(
+                "server {server:.0}% client {client:.0}% of a core{}",
+                if self.client_bound() {
+                    " (CLIENT-BOUND)"
+                } else {
+                    ""
+                }
+            ));
+        }
         if let Some(l) = &self.latency {
             parts.push(format!("p99 {:.0} us", l.p99));
         }
@@ -135,11 +167,27 @@ impl Sample {
 fn measure_point(
     bins: &Binaries,
     plan: &RunPlan,
+    held: Option<&HeldCore>,
     scenario: &Scenario,
     server: ServerKind,
     sample: Sample,
+) -> std::result::Result<Sample, String> {
+    let running =
+        RunningServer::start(&server.spec(bins, plan.server_cpu)).map_err(|e| e.to_string())?;
+    if let (Some(held), Scenario::Closed { .. }) = (held, scenario) {
+        held.hold(running.pid())
+            .map_err(|e| format!("holding the server to {}%: {e}", held.share()))?;
+    }
+    measure_running(bins, plan, scenario, running, sample).map_err(|e| e.to_string())
+}
+
+fn measure_running(
+    bins: &Binaries,
+    plan: &RunPlan,
+    scenario: &Scenario,
+    running: RunningServer,
+    sample: Sample,
 ) -> Result<Sample> {
-    let running = RunningServer::start(&server.spec(bins, plan.server_cpu))?;
     let loadgen = Loadgen::new(&bins.loadgen, plan.load_cpu);
     let window = &plan.window;
     let sample = match *scenario {
@@ -196,8 +244,9 @@ pub fn estimate(plan: &RunPlan) -> Duration {
 
 /// Runs the whole plan, showing a progress bar with the ETA (hidden when
 /// stderr is not a terminal) and one log line per point. A point that fails
-/// is kept as a sample with its error; the run goes on.
-pub fn run(bins: &Binaries, plan: &RunPlan) -> Vec<Sample> {
+/// is kept as a sample with its error; the run goes on. `held` holds the
+/// servers of the closed-loop scenarios (see [`RunPlan::held_share`]).
+pub fn run(bins: &Binaries, plan: &RunPlan, held: Option<&HeldCore>) -> Vec<Sample> {
     let total = estimate(plan);
     let bar = ProgressBar::new(total.as_millis() as u64);
     bar.set_style(
@@ -221,9 +270,9 @@ pub fn run(bins: &Binaries, plan: &RunPlan) -> Vec<Sample> {
                 );
                 bar.set_message(point.clone());
                 let empty = Sample::empty(index, server, repeat);
-                let sample = measure_point(bins, plan, scenario, server, empty.clone())
+                let sample = measure_point(bins, plan, held, scenario, server, empty.clone())
                     .unwrap_or_else(|e| Sample {
-                        error: Some(e.to_string()),
+                        error: Some(e),
                         ..empty
                     });
                 let line = format!("{point}: {}", sample.summary());
