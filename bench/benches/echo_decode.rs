@@ -78,7 +78,7 @@ fn batch(frame_len: usize) -> usize {
 }
 
 /// A server WebSocket over a stream that repeats `frame`, set up as
-/// `ringecho::echo::run` sets up its own.
+/// `ringecho::epoll::echo::run` sets up its own.
 fn fastwebsockets_server(frame: &[u8]) -> WebSocket<RepeatStream> {
     let mut ws = WebSocket::after_handshake(
         RepeatStream::new(Bytes::copy_from_slice(frame)),

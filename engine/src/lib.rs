@@ -8,36 +8,27 @@
 //! frame types); the epoll backend runs the fastwebsockets echo loop and is
 //! the reference the io_uring path is held to.
 //!
-//! The layers, bottom up:
-//! - [`protocol`]: the WebSocket protocol with no I/O in it (in-place decoding);
-//! - [`uring`]: the io_uring workers' own loops, which echo in place;
-//! - [`listener`]: the `SO_REUSEPORT` listeners;
-//! - [`http`] and [`connection`]: routing, the handshake, the upgrade;
-//! - the epoll reference: [`echo`] and [`message`] (the fastwebsockets echo
-//!   loop and fragment reassembly), [`session`] (keep-alive pings and the
-//!   shutdown close, below the codec), [`text_watch`] (fail-fast UTF-8);
-//! - [`worker`] and [`server`]: threads, pinning, start and shutdown;
-//! - [`config`], [`metrics`], [`shutdown`], [`process`]: options, counters,
-//!   signals, process-wide settings; [`fd_limit`]: the file-descriptor
-//!   limit, and accepting at it.
+//! The layers, bottom up; each imports only the layers below it:
+//! - no I/O: [`protocol`] (frames, the in-place decoder, UTF-8, close
+//!   codes, echo planning), [`http`] (routing, the handshake, the page,
+//!   `/stats`, the request-head scan), [`metrics`] and [`config`];
+//! - [`runtime`]: what both backends share (the shared state and
+//!   admission, worker threads and pinning, the HTTP response path,
+//!   listeners, file-descriptor limits, signals);
+//! - the two backends, side by side, neither importing the other:
+//!   [`uring`] (the ring, the buffer ring, connection slots, the event
+//!   loop) and [`epoll`] (tokio and the fastwebsockets echo loop);
+//! - [`server`]: bind, choose the backend, spawn the workers, signals and
+//!   shutdown.
 
-pub mod allocator;
 pub mod config;
-pub mod connection;
-pub mod echo;
-pub mod fd_limit;
+pub mod epoll;
 pub mod http;
-pub mod listener;
-pub mod message;
 pub mod metrics;
-pub mod process;
 pub mod protocol;
+pub mod runtime;
 pub mod server;
-pub mod session;
-pub mod shutdown;
-pub mod text_watch;
 pub mod uring;
-pub mod worker;
 
 pub use config::{Config, IoBackend, IoChoice, Options, SocketBuffers};
 pub use server::{run, Server, ServerError};

@@ -3,19 +3,20 @@
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::config::{Config, IoBackend, IoChoice};
-use crate::fd_limit::{self, OutOfFds};
-use crate::listener;
-use crate::metrics::{self, EngineInfo, EngineSnapshot, Health, WorkerStats};
-use crate::shutdown::Signals;
+use crate::epoll;
+use crate::metrics::WorkerStats;
+use crate::runtime::fd_limit::{self, OutOfFds};
+use crate::runtime::listener;
+use crate::runtime::shared::Shared;
+use crate::runtime::shutdown::Signals;
+use crate::runtime::worker::{self, WorkerSpec};
 use crate::uring;
-use crate::worker::{self, WorkerSpec};
 
 /// Why the engine could not start.
 #[derive(Debug, Error)]
@@ -43,11 +44,11 @@ pub enum ServerError {
 }
 
 /// Runs the engine until SIGINT or SIGTERM, then shuts down gracefully.
-/// Turns transparent huge pages off ([`crate::process`]) and raises the
+/// Turns transparent huge pages off ([`crate::runtime::process`]) and raises the
 /// soft file-descriptor limit to the hard one (logged) first, then logs the
 /// one start-up line (address, backend, workers, pinning).
 pub fn run(config: Config) -> Result<(), ServerError> {
-    if let Err(error) = crate::process::disable_transparent_huge_pages() {
+    if let Err(error) = crate::runtime::process::disable_transparent_huge_pages() {
         tracing::warn!("could not turn transparent huge pages off: {error}");
     }
     // Before the workers start: the io_uring workers size their connection
@@ -107,79 +108,6 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     })
 }
 
-/// State every worker can read.
-pub struct Shared {
-    /// The configuration.
-    pub config: Config,
-    /// The backend all workers run.
-    pub backend: IoBackend,
-    /// One entry per worker, written only by that worker.
-    pub workers: Vec<Arc<WorkerStats>>,
-    /// The engine's facts for `/metrics` and `/stats`.
-    pub info: EngineInfo,
-    /// The reserve descriptors and the warning for running out of file
-    /// descriptors, shared by all workers.
-    pub out_of_fds: OutOfFds,
-    /// Open WebSockets across workers (touched once per connection).
-    open_websockets: AtomicUsize,
-    /// Set before the workers are told to stop, so that no worker admits a
-    /// new WebSocket once shutdown has begun, however late it notices.
-    stopping: AtomicBool,
-}
-
-impl Shared {
-    /// Takes a WebSocket slot under `--max-connections` for worker `worker`;
-    /// `None` (answered with 503) when full or shutting down.
-    pub fn admit(self: &Arc<Self>, worker: usize) -> Option<Admission> {
-        if self.stopping.load(Ordering::Acquire) {
-            return None;
-        }
-        let previous = self.open_websockets.fetch_add(1, Ordering::AcqRel);
-        if self
-            .config
-            .max_connections
-            .is_some_and(|max| previous >= max)
-        {
-            self.open_websockets.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        self.workers[worker].websocket_opened();
-        Some(Admission {
-            shared: self.clone(),
-            worker,
-        })
-    }
-
-    /// The `/healthz` JSON body.
-    pub fn health_json(&self) -> String {
-        serde_json::to_string(&Health::collect(self.backend, &self.workers))
-            .expect("health serialises")
-    }
-
-    /// Every worker's counters now.
-    pub fn snapshot(&self) -> EngineSnapshot {
-        EngineSnapshot::take(&self.info, &self.workers)
-    }
-
-    /// The `/metrics` body (OpenMetrics text).
-    pub fn metrics_text(&self) -> String {
-        metrics::prometheus::encode(self.snapshot())
-    }
-}
-
-/// An open WebSocket's slot; released on drop.
-pub struct Admission {
-    shared: Arc<Shared>,
-    worker: usize,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.shared.workers[self.worker].websocket_closed();
-        self.shared.open_websockets.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// A running engine.
 pub struct Server {
     addr: SocketAddr,
@@ -226,17 +154,16 @@ impl Server {
             tracing::warn!("cannot list cores; workers run unpinned");
         }
         let core_for = |index: usize| cores.as_ref().map(|cores| cores[index % cores.len()]);
-        let shared = Arc::new(Shared {
-            workers: (0..config.threads)
-                .map(|i| Arc::new(WorkerStats::new(core_for(i).map(|c| c.id))))
-                .collect(),
-            info: EngineInfo::new(&config, backend),
-            out_of_fds: OutOfFds::start(&listener_fds),
-            config,
-            backend,
-            open_websockets: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
-        });
+        let workers = (0..config.threads)
+            .map(|i| Arc::new(WorkerStats::new(core_for(i).map(|c| c.id))))
+            .collect();
+        let out_of_fds = OutOfFds::start(&listener_fds);
+        let shared = Arc::new(Shared::new(config, backend, workers, out_of_fds));
+        let body: fn(WorkerSpec) = match backend {
+            // The io_uring worker owns its loop: no tokio runtime.
+            IoBackend::Uring => uring::run,
+            IoBackend::Epoll => epoll::run,
+        };
         let (stop, stop_rx) = watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut server = Server {
@@ -254,7 +181,7 @@ impl Server {
                 stop: stop_rx.clone(),
                 ready: ready_tx.clone(),
             };
-            let handle = worker::spawn(spec)
+            let handle = worker::spawn(spec, body)
                 .map_err(|e| ServerError::Worker(format!("spawn worker {index}: {e}")))?;
             server.workers.push(handle);
         }
@@ -287,7 +214,7 @@ impl Server {
     /// Stops accepting, closes every WebSocket with 1001 and waits for the
     /// workers, each bounded by `--shutdown-timeout`.
     pub fn shutdown(mut self) {
-        self.shared.stopping.store(true, Ordering::Release);
+        self.shared.stop_admitting();
         self.shared.out_of_fds.stop();
         let _ = self.stop.send(true);
         for worker in std::mem::take(&mut self.workers) {

@@ -3,7 +3,7 @@
 //! number of connections, not their history. This is the soak's "RSS flat
 //! after warm-up" (`results/soak.md`) at test scale. On epoll it failed
 //! before the codec's read buffer was committed on the first read
-//! (`engine/src/session.rs`, "Memory"): each connection's RSS grew by a
+//! (`engine/src/epoll/session.rs`, "Memory"): each connection's RSS grew by a
 //! page once its input passed the first 4 KiB of that 8 KiB buffer.
 
 mod common;

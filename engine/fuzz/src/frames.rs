@@ -26,8 +26,8 @@ use std::ops::Range;
 
 use arbitrary::Unstructured;
 use ringecho::protocol::frame::{self, OpCode};
+use ringecho::protocol::plan::{self, Action};
 use ringecho::protocol::{DataFrame, Decoder, Event};
-use ringecho::uring::plan::{self, Action};
 
 /// `--max-message-size` values the inputs choose from.
 const MAX_MESSAGES: [usize; 8] = [0, 1, 125, 126, 1000, 65_535, 65_536, 1 << 20];

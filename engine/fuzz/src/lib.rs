@@ -8,11 +8,11 @@
 //!
 //! - [`frames`]: the io_uring path's WebSocket decoder
 //!   ([`ringecho::protocol::Decoder`]) driven as the loop drives it, with
-//!   the echo planning ([`ringecho::uring::plan`]), chunks cut at arbitrary
+//!   the echo planning ([`ringecho::protocol::plan`]), chunks cut at arbitrary
 //!   points, checked against a plain whole-buffer model of RFC 6455;
 //! - [`upgrade`]: the HTTP upgrade checks ([`ringecho::http::route`]) on
 //!   arbitrary request heads parsed with httparse, and the io_uring path's
-//!   request-head scan ([`ringecho::uring::request_head`]).
+//!   request-head scan ([`ringecho::http::request_head`]).
 
 pub mod frames;
 pub mod seeds;

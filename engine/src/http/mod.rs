@@ -12,6 +12,7 @@
 //! The 101 response is built here (accept key per RFC 6455 §4.2.2); the
 //! connection switches to WebSocket in [`crate::connection`].
 
+pub mod request_head;
 pub mod stats_stream;
 
 use std::convert::Infallible;

@@ -13,7 +13,9 @@
 //! - [`frame`]: header layout, opcodes, the server's header encoding;
 //! - [`utf8`]: incremental UTF-8 validation across chunks;
 //! - [`close`]: which close payloads a peer may send;
-//! - [`decoder`]: the incremental, in-place frame decoder.
+//! - [`decoder`]: the incremental, in-place frame decoder;
+//! - [`plan`]: what each decoded event asks of a connection on the
+//!   io_uring path (the echo as ranges of the receive buffer).
 //!
 //! The epoll backend runs fastwebsockets' own codec and is the reference
 //! this module is held to (`engine/tests/differential.rs`).
@@ -21,6 +23,7 @@
 pub mod close;
 pub mod decoder;
 pub mod frame;
+pub mod plan;
 pub mod utf8;
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::close;
 use super::{Decoder, Event};
-use crate::message::MessageAssembler;
+use crate::epoll::message::MessageAssembler;
 
 /// What a reader reported, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

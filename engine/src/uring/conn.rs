@@ -11,9 +11,9 @@ use std::task::Waker;
 use async_task::Task;
 
 use super::outbox::Outbox;
-use super::request_head::HeadEnd;
+use crate::http::request_head::HeadEnd;
 use crate::protocol::Decoder;
-use crate::server::Admission;
+use crate::runtime::shared::Admission;
 
 /// Where a connection's multishot recv stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,13 +73,13 @@ use slab::Slab;
 use super::buf_ring::{ProvidedBuffers, GROUP_ID};
 use super::conn::{Conn, Phase, RecvState, Unread, WebSocketState};
 use super::outbox::{copy_into, Outbox, Piece};
-use super::plan::{decide, Action};
 use super::ring;
-use crate::fd_limit;
 use crate::metrics::{RejectReason, WorkerStats};
 use crate::protocol::frame::PING_FRAME;
+use crate::protocol::plan::{decide, Action};
 use crate::protocol::{close, frame, Decoder};
-use crate::server::{Admission, Shared};
+use crate::runtime::fd_limit;
+use crate::runtime::shared::{Admission, Shared};
 
 /// Submission queue entries per ring; the completion queue is 4x this.
 const SQ_ENTRIES: u32 = 1024;
@@ -219,7 +219,7 @@ pub struct Loop {
     /// closed slot never reaches the slot's next connection.
     next_generation: u32,
     stats: Arc<WorkerStats>,
-    /// The engine's shared state (for the shedder, [`crate::fd_limit`]).
+    /// The engine's shared state (for the shedder, [`crate::runtime::fd_limit`]).
     shared: Arc<Shared>,
     /// This worker's index.
     worker: usize,
@@ -521,7 +521,7 @@ impl Loop {
     /// before it looks for a connection, so out of descriptors the
     /// multishot ends with `EMFILE` even when none is pending, and a
     /// re-armed one fails at once: it is re-armed on the next tick, after
-    /// the pending connections have been dropped (see [`crate::fd_limit`]).
+    /// the pending connections have been dropped (see [`crate::runtime::fd_limit`]).
     /// Other errors re-arm at once (a connection reset in the backlog) or
     /// on the next tick.
     fn accept_failed(&mut self, error: io::Error) {

@@ -24,10 +24,10 @@ use hyper::service::service_fn;
 
 use super::event_loop::SharedLoop;
 use super::timers::Timers;
-use crate::connection::respond;
 use crate::http::{self, stats_stream, Observe};
-use crate::server::{Admission, Shared};
-use crate::shutdown::ShutdownSignal;
+use crate::runtime::endpoints::respond;
+use crate::runtime::shared::{Admission, Shared};
+use crate::runtime::shutdown::ShutdownSignal;
 
 /// What the HTTP phase of every connection on one worker shares.
 pub struct HttpEnv {

@@ -3,9 +3,10 @@
 //! ring its connections share ([`buf_ring`]), connection slots ([`conn`]),
 //! sends from those buffers ([`outbox`]), and, for the HTTP phase only, a
 //! small executor ([`executor`], [`timers`], [`http_io`]). The WebSocket
-//! protocol itself is [`crate::protocol`], which has no I/O in it; so are
-//! [`plan`] (what each decoded event asks of a connection) and
-//! [`request_head`] (where hyper's reads stop), public for the fuzz targets.
+//! protocol itself is [`crate::protocol`], which has no I/O in it, and so
+//! is what each decoded event asks of a connection
+//! ([`crate::protocol::plan`]) and where hyper's reads stop
+//! ([`crate::http::request_head`]).
 //!
 //! Why not tokio-uring: it re-arms a poll for every recv (no multishot, no
 //! provided-buffer rings) and measured 0.75x plain tokio here (DESIGN.md).
@@ -17,8 +18,6 @@ mod event_loop;
 mod executor;
 mod http_io;
 mod outbox;
-pub mod plan;
-pub mod request_head;
 mod ring;
 mod run;
 mod timers;

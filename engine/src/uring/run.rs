@@ -10,9 +10,9 @@ use super::event_loop::Loop;
 use super::executor::Executor;
 use super::http_io::{self, HttpEnv, HttpIo};
 use super::timers::Timers;
-use crate::allocator::QuietCollector;
-use crate::shutdown::ShutdownSignal;
-use crate::worker::WorkerSpec;
+use crate::runtime::allocator::QuietCollector;
+use crate::runtime::shutdown::ShutdownSignal;
+use crate::runtime::worker::WorkerSpec;
 
 /// Runs one io_uring worker on the calling thread until the server stops.
 /// No tokio runtime: the thread sleeps only in `io_uring_enter`.

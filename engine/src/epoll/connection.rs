@@ -1,4 +1,4 @@
-//! One accepted connection, on either backend: HTTP with hyper until a
+//! One accepted connection on the epoll backend: HTTP with hyper until a
 //! WebSocket upgrade, then the echo loop.
 //!
 //! hyper's `with_upgrades` needs `Send` I/O, and io_uring streams are
@@ -9,7 +9,6 @@
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use fastwebsockets::{Role, WebSocket};
@@ -18,12 +17,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::echo;
-use crate::http::{self, stats_stream, Observe, Route};
+use crate::epoll::context::WorkerContext;
+use crate::epoll::echo;
+use crate::epoll::session::SessionStream;
+use crate::http::{self, stats_stream, Observe};
 use crate::metrics::RejectReason;
-use crate::server::{Admission, Shared};
-use crate::session::SessionStream;
-use crate::worker::WorkerContext;
+use crate::runtime::endpoints::respond;
+use crate::runtime::shared::Admission;
 
 /// Serves `io` until it closes, the handshake times out or the worker stops.
 pub async fn serve<S>(io: S, ctx: Rc<WorkerContext>)
@@ -123,41 +123,6 @@ where
         prefix: Bytes::copy_from_slice(&parts.read_buf),
         admission,
     })
-}
-
-/// Answers one request for worker `worker` on either backend: routes it,
-/// takes a WebSocket slot into `admission` when an upgrade is accepted, and
-/// counts refused upgrades.
-pub(crate) fn respond<B>(
-    request: &hyper::Request<B>,
-    shared: &Arc<Shared>,
-    worker: usize,
-    admission: &RefCell<Option<Admission>>,
-    observe: &impl Observe,
-) -> http::HttpResponse {
-    let routed = http::route(
-        request,
-        &shared.config,
-        || {
-            let granted = shared.admit(worker);
-            let ok = granted.is_some();
-            *admission.borrow_mut() = granted;
-            ok
-        },
-        observe,
-    );
-    match routed {
-        Route::Respond(response) | Route::Upgrade(response) => response,
-        Route::Reject(rejection, response) => {
-            shared.workers[worker].handshake_rejected(rejection);
-            tracing::debug!(
-                ?rejection,
-                path = request.uri().path(),
-                "websocket upgrade refused"
-            );
-            response
-        }
-    }
 }
 
 /// The read-only endpoints, answered by whichever worker got the request.

@@ -11,11 +11,11 @@ use std::rc::Rc;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::message::{MessageAssembler, MessageError};
+use crate::epoll::message::{MessageAssembler, MessageError};
+use crate::epoll::session::Session;
 use crate::metrics::WorkerStats;
 use crate::protocol::close;
 use crate::protocol::frame::MAX_CONTROL_PAYLOAD;
-use crate::session::Session;
 
 /// Why the loop stops after a frame.
 enum Stop {

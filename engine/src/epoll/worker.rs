@@ -1,91 +1,27 @@
-//! A worker: one thread, pinned to its core, with its own tokio
-//! current-thread runtime, its own listener and (on the uring backend) its
-//! own io_uring ring. Workers share nothing on the hot path.
+//! An epoll worker's tasks: accept on its own listener, one task per
+//! connection, and the drain at shutdown. Workers share nothing on the hot
+//! path.
 
 use std::io;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::Socket;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
-use tokio::task::LocalSet;
 use tokio_util::task::TaskTracker;
 
-use crate::config::IoBackend;
-use crate::connection;
-use crate::fd_limit;
-use crate::metrics::WorkerStats;
-use crate::server::Shared;
-use crate::session::{self, Sessions};
-use crate::shutdown::ShutdownSignal;
+use crate::epoll::connection;
+use crate::epoll::context::WorkerContext;
+use crate::epoll::session::{self, Sessions};
+use crate::runtime::fd_limit;
+use crate::runtime::shutdown::ShutdownSignal;
+use crate::runtime::worker::WorkerSpec;
 
 /// Pause after an accept error other than running out of descriptors
 /// (e.g. `ENOBUFS`) before accepting again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
-/// What one worker's tasks share.
-pub struct WorkerContext {
-    /// Worker index (also its slot in `Shared::workers`).
-    pub index: usize,
-    /// State shared with the other workers.
-    pub shared: Arc<Shared>,
-    /// Open WebSockets of this worker.
-    pub sessions: Rc<Sessions>,
-    /// This worker's counters (the worker is their only writer).
-    pub stats: Arc<WorkerStats>,
-    /// Raised when the worker stops.
-    pub shutdown: ShutdownSignal,
-}
-
-/// Everything a worker thread needs to start.
-pub struct WorkerSpec {
-    /// Worker index.
-    pub index: usize,
-    /// The core to pin to, if pinning.
-    pub core: Option<core_affinity::CoreId>,
-    /// This worker's `SO_REUSEPORT` listener.
-    pub listener: Socket,
-    /// Shared state.
-    pub shared: Arc<Shared>,
-    /// Flips to `true` when the server stops.
-    pub stop: watch::Receiver<bool>,
-    /// Told once the worker accepts, or why it could not start.
-    pub ready: std::sync::mpsc::Sender<Result<(), String>>,
-}
-
-/// Starts the worker thread `ringecho-w{index}`.
-pub fn spawn(spec: WorkerSpec) -> io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("ringecho-w{}", spec.index))
-        .spawn(move || {
-            if let Some(core) = spec.core {
-                if !core_affinity::set_for_current(core) {
-                    tracing::warn!(worker = spec.index, core = core.id, "could not pin worker");
-                }
-            }
-            if spec.shared.backend == IoBackend::Uring {
-                // The io_uring worker owns its loop: no tokio runtime.
-                return crate::uring::run(spec);
-            }
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    let _ = spec
-                        .ready
-                        .send(Err(format!("worker {}: runtime: {e}", spec.index)));
-                    return;
-                }
-            };
-            LocalSet::new().block_on(&runtime, run(spec));
-        })
-}
-
-async fn run(spec: WorkerSpec) {
+/// Serves worker `spec.index` until the server stops, then drains.
+pub async fn run(spec: WorkerSpec) {
     let WorkerSpec {
         index,
         listener,
@@ -131,7 +67,7 @@ async fn run(spec: WorkerSpec) {
 /// Accepts until the worker stops. Out of file descriptors, it drops the
 /// pending connections and waits [`fd_limit::EXHAUSTED_BACKOFF`] rather
 /// than retrying at once: tokio leaves the listener ready after an error,
-/// so an immediate retry would spin (see [`crate::fd_limit`]).
+/// so an immediate retry would spin (see [`crate::runtime::fd_limit`]).
 async fn accept_epoll(
     listener: &tokio::net::TcpListener,
     ctx: &Rc<WorkerContext>,

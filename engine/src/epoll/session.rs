@@ -29,7 +29,7 @@
 //! write that completes. No timer per write: the [`sweep`] marks a session
 //! whose write has been blocked for the whole timeout and wakes it; its
 //! next write fails, and the echo loop ends with
-//! [`EchoEnd::BackpressureTimeout`](crate::echo::EchoEnd::BackpressureTimeout).
+//! [`EchoEnd::BackpressureTimeout`](crate::epoll::echo::EchoEnd::BackpressureTimeout).
 //! The close frame 1008 the policy asks for cannot get through a full send
 //! buffer, so the connection is just dropped (the close is still counted,
 //! see [`WorkerStats::backpressure_closed`]).
@@ -70,10 +70,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::epoll::text_watch::{Refused, TextWatch};
 use crate::metrics::WorkerStats;
 use crate::protocol::close::GOING_AWAY;
 use crate::protocol::frame::PING_FRAME;
-use crate::text_watch::{Refused, TextWatch};
 
 /// An unmasked server close frame with code 1001 (going away).
 const GOING_AWAY_FRAME: [u8; 4] = [

@@ -12,8 +12,8 @@
 //! Public so that the fuzz targets in `engine/fuzz` drive the decoder
 //! exactly as the loop does.
 
-use crate::protocol::frame::{self, OpCode};
-use crate::protocol::{close, Event};
+use super::frame::{self, OpCode};
+use super::{close, Event};
 
 /// What decoding one chunk asks of the connection, applied once the
 /// decoder has let go of the chunk (the buffer is borrowed while decoding).

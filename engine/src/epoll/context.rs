@@ -1,0 +1,23 @@
+//! What one epoll worker's tasks share.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::epoll::session::Sessions;
+use crate::metrics::WorkerStats;
+use crate::runtime::shared::Shared;
+use crate::runtime::shutdown::ShutdownSignal;
+
+/// What one worker's tasks share.
+pub struct WorkerContext {
+    /// Worker index (also its slot in `Shared::workers`).
+    pub index: usize,
+    /// State shared with the other workers.
+    pub shared: Arc<Shared>,
+    /// Open WebSockets of this worker.
+    pub sessions: Rc<Sessions>,
+    /// This worker's counters (the worker is their only writer).
+    pub stats: Arc<WorkerStats>,
+    /// Raised when the worker stops.
+    pub shutdown: ShutdownSignal,
+}
