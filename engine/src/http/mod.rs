@@ -2,7 +2,7 @@
 //!
 //! - `GET /`: the sample page from the ASP.NET "WebSockets support" article,
 //!   with a live statistics panel;
-//! - `GET /ws`: the WebSocket upgrade (then [`crate::echo`]);
+//! - `GET /ws`: the WebSocket upgrade (then each backend's echo loop);
 //! - `GET /healthz`: a JSON health report;
 //! - `GET /metrics`: the counters in the Prometheus/OpenMetrics text format;
 //! - `GET /stats`: the counters as server-sent events, once a second
@@ -10,7 +10,7 @@
 //! - everything else, including upgrades on other paths: 404.
 //!
 //! The 101 response is built here (accept key per RFC 6455 §4.2.2); the
-//! connection switches to WebSocket in [`crate::connection`].
+//! connection switches to WebSocket in each backend's HTTP phase.
 
 pub mod request_head;
 pub mod stats_stream;

@@ -229,7 +229,7 @@ impl WorkerStats {
     }
 
     /// `n` connections were closed as soon as they were accepted, because
-    /// the process had run out of file descriptors (see [`crate::fd_limit`]).
+    /// the process had run out of file descriptors (see [`crate::runtime::fd_limit`]).
     pub fn connections_dropped(&self, n: usize) {
         self.connections_dropped.add(n as u64);
     }

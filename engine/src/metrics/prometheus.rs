@@ -20,7 +20,7 @@
 //!   echoes stayed stuck above `--max-backpressure` for
 //!   `--backpressure-timeout` (each also counts as a close frame 1008 sent);
 //! - `ringecho_connections_dropped_total`: connections closed unserved
-//!   because the process was out of file descriptors ([`crate::fd_limit`]);
+//!   because the process was out of file descriptors ([`crate::runtime::fd_limit`]);
 //! - `ringecho_handshakes_rejected_total{reason}` with reason `origin`,
 //!   `limit`, `bad_request` or `timeout`;
 //! - `ringecho_close_frames_sent_total{code}` and

@@ -1,8 +1,8 @@
 //! The backend-neutral runtime: what both backends' workers stand on.
 //!
-//! - [`shared`]: the state all workers share ([`Shared`]) and the WebSocket
-//!   slots under `--max-connections` ([`Admission`]);
-//! - [`worker`]: starting and pinning a worker thread ([`WorkerSpec`]);
+//! - [`shared`]: the state all workers share ([`shared::Shared`]) and the WebSocket
+//!   slots under `--max-connections` ([`shared::Admission`]);
+//! - [`worker`]: starting and pinning a worker thread ([`worker::WorkerSpec`]);
 //! - [`endpoints`]: the HTTP response path (routing, admission, counting);
 //! - [`listener`]: the `SO_REUSEPORT` listeners and kernel socket buffers;
 //! - [`fd_limit`]: the file-descriptor limit, and accepting at it;

@@ -1,5 +1,5 @@
 //! The io_uring backend: ring mechanics only. Each worker thread runs
-//! [`run`]: its own ring and loop ([`event_loop`]), the provided-buffer
+//! [`run()`]: its own ring and loop ([`event_loop`]), the provided-buffer
 //! ring its connections share ([`buf_ring`]), connection slots ([`conn`]),
 //! sends from those buffers ([`outbox`]), and, for the HTTP phase only, a
 //! small executor ([`executor`], [`timers`], [`http_io`]). The WebSocket

@@ -1,0 +1,129 @@
+//! Deadlines and shutdown: the periodic sweep over every connection
+//! (handshake timeout, keep-alive pings and pong timeout, backpressure
+//! timeout) and the start of a graceful shutdown.
+
+use std::time::Instant;
+
+use super::ops::{user_data, Op};
+use super::Loop;
+use crate::metrics::RejectReason;
+use crate::uring::conn::Phase;
+
+/// A connection deadline the sweep found passed.
+pub(super) enum Deadline {
+    None,
+    Backpressure,
+    Handshake,
+    Pong,
+    Ping,
+}
+
+impl Loop {
+    /// Checks every connection's deadlines: handshake timeout, keep-alive
+    /// pings and pong timeout, backpressure timeout; and re-arms accept.
+    pub(crate) fn sweep(&mut self, now: Instant) {
+        let now = now.duration_since(self.epoch).as_millis() as u64;
+        self.now_ms = now;
+        self.buffers.decay();
+        self.accept_backing_off = false;
+        self.arm_accept();
+        let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            match self.deadline_passed(key, now) {
+                Deadline::None => {}
+                Deadline::Backpressure => {
+                    self.stats.backpressure_closed();
+                    tracing::debug!(key, "backpressure timeout: closing");
+                    self.close_now(key);
+                    self.maybe_remove(key);
+                }
+                Deadline::Handshake => {
+                    self.stats.handshake_rejected(RejectReason::Timeout);
+                    tracing::debug!("handshake timeout: no request, or an idle HTTP connection");
+                    if let Some(http) = self.conns[key].http() {
+                        http.task = None;
+                    }
+                    self.begin_close(key);
+                }
+                Deadline::Pong => {
+                    self.stats.keep_alive_timed_out();
+                    self.close_now(key);
+                    self.maybe_remove(key);
+                }
+                Deadline::Ping => self.send_due_control(key),
+            }
+        }
+    }
+
+    /// Which deadline of `key`, if any, has passed at `now`. A due ping is
+    /// marked (and its next one scheduled) here.
+    pub(super) fn deadline_passed(&mut self, key: usize, now: u64) -> Deadline {
+        let limits = self.limits;
+        let conn = &mut self.conns[key];
+        if conn.closing {
+            return Deadline::None;
+        }
+        if let (Some(since), Some(timeout)) =
+            (conn.over_cap_since_ms, limits.backpressure_timeout_ms)
+        {
+            if now.saturating_sub(since) >= timeout {
+                return Deadline::Backpressure;
+            }
+        }
+        match &mut conn.phase {
+            Phase::Http(_) if now >= conn.handshake_deadline_ms => Deadline::Handshake,
+            Phase::Http(_) => Deadline::None,
+            Phase::WebSocket(ws) => {
+                let Some(interval) = limits.keep_alive_interval_ms else {
+                    return Deadline::None;
+                };
+                if let (Some(since), Some(timeout)) =
+                    (ws.pong_wait_since_ms, limits.keep_alive_timeout_ms)
+                {
+                    if now.saturating_sub(since) >= timeout {
+                        return Deadline::Pong;
+                    }
+                }
+                if now >= ws.next_ping_ms {
+                    ws.next_ping_ms = now + interval;
+                    ws.ping_due = true;
+                    return Deadline::Ping;
+                }
+                Deadline::None
+            }
+        }
+    }
+
+    /// Stops accepting, cancels the HTTP phases and sends close 1001 to
+    /// every WebSocket (at its next frame boundary).
+    pub(crate) fn begin_shutdown(&mut self) {
+        self.stopping = true;
+        if self.accept_armed {
+            self.cancel(user_data(0, Op::Accept));
+        } else {
+            self.listener = None;
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            match &mut self.conns[key].phase {
+                Phase::Http(http) => {
+                    http.task = None;
+                    self.begin_close(key);
+                }
+                Phase::WebSocket(ws) => {
+                    ws.going_away_due = true;
+                    self.send_due_control(key);
+                }
+            }
+        }
+    }
+
+    /// Cancels every HTTP-phase task (at exit).
+    pub(crate) fn cancel_http_tasks(&mut self) {
+        for (_, conn) in self.conns.iter_mut() {
+            if let Some(http) = conn.http() {
+                http.task = None;
+            }
+        }
+    }
+}
