@@ -239,6 +239,38 @@ impl Outbox {
     }
 }
 
+/// Recycled outboxes, so that a connection's queue costs no allocation per
+/// send. Each is boxed because an in-flight send points into its outbox,
+/// which must not move while the send is in flight.
+#[derive(Default)]
+pub struct OutboxPool {
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Outbox>>,
+}
+
+impl OutboxPool {
+    /// An empty outbox, recycled if one is spare.
+    pub fn take(&mut self) -> Box<Outbox> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps `outbox` for reuse; it must be empty (its pieces released).
+    pub fn give(&mut self, outbox: Box<Outbox>) {
+        debug_assert!(outbox.is_empty(), "a recycled outbox holds pieces");
+        self.spare.push(outbox);
+    }
+
+    /// A connection's queued outbox, taken from the pool when it has none.
+    pub fn queued<'a>(&mut self, queued: &'a mut Option<Box<Outbox>>) -> &'a mut Outbox {
+        queued.get_or_insert_with(|| self.take())
+    }
+
+    /// Frees every spare outbox.
+    pub fn clear(&mut self) {
+        self.spare.clear();
+    }
+}
+
 /// Appends a piece's bytes to `out`.
 pub fn copy_into(piece: &Piece, buffers: &ProvidedBuffers, out: &mut Vec<u8>) {
     match piece {

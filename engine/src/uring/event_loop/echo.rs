@@ -162,7 +162,7 @@ impl Loop {
     /// ring into a copy of its own (see [`TEXT_IN_PLACE_LIMIT`]).
     pub(super) fn queue_echo_piece(&mut self, key: usize, piece: Piece, text: bool) {
         let conn = &mut self.conns[key];
-        let queued = queued_of(&mut conn.queued, &mut self.outboxes);
+        let queued = self.outboxes.queued(&mut conn.queued);
         let Phase::WebSocket(ws) = &mut conn.phase else {
             piece.release(&mut self.buffers);
             return;
@@ -221,7 +221,9 @@ impl Loop {
     /// Queues bytes of our own after everything queued so far.
     pub(super) fn queue(&mut self, key: usize, piece: Piece) {
         let conn = &mut self.conns[key];
-        queued_of(&mut conn.queued, &mut self.outboxes).push(piece, &mut self.buffers);
+        self.outboxes
+            .queued(&mut conn.queued)
+            .push(piece, &mut self.buffers);
     }
 
     /// Makes everything queued sendable, and lists the connection for the
@@ -239,9 +241,8 @@ impl Loop {
         }
         conn.committed = committed as u32;
         conn.committed_bytes = queued.bytes() as u32;
-        if conn.committed > 0 && conn.inflight.is_none() && !conn.send_listed {
-            conn.send_listed = true;
-            self.to_send.push(key);
+        if conn.committed > 0 && conn.inflight.is_none() {
+            self.to_send.list(key, &mut conn.send_listed);
         }
     }
 
@@ -274,13 +275,4 @@ impl Loop {
         );
         self.commit(key);
     }
-}
-
-/// The connection's queued outbox, taken from the pool when it has none.
-#[allow(clippy::vec_box)] // see `Loop::outboxes`
-pub(super) fn queued_of<'a>(
-    queued: &'a mut Option<Box<Outbox>>,
-    pool: &mut Vec<Box<Outbox>>,
-) -> &'a mut Outbox {
-    queued.get_or_insert_with(|| pool.pop().unwrap_or_default())
 }

@@ -87,9 +87,11 @@ use slab::Slab;
 
 use self::limits::Limits;
 use self::ops::{decode_user_data, user_data, Op};
+use self::send_list::SendList;
+use self::tick::Tick;
 use super::buf_ring::ProvidedBuffers;
 use super::conn::Conn;
-use super::outbox::Outbox;
+use super::outbox::OutboxPool;
 use super::ring;
 use crate::metrics::WorkerStats;
 use crate::protocol::plan::Action;
@@ -104,6 +106,8 @@ mod limits;
 mod ops;
 mod recv;
 mod send;
+mod send_list;
+mod tick;
 
 /// Submission queue entries per ring; the completion queue is 4x this.
 const SQ_ENTRIES: u32 = 1024;
@@ -121,13 +125,11 @@ pub struct Loop {
     /// not at once.
     accept_backing_off: bool,
     /// Connections with committed output and no send in flight.
-    to_send: Vec<usize>,
+    to_send: SendList,
     /// Connections waiting for buffers to return to the ring.
     starved: VecDeque<usize>,
-    /// Recycled outboxes, boxed because an in-flight send points into its
-    /// outbox, which must not move (see [`super::outbox`]).
-    #[allow(clippy::vec_box)]
-    outboxes: Vec<Box<Outbox>>,
+    /// Recycled outboxes.
+    outboxes: OutboxPool,
     /// Connections accepted this turn that need their HTTP task.
     accepted: Vec<(usize, u32)>,
     /// Scratch: what decoding a chunk asks for.
@@ -149,18 +151,8 @@ pub struct Loop {
     /// The loop is being dropped: completions are only collected, nothing
     /// is armed or sent again (see `Drop`).
     exiting: bool,
-    /// The sweep period, for the multishot timeout that ticks the loop (the
-    /// kernel reads it while the timeout is armed, so it is boxed).
-    tick_period: Box<types::Timespec>,
-    /// The multishot tick timeout is armed.
-    tick_armed: bool,
-    /// The kernel refused multishot timeouts (before 6.4): waits carry a
-    /// timeout instead.
-    tick_by_wait: bool,
-    /// A tick arrived since the last [`Loop::take_tick`].
-    tick_due: bool,
-    /// When the last tick was taken (only read with `tick_by_wait`).
-    last_tick: Instant,
+    /// What wakes the loop every sweep period.
+    tick: Tick,
 }
 
 impl Loop {
@@ -178,6 +170,7 @@ impl Loop {
                 "receive buffers consumed whole: no IOU_PBUF_RING_INC"
             );
         }
+        let limits = Limits::new(config);
         let mut event_loop = Self {
             completions: 0,
             ring: ManuallyDrop::new(ring),
@@ -186,24 +179,20 @@ impl Loop {
             listener: Some(listener),
             accept_armed: false,
             accept_backing_off: false,
-            to_send: Vec::new(),
+            to_send: SendList::default(),
             starved: VecDeque::new(),
-            outboxes: Vec::new(),
+            outboxes: OutboxPool::default(),
             accepted: Vec::new(),
             actions: Vec::new(),
             ran_dry: false,
             next_generation: 0,
             stats,
-            limits: Limits::new(config),
+            limits,
             epoch: Instant::now(),
             now_ms: 0,
             stopping: false,
             exiting: false,
-            tick_period: Box::new(types::Timespec::from(Limits::new(config).sweep_period)),
-            tick_armed: false,
-            tick_by_wait: false,
-            tick_due: false,
-            last_tick: Instant::now(),
+            tick: Tick::new(limits.sweep_period, Instant::now()),
             shared: shared.clone(),
             worker,
         };
@@ -237,32 +226,19 @@ impl Loop {
     /// the connections, fire timers and look at the stop flag. The loop
     /// reads the clock only then, never per message.
     pub fn take_tick(&mut self) -> bool {
-        std::mem::take(&mut self.tick_due)
+        self.tick.take()
     }
 
     /// Arms the multishot timeout that ticks the loop every sweep period,
     /// so that the turn's wait needs no timeout of its own.
     fn arm_tick(&mut self) {
-        if self.tick_armed || self.tick_by_wait {
-            return;
+        if let Some(entry) = self.tick.arm() {
+            self.push(entry);
         }
-        let entry = opcode::Timeout::new(&*self.tick_period)
-            .flags(types::TimeoutFlags::MULTISHOT)
-            .build()
-            .user_data(user_data(0, Op::Tick));
-        self.tick_armed = true;
-        self.push(entry);
     }
 
     fn complete_tick(&mut self, result: i32, flags: u32) {
-        if !cqueue::more(flags) {
-            self.tick_armed = false;
-        }
-        if result == -libc::EINVAL {
-            tracing::debug!("multishot timeouts unsupported; the loop's waits carry a timeout");
-            self.tick_by_wait = true;
-        }
-        self.tick_due = true;
+        self.tick.completed(result, cqueue::more(flags));
         self.arm_tick();
     }
 
@@ -289,28 +265,18 @@ impl Loop {
     /// submits and, with `wait`, waits for a completion (the tick bounds the
     /// wait), then handle every completion.
     pub fn turn(&mut self, wait: bool) -> io::Result<()> {
-        let to_send = std::mem::take(&mut self.to_send);
+        let to_send = self.to_send.take();
         for &key in &to_send {
             if let Some(conn) = self.conns.get_mut(key) {
                 conn.send_listed = false;
                 self.start_send(key);
             }
         }
-        let mut to_send = to_send;
-        to_send.clear();
-        self.to_send = to_send;
+        self.to_send.recycle(to_send);
         self.buffers.publish();
         self.rearm_starved();
-        let timeout = match (wait, self.tick_by_wait) {
-            (false, _) => None,
-            (true, false) => Some(None),
-            (true, true) => Some(Some(self.limits.sweep_period)),
-        };
-        self.enter(timeout)?;
-        if self.tick_by_wait && self.last_tick.elapsed() >= self.limits.sweep_period {
-            self.last_tick = Instant::now();
-            self.tick_due = true;
-        }
+        self.enter(wait.then(|| self.tick.wait_limit()))?;
+        self.tick.after_wait();
         loop {
             let Some(cqe) = self.ring.completion().next() else {
                 break;
@@ -377,12 +343,13 @@ impl Drop for Loop {
             .user_data(user_data(0, Op::Cancel));
         self.push(cancel_all);
         let deadline = Instant::now() + Duration::from_millis(500);
-        self.tick_by_wait = true; // no new tick after the cancel
-                                  // Nor anything else: a recv ended by the cancel was re-armed, and
-                                  // stayed in flight until the deadline (tests/faults.rs, SIGTERM).
+        self.tick.stop(); // no new tick after the cancel
+                          // Nor anything else: a recv ended by the cancel was re-armed, and
+                          // stayed in flight until the deadline (tests/faults.rs, SIGTERM).
         self.exiting = true;
-        let in_flight =
-            |l: &Loop| l.accept_armed || l.tick_armed || l.conns.iter().any(|(_, c)| c.ops > 0);
+        let in_flight = |l: &Loop| {
+            l.accept_armed || l.tick.is_armed() || l.conns.iter().any(|(_, c)| c.ops > 0)
+        };
         while in_flight(self) {
             if Instant::now() > deadline {
                 tracing::warn!("io_uring operations still in flight at exit; leaking their memory");

@@ -24,7 +24,7 @@ impl Loop {
             queued
         } else {
             // Keep the uncommitted tail (a text frame still arriving) queued.
-            let mut rest = self.outboxes.pop().unwrap_or_default();
+            let mut rest = self.outboxes.take();
             queued.split_off_into(conn.committed as usize, &mut rest);
             conn.queued = Some(rest);
             queued
@@ -56,14 +56,14 @@ impl Loop {
         } else {
             // A failed (or zero-byte) send: the connection is gone.
             sent.clear(&mut self.buffers);
-            self.outboxes.push(sent);
+            self.outboxes.give(sent);
             self.close_now(key);
             self.maybe_remove(key);
             return;
         }
         if sent.is_empty() {
             self.conns[key].peer_slow = false;
-            self.outboxes.push(sent);
+            self.outboxes.give(sent);
             self.commit_if_listed(key);
         } else {
             // A partial send: the peer's window is full. The rest goes first,
@@ -103,9 +103,8 @@ impl Loop {
     /// committed output waiting.
     pub(super) fn commit_if_listed(&mut self, key: usize) {
         let conn = &mut self.conns[key];
-        if conn.committed > 0 && !conn.send_listed {
-            conn.send_listed = true;
-            self.to_send.push(key);
+        if conn.committed > 0 {
+            self.to_send.list(key, &mut conn.send_listed);
         }
     }
 
@@ -129,7 +128,7 @@ impl Loop {
         let conn = &mut self.conns[key];
         if let Some(mut queued) = conn.queued.take() {
             queued.clear(&mut self.buffers);
-            self.outboxes.push(queued);
+            self.outboxes.give(queued);
         }
         conn.committed = 0;
         conn.committed_bytes = 0;
@@ -157,7 +156,7 @@ impl Loop {
         let mut conn = self.conns.remove(key);
         if let Some(mut queued) = conn.queued.take() {
             queued.clear(&mut self.buffers);
-            self.outboxes.push(queued);
+            self.outboxes.give(queued);
         }
         if let Phase::Http(http) = &mut conn.phase {
             for unread in http.unread.drain(..) {
