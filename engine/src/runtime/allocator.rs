@@ -11,7 +11,8 @@
 //! charged to its idle WebSockets. [`QuietCollector`] asks mimalloc to
 //! collect once a worker has seen no completion for [`QUIET_AFTER`] after
 //! some activity: a busy worker never pays for it, and an idle one pays
-//! once. Measured in `results/engine-io-idle.md`.
+//! once. Measured in `results/engine-io.md` ("Server RSS per idle
+//! WebSocket").
 
 use std::time::{Duration, Instant};
 

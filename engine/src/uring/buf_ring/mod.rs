@@ -17,7 +17,8 @@
 //! kernel's use of that buffer. Without incremental consumption every
 //! completion took a whole buffer, so a burst of handshakes touched one
 //! buffer per connection and left hundreds of them resident, published to
-//! the kernel, while the WebSockets then sat idle (`results/engine-io-idle.md`).
+//! the kernel, while the WebSockets then sat idle (`results/engine-io.md`,
+//! "Server RSS per idle WebSocket").
 //!
 //! # Ownership
 //!
@@ -41,86 +42,35 @@
 //!
 //! # The working set
 //!
-//! The kernel takes buffers from the ring's head in order, and a returned
-//! buffer goes to the tail: a ring with every free buffer published cycles
-//! through all of them, so any steady load touches the whole ring (4 MiB
-//! per worker by default) and every recv lands in a buffer that left the
-//! cache long ago. So only as many buffers are published as the load needs:
-//! twice the most the kernel took in one turn lately (at least
-//! [`MIN_PUBLISHED`]), topped up once per turn from a LIFO stack of
-//! returned buffers, the most recently used first. A burst that takes more
-//! than that ends the recv with `ENOBUFS` like an empty ring would (the loop
-//! copies out and re-arms); each such receiver ([`ProvidedBuffers::ran_short`])
-//! counts as demand, so the next publish covers the burst. The peak decays
-//! once per sweep ([`ProvidedBuffers::decay`]).
+//! Only as many buffers are published as the load needs, topped up once
+//! per turn from a LIFO stack of returned buffers, the most recently used
+//! first; a burst that takes more than that ends the recv with `ENOBUFS`
+//! like an empty ring would (the loop copies out and re-arms), and spare
+//! buffers that stay cold give their memory back (`MADV_DONTNEED`), so the
+//! worker's RSS follows its working set. [`working_set`] decides how many
+//! and which; this module owns the buffers and does it.
 //!
-//! Buffers at the bottom of the spare stack that no publish reached for
-//! [`COLD_SWEEPS`] sweeps are given back to the kernel (`MADV_DONTNEED`), so
-//! the memory a burst touched is returned once the burst is over and the
-//! worker's RSS follows its working set.
+//! - [`mapping`]: the anonymous memory of the ring and its buffers;
+//! - [`working_set`]: the policy (how many to publish, which are cold).
+
+mod mapping;
+mod working_set;
 
 use std::io;
-use std::ptr::NonNull;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
 use io_uring::Submitter;
+
+use self::mapping::{page_size, Mapping};
+use self::working_set::WorkingSet;
 
 /// Buffer group id of the one ring each worker registers.
 pub const GROUP_ID: u16 = 0;
 
 /// `IOU_PBUF_RING_INC`: the kernel consumes each buffer incrementally.
 const PBUF_RING_INC: u16 = 2;
-
-/// The fewest buffers kept published (or the whole ring, if smaller).
-pub const MIN_PUBLISHED: usize = 32;
-
-/// Sweeps a spare buffer must go unused before its memory is given back.
-pub const COLD_SWEEPS: u32 = 10;
-
-/// The system's page size.
-fn page_size() -> usize {
-    // SAFETY: sysconf reads a constant of the system and touches no memory.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).unwrap_or(4096)
-}
-
-/// An anonymous private mapping, unmapped on drop.
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(len: usize) -> io::Result<Self> {
-        // SAFETY: an anonymous private mapping with no address hint has no
-        // preconditions; failure is reported as MAP_FAILED and checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
-        Ok(Self { ptr, len })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what mmap returned and nothing else
-        // unmaps them. Callers leak the `Mapping` instead of dropping it while
-        // the kernel may still write to it (see the loop's Drop).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
 
 /// A registered ring of `count` receive buffers of `size` bytes each.
 pub struct ProvidedBuffers {
@@ -145,31 +95,13 @@ pub struct ProvidedBuffers {
     in_user: usize,
     /// Returned buffers not published yet, the most recently used on top.
     spare: Vec<u16>,
-    /// Buffers the kernel took since the last publish, plus receivers that
-    /// found none (`ENOBUFS`).
-    taken_this_turn: usize,
-    /// The most buffers the kernel took in one turn lately (decays).
-    peak_per_turn: usize,
-    /// Whether the last publish left nothing on the spare stack, i.e. the
-    /// kernel has had every free buffer since.
-    all_published: bool,
-    /// The bottom `given_back` entries of the spare stack hold no memory:
-    /// given back (or never touched), and not published since.
-    given_back: usize,
-    /// The shallowest the spare stack got since the cold window began:
-    /// entries below it were not used in the window.
-    spare_low: usize,
-    /// Sweeps since the cold window began.
-    sweeps: u32,
-    /// Sweeps left before the peak may decay again: a shortage holds it
-    /// for a cold window, so a sustained flood does not shrink the working
-    /// set every sweep and run it short again.
-    hold_peak: u32,
+    /// How many to publish, and which spare buffers are cold.
+    working_set: WorkingSet,
 }
 
 impl ProvidedBuffers {
     /// Maps `count` buffers of `size` bytes and publishes the first
-    /// [`MIN_PUBLISHED`] of them.
+    /// [`MIN_PUBLISHED`](working_set::MIN_PUBLISHED) of them.
     ///
     /// `count` must be a power of two no larger than 32768 (checked by
     /// [`crate::config`]); `size` fits in a `u32`.
@@ -194,14 +126,7 @@ impl ProvidedBuffers {
             in_user: 0,
             // Reversed, so the first published are 0, 1, 2, ...
             spare: (0..count16).rev().collect(),
-            taken_this_turn: 0,
-            peak_per_turn: 0,
-            all_published: false,
-            // Never touched yet: nothing resident to give back.
-            given_back: count,
-            spare_low: count,
-            sweeps: 0,
-            hold_peak: 0,
+            working_set: WorkingSet::new(count),
         };
         ring.publish();
         Ok(ring)
@@ -219,7 +144,7 @@ impl ProvidedBuffers {
             // leaves nothing registered.
             let result = unsafe {
                 submitter.register_buf_ring_with_flags(
-                    self.entries.ptr.as_ptr() as u64,
+                    self.entries.ptr() as u64,
                     self.count,
                     GROUP_ID,
                     flags,
@@ -260,9 +185,7 @@ impl ProvidedBuffers {
         // `release(id)`, which needs `&mut self` and so cannot happen while
         // the returned borrow lives. Bytes after `consumed` (which the kernel
         // may still fill) are not covered.
-        unsafe {
-            std::slice::from_raw_parts(self.memory.ptr.as_ptr().add(base + start), end - start)
-        }
+        unsafe { std::slice::from_raw_parts(self.memory.ptr().add(base + start), end - start) }
     }
 
     /// Bytes `offset..offset + len` of buffer `id`, writable: the owned
@@ -285,7 +208,7 @@ impl ProvidedBuffers {
         // still fill the buffer's later bytes, which this slice does not
         // cover. `&mut self` makes this the only live borrow of the ring's
         // memory.
-        unsafe { std::slice::from_raw_parts_mut(self.memory.ptr.as_ptr().add(start), len) }
+        unsafe { std::slice::from_raw_parts_mut(self.memory.ptr().add(start), len) }
     }
 
     /// The address of byte `offset` of buffer `id`, for a send's iovec.
@@ -294,7 +217,7 @@ impl ProvidedBuffers {
         let start = usize::from(id) * self.size as usize + offset;
         // SAFETY: `start` lies within (or one past the end of a buffer
         // inside) the `count * size` mapping, as asserted.
-        unsafe { self.memory.ptr.as_ptr().add(start) }
+        unsafe { self.memory.ptr().add(start) }
     }
 
     /// A recv completion handed `len` bytes of buffer `id` to user space;
@@ -317,7 +240,7 @@ impl ProvidedBuffers {
         if !more {
             self.kernel_done[index] = true;
             self.in_user += 1;
-            self.taken_this_turn += 1;
+            self.working_set.took();
         }
         offset
     }
@@ -347,30 +270,21 @@ impl ProvidedBuffers {
     /// working set ran out. Either way the receiver counts as demand for
     /// the next publish, and the peak is held for a cold window.
     pub fn ran_short(&mut self) -> bool {
-        self.taken_this_turn += 1;
-        self.hold_peak = COLD_SWEEPS;
-        self.all_published
+        self.working_set.ran_short()
     }
 
     /// Lets the per-turn peak fade (a quarter per call; the loop calls it
     /// once per sweep period; not for a cold window after a shortage), so a
     /// past burst stops pinning the working set, and gives cold memory back.
     pub fn decay(&mut self) {
-        if self.hold_peak > 0 {
-            self.hold_peak -= 1;
-        } else {
-            self.peak_per_turn -= self.peak_per_turn / 4;
-        }
-        self.sweeps += 1;
-        if self.sweeps >= COLD_SWEEPS {
-            self.give_back_cold();
-            self.sweeps = 0;
-            self.spare_low = self.spare.len();
+        if let Some(cold) = self.working_set.sweep(self.spare.len()) {
+            self.give_back(cold);
         }
     }
 
-    /// Gives the memory of the spare buffers no publish reached in the
-    /// cold window back to the kernel. Returns how many buffers that was.
+    /// Gives the memory of the spare buffers at positions `cold` of the
+    /// spare stack (no publish reached them in the cold window) back to the
+    /// kernel. Returns how many buffers that was.
     ///
     /// `madvise` works on whole pages, so only the pages that lie entirely
     /// inside a buffer are given back: a buffer smaller than a page shares
@@ -380,12 +294,11 @@ impl ProvidedBuffers {
     /// boundary zeroed the next fifteen, and echoes went out as zeros.) So
     /// a ring of buffers smaller than a page keeps its memory; it is at
     /// most `count` pages.
-    fn give_back_cold(&mut self) -> usize {
-        let cold = self.spare_low.min(self.spare.len());
+    fn give_back(&mut self, cold: Range<usize>) -> usize {
         let page = page_size();
         let size = self.size as usize;
         let mut given = 0;
-        for &id in &self.spare[self.given_back.min(cold)..cold] {
+        for &id in &self.spare[cold] {
             let start = usize::from(id) * size;
             // The pages wholly inside the buffer (the mapping is page aligned).
             let first = start.next_multiple_of(page);
@@ -403,7 +316,7 @@ impl ProvidedBuffers {
             // are never read before a recv writes them.
             let result = unsafe {
                 libc::madvise(
-                    self.memory.ptr.as_ptr().add(first).cast(),
+                    self.memory.ptr().add(first).cast(),
                     end - first,
                     libc::MADV_DONTNEED,
                 )
@@ -412,16 +325,7 @@ impl ProvidedBuffers {
                 given += 1;
             }
         }
-        self.given_back = self.given_back.max(cold);
         given
-    }
-
-    /// How many buffers to keep published: twice the recent peak per turn,
-    /// at least [`MIN_PUBLISHED`], at most the ring.
-    fn wanted_published(&self) -> usize {
-        (2 * self.peak_per_turn)
-            .max(MIN_PUBLISHED)
-            .min(self.count())
     }
 
     /// Releases a hold on `id`. Once the kernel is done with the buffer
@@ -448,9 +352,7 @@ impl ProvidedBuffers {
     /// stack, most recently used first, and makes them visible to the
     /// kernel (one store). The loop calls it once per turn, before it enters.
     pub fn publish(&mut self) {
-        self.peak_per_turn = self.peak_per_turn.max(self.taken_this_turn);
-        self.taken_this_turn = 0;
-        let wanted = self.wanted_published();
+        let wanted = self.working_set.start_publish();
         let mut published = self.published();
         let before = self.tail;
         while published < wanted {
@@ -458,30 +360,28 @@ impl ProvidedBuffers {
             self.push_entry(id);
             published += 1;
         }
-        self.spare_low = self.spare_low.min(self.spare.len());
-        self.given_back = self.given_back.min(self.spare.len());
+        self.working_set.end_publish(self.spare.len());
         if self.tail != before {
             self.publish_tail();
         }
-        self.all_published = self.spare.is_empty();
     }
 
     fn push_entry(&mut self, id: u16) {
         let mask = self.count - 1;
         let slot = usize::from(self.tail & mask);
-        let base: *mut BufRingEntry = self.entries.ptr.as_ptr().cast();
+        let base: *mut BufRingEntry = self.entries.ptr().cast();
         // SAFETY: `slot < count`, so the entry lies inside the entry mapping.
         // The kernel only reads entries between its head and our published
         // tail; `slot` is at our unpublished tail, so nobody reads it now.
         let entry = unsafe { &mut *base.add(slot) };
-        entry.set_addr(self.memory.ptr.as_ptr() as u64 + u64::from(id) * u64::from(self.size));
+        entry.set_addr(self.memory.ptr() as u64 + u64::from(id) * u64::from(self.size));
         entry.set_len(self.size);
         entry.set_bid(id);
         self.tail = self.tail.wrapping_add(1);
     }
 
     fn publish_tail(&self) {
-        let base: *const BufRingEntry = self.entries.ptr.as_ptr().cast();
+        let base: *const BufRingEntry = self.entries.ptr().cast();
         // SAFETY: `BufRingEntry::tail` points at the ring's shared `tail` field
         // (inside entry 0's reserved bytes, which `push_entry` never writes).
         // It is a naturally aligned u16 that the kernel only reads, so a
@@ -496,6 +396,7 @@ impl ProvidedBuffers {
 
 #[cfg(test)]
 mod tests {
+    use super::working_set::{COLD_SWEEPS, MIN_PUBLISHED};
     use super::*;
 
     /// Plays the kernel: takes the next published buffer, if any, and hands
@@ -510,7 +411,7 @@ mod tests {
                 return None;
             }
             let slot = usize::from(self.head & (ring.count - 1));
-            let base: *const BufRingEntry = ring.entries.ptr.as_ptr().cast();
+            let base: *const BufRingEntry = ring.entries.ptr().cast();
             // SAFETY: `slot < count`, inside the entry mapping; the entry
             // between the head and the published tail was written by
             // `push_entry` and is not being written now (`&mut ring`).
@@ -533,7 +434,7 @@ mod tests {
                 return None;
             }
             let slot = usize::from(self.head & (ring.count - 1));
-            let base: *const BufRingEntry = ring.entries.ptr.as_ptr().cast();
+            let base: *const BufRingEntry = ring.entries.ptr().cast();
             // SAFETY: as in `take`.
             let id = unsafe { (*base.add(slot)).bid() };
             let left = ring.buffer_size() - ring.consumed[usize::from(id)] as usize;
@@ -648,8 +549,7 @@ mod tests {
         let mut vec = vec![0u8; len.div_ceil(page)];
         // SAFETY: the range is the ring's live mapping and `vec` has one
         // byte per page of it, as mincore(2) requires.
-        let result =
-            unsafe { libc::mincore(ring.memory.ptr.as_ptr().cast(), len, vec.as_mut_ptr()) };
+        let result = unsafe { libc::mincore(ring.memory.ptr().cast(), len, vec.as_mut_ptr()) };
         assert_eq!(result, 0);
         vec.iter().filter(|&&v| v & 1 == 1).count()
     }
