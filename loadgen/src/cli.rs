@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{parse_cpus, parse_duration, Mode, RunConfig, SizeRange};
 use crate::error::{Error, Result};
+use crate::io::IoChoice;
 use crate::payload::PayloadKind;
 use crate::presets;
 use crate::target::Target;
@@ -142,6 +143,16 @@ pub struct RunArgs {
     /// that loadgens on several hosts measure the same window.
     #[arg(long, value_name = "UNIX_TIME", value_parser = parse_start_at_arg)]
     pub start_at: Option<std::time::SystemTime>,
+    /// I/O driver: io_uring, epoll, or auto (io_uring when it works here,
+    /// else epoll, saying why on stderr). The report names the one that ran.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "DRIVER",
+        env = "LOADGEN_IO",
+        default_value = "auto"
+    )]
+    pub io: IoChoice,
 }
 
 fn parse_start_at_arg(s: &str) -> std::result::Result<std::time::SystemTime, String> {
@@ -227,6 +238,7 @@ impl RunArgs {
             quiet: self.quiet,
             reconnect: self.reconnect,
             start_at: self.start_at,
+            io: self.io,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -20,7 +20,7 @@ pub struct ClosedLoop {
 impl ClosedLoop {
     /// Tops the connection's window up to `in_flight` messages. Called when
     /// the connection opens and after each batch of echoes, so K echoes that
-    /// arrive in one read produce K sends in one `write()`.
+    /// arrive in one read produce K sends in one write.
     #[inline]
     pub fn fill(&self, conn: &mut Conn, ctx: &mut SendCtx<'_>, now_ns: u64) {
         if now_ns >= ctx.end_ns {
@@ -28,7 +28,7 @@ impl ClosedLoop {
         }
         while conn.inflight.len() < self.in_flight {
             let len = ctx.pick_size();
-            conn.queue_message(ctx.kind, ctx.rng, len, now_ns, now_ns);
+            conn.queue_message(ctx.tmpl, ctx.rng, len, now_ns, now_ns);
             *ctx.sent += 1;
         }
     }

@@ -10,10 +10,10 @@
 //! client and the server's unmasking trivially predictable. We don't do
 //! that: every frame gets a new key from a ChaCha12 CSPRNG
 //! (`rand::rngs::StdRng`, seeded from the OS), and the payload is masked
-//! whole, 8 bytes per step. What this costs was measured and is written down
-//! in [`crate::worker`]: for 20 B messages it is lost in the noise; for
-//! 16 KiB messages it is one extra pass over 16 KiB, which is still far
-//! below the cost of the copy through the loopback TCP stack.
+//! whole, 16 bytes or more per step (fastwebsockets' `unmask`). For 20 B
+//! messages the cost is lost in the noise; for 16 KiB messages it is one
+//! extra pass over 16 KiB, far below the cost of the copies through the
+//! loopback TCP stack (`examples/mask_cost.rs` measures it).
 
 /// Continuation frame.
 pub const OP_CONT: u8 = 0x0;
@@ -134,28 +134,18 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<FrameHead>, ProtocolError> {
     }))
 }
 
-/// XORs `buf` with the 4-byte mask `key`, starting at key offset 0.
+/// XORs `buf` with the 4-byte mask `key`, starting at key offset 0, 16
+/// bytes or more at a time (fastwebsockets' `unmask`, which masks and
+/// unmasks alike).
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
-    let k64 = u64::from_ne_bytes([
-        key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3],
-    ]);
-    let mut chunks = buf.chunks_exact_mut(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        c.copy_from_slice(&(u64::from_ne_bytes(w) ^ k64).to_ne_bytes());
-    }
-    // Chunks are multiples of 8 bytes, so the key phase restarts at 0 here.
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= key[i & 3];
-    }
+    fastwebsockets::unmask(buf, key);
 }
 
-/// Appends one final (FIN) frame with `opcode`, masked with `key`, to `out`.
+/// Appends the header of one final (FIN) frame with `opcode`, a masked
+/// payload of `len` bytes and mask `key`; the masked payload must follow.
 #[inline]
-pub fn encode_masked(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
-    let len = payload.len();
+pub fn encode_masked_head(out: &mut Vec<u8>, opcode: u8, len: usize, key: [u8; 4]) {
     out.push(0x80 | opcode);
     if len < 126 {
         out.push(0x80 | len as u8);
@@ -167,6 +157,12 @@ pub fn encode_masked(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
     out.extend_from_slice(&key);
+}
+
+/// Appends one final (FIN) frame with `opcode`, masked with `key`, to `out`.
+#[inline]
+pub fn encode_masked(out: &mut Vec<u8>, opcode: u8, payload: &[u8], key: [u8; 4]) {
+    encode_masked_head(out, opcode, payload.len(), key);
     let start = out.len();
     out.extend_from_slice(payload);
     apply_mask(&mut out[start..], key);

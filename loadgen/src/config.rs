@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::io::IoChoice;
 use crate::payload::PayloadKind;
 use crate::target::Target;
 
@@ -169,6 +170,8 @@ pub struct RunConfig {
     pub reconnect: bool,
     /// Wall-clock start of the load (`--start-at`); `None` starts at once.
     pub start_at: Option<std::time::SystemTime>,
+    /// The I/O driver asked for (`--io`).
+    pub io: IoChoice,
 }
 
 impl RunConfig {

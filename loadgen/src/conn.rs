@@ -1,27 +1,28 @@
-//! One client connection: its socket, buffers, handshake state and the
-//! messages it has in flight.
+//! One client connection's WebSocket side: its handshake, the messages it
+//! has in flight, the bytes it has to send, and the check of every echo.
 //!
-//! The connection does its own I/O (non-blocking, edge-triggered) and its
-//! own echo checking; *when* to send is decided by the driver
-//! ([`crate::closed`], [`crate::open`]), which calls
-//! [`Conn::queue_message`] and then [`Conn::flush`].
+//! A `Conn` does no I/O. The worker's I/O driver ([`crate::io`]) owns the
+//! socket: it hands received bytes to [`Conn::on_bytes`] wherever they
+//! landed, and sends what [`Conn::tx`] holds. *When* to send is decided by
+//! the pacing ([`crate::closed`], [`crate::open`]), which calls
+//! [`Conn::queue_message`].
 //!
-//! Buffers are allocated once per connection and reused: after the
-//! handshake no allocation happens per message, whatever the mode.
-//! Frames are parsed in place in the receive buffer; only a fragmented
-//! echo (which a plain echo server never produces) is copied to reassemble it.
+//! Frames are read as they land ([`crate::frames`]) and every echo is
+//! checked in place against the worker's payload [`Template`]: nothing is
+//! gathered or copied per message, whichever way the bytes were cut. The
+//! only per-connection buffers are the bytes to send (reused) and, until
+//! the `101`, the handshake response.
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::AsRawFd;
 
-use mio::net::TcpStream;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::codec::{self, FrameHead, ProtocolError};
+use crate::codec::{self, ProtocolError};
+use crate::frames::{Flow, FrameReader, FrameSink};
 use crate::handshake::{self, Response};
-use crate::payload::{self, PayloadKind, Pending};
+use crate::payload::{self, EchoCheck, PayloadKind, Pending, Template};
 use crate::stats::Interval;
 use crate::target::Target;
 
@@ -34,13 +35,13 @@ pub enum State {
     Handshaking,
     /// Exchanging messages.
     Open,
-    /// We sent a Close frame at the end of the run; waiting for the server's.
+    /// We sent a Close frame; waiting for the server's.
     Closing,
-    /// Finished (closed, failed or lost); the socket is dropped.
+    /// Finished (closed, failed or lost).
     Done,
     /// Dropped by the server and waiting for a reconnect attempt
-    /// (`--reconnect`); its socket is deregistered and its in-flight
-    /// messages are kept to be sent again.
+    /// (`--reconnect`); its socket is closed and its in-flight messages
+    /// are kept to be sent again.
     Parked,
 }
 
@@ -54,7 +55,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(key: impl Into<String>, detail: impl Into<String>) -> Failure {
+    /// A failure with this key and description.
+    pub fn new(key: impl Into<String>, detail: impl Into<String>) -> Failure {
         Failure {
             key: key.into(),
             detail: detail.into(),
@@ -93,47 +95,45 @@ impl Failure {
     }
 }
 
-/// What a readiness event changed.
+/// What received bytes changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Nothing the worker must act on.
     Idle,
     /// The handshake just completed.
     Opened,
-    /// `n` echoes were consumed; the driver may send more.
+    /// `n` echoes were consumed; the pacing may send more.
     Echoes(usize),
     /// The connection is finished; `Some` when that is a failure.
     Finished(Option<Failure>),
 }
 
-/// One WebSocket client connection.
+/// One WebSocket client connection (see the module docs).
 #[derive(Debug)]
 pub struct Conn {
-    /// Global connection index (0..connections), used for tick phases.
+    /// Global connection index (0..connections): tick phases and the filler offset.
     pub id: usize,
-    /// The socket.
-    pub stream: TcpStream,
     /// Life-cycle state.
     pub state: State,
-    /// When `connect()` was called (monotonic ns), for connect latency.
+    /// When the connect started (monotonic ns), for connect latency.
     pub started_ns: u64,
     key: String,
-    rx: Vec<u8>,
-    rx_start: usize,
-    rx_end: usize,
-    tx: Vec<u8>,
-    tx_pos: usize,
-    template: Vec<u8>,
+    /// The handshake response so far (emptied once open).
+    response: Vec<u8>,
+    reader: FrameReader,
+    /// The message being received in pieces, if any.
+    partial: Option<(u8, EchoCheck)>,
+    /// Bytes to send, in order; the worker hands them to its I/O driver.
+    pub tx: Vec<u8>,
     /// Messages sent and not yet echoed, oldest first.
     pub inflight: VecDeque<Pending>,
     next_seq: u64,
-    frag: Option<(u8, Vec<u8>)>,
     /// Open mode: intended send time of the next message (ns since run start).
     pub next_tick_ns: u64,
     /// Open mode: true while the connection has an entry in the tick queue.
     pub scheduled: bool,
-    /// Time of the last read (ns since run start): the receive time of the
-    /// echoes it carried and the send time of the messages they trigger.
+    /// Time of the last receive (ns since run start): the receive time of
+    /// the echoes it carried and the send time of the messages they trigger.
     pub last_rx_ns: u64,
     /// `--reconnect`: this socket is a reconnect attempt, not the first
     /// connection of its slot.
@@ -149,35 +149,20 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Wraps a socket whose non-blocking `connect()` was just issued.
-    pub fn new(
-        id: usize,
-        stream: TcpStream,
-        started_ns: u64,
-        key: String,
-        kind: PayloadKind,
-        max_size: usize,
-        in_flight: usize,
-    ) -> Conn {
-        // Room for a full window of the largest frames, within sane bounds;
-        // grows on demand for anything bigger.
-        let frame = max_size + 14;
-        let rx_len = (frame * in_flight).clamp(4096, 256 * 1024).max(frame);
+    /// A connection whose connect was just started, with handshake key
+    /// `key`; `max_size` and `in_flight` size the buffers.
+    pub fn new(id: usize, started_ns: u64, key: String, max_size: usize, in_flight: usize) -> Conn {
         Conn {
             id,
-            stream,
             state: State::Connecting,
             started_ns,
             key,
-            rx: vec![0; rx_len],
-            rx_start: 0,
-            rx_end: 0,
-            tx: Vec::with_capacity(frame * in_flight.min(64)),
-            tx_pos: 0,
-            template: kind.template(max_size, id as u64),
+            response: Vec::new(),
+            reader: FrameReader::default(),
+            partial: None,
+            tx: Vec::with_capacity((max_size + 14) * in_flight.min(64)),
             inflight: VecDeque::with_capacity(in_flight.min(1024)),
             next_seq: 0,
-            frag: None,
             next_tick_ns: 0,
             scheduled: false,
             last_rx_ns: 0,
@@ -188,59 +173,38 @@ impl Conn {
         }
     }
 
-    /// Starts a reconnect attempt on `stream`, whose non-blocking
-    /// `connect()` was just issued: the old socket is closed and the
-    /// buffers emptied, while the in-flight messages, the sequence numbers
-    /// and the tick schedule carry over.
-    pub fn restart(&mut self, stream: TcpStream, started_ns: u64, key: String) {
-        self.stream = stream;
+    /// Starts a reconnect attempt whose connect was just started: the
+    /// received and unsent bytes are dropped, while the in-flight
+    /// messages, the sequence numbers and the tick schedule carry over.
+    pub fn restart(&mut self, started_ns: u64, key: String) {
         self.state = State::Connecting;
         self.started_ns = started_ns;
         self.key = key;
-        self.rx_start = 0;
-        self.rx_end = 0;
+        self.response.clear();
+        self.reader.reset();
+        self.partial = None;
         self.tx.clear();
-        self.tx_pos = 0;
-        self.frag = None;
         self.reconnecting = true;
     }
 
     /// Queues again every message still waiting for its echo (after a
     /// reconnect), oldest first with its own sequence number, sent at
     /// `now_ns`; the intended send time stays. Returns how many.
-    pub fn resend_inflight(&mut self, kind: PayloadKind, rng: &mut StdRng, now_ns: u64) -> usize {
+    pub fn resend_inflight(&mut self, tmpl: &Template, rng: &mut StdRng, now_ns: u64) -> usize {
+        let filler = tmpl.filler(self.id);
         for p in self.inflight.iter_mut() {
-            kind.write_header(&mut self.template, p.seq, now_ns);
-            codec::encode_masked(
+            encode_message(
                 &mut self.tx,
-                kind.opcode(),
-                &self.template[..p.len as usize],
-                rng.gen(),
+                tmpl.kind(),
+                filler,
+                p.seq,
+                p.len as usize,
+                now_ns,
+                rng,
             );
             p.sent_ns = now_ns;
         }
         self.inflight.len()
-    }
-
-    /// Writes as much of the pending output as the socket takes.
-    pub fn flush(&mut self) -> io::Result<()> {
-        while self.tx_pos < self.tx.len() {
-            match crate::sys::send(self.stream.as_raw_fd(), &self.tx[self.tx_pos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.tx_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.tx.clear();
-        self.tx_pos = 0;
-        Ok(())
-    }
-
-    /// True when output is waiting for the socket to become writable.
-    pub fn has_backlog(&self) -> bool {
-        self.tx_pos < self.tx.len()
     }
 
     /// Queues the next data message of `len` bytes, sent at `now_ns` and
@@ -248,7 +212,7 @@ impl Conn {
     #[inline]
     pub fn queue_message(
         &mut self,
-        kind: PayloadKind,
+        tmpl: &Template,
         rng: &mut StdRng,
         len: usize,
         now_ns: u64,
@@ -256,12 +220,14 @@ impl Conn {
     ) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        kind.write_header(&mut self.template, seq, now_ns);
-        codec::encode_masked(
+        encode_message(
             &mut self.tx,
-            kind.opcode(),
-            &self.template[..len],
-            rng.gen(),
+            tmpl.kind(),
+            tmpl.filler(self.id),
+            seq,
+            len,
+            now_ns,
+            rng,
         );
         self.inflight.push_back(Pending {
             seq,
@@ -294,82 +260,49 @@ impl Conn {
         self.state = State::Closing;
     }
 
-    /// Handles writability while connecting: sends the upgrade request.
-    pub fn on_connected(&mut self, target: &Target) -> Outcome {
-        match self.stream.take_error() {
-            Ok(Some(e)) | Err(e) => return Outcome::Finished(Some(Failure::from_io(&e))),
-            Ok(None) => {}
-        }
-        match self.stream.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => return Outcome::Idle,
-            Err(e) => return Outcome::Finished(Some(Failure::from_io(&e))),
-        }
-        let _ = self.stream.set_nodelay(true);
+    /// The TCP connection is up: queues the upgrade request.
+    pub fn on_connected(&mut self, target: &Target) {
         self.tx
             .extend_from_slice(&handshake::request(target, &self.key));
         self.state = State::Handshaking;
-        match self.flush() {
-            Ok(()) => Outcome::Idle,
-            Err(e) => Outcome::Finished(Some(Failure::from_io(&e))),
+    }
+
+    /// The server ended the stream (`error` is `None` for an orderly end of
+    /// stream): how the connection ended.
+    pub fn on_stream_end(&self, error: Option<&io::Error>) -> Option<Failure> {
+        match (self.state, error) {
+            (State::Closing, _) => None,
+            (_, None) => Some(Failure::eof()),
+            (_, Some(e)) => Some(Failure::from_io(e)),
         }
     }
 
-    /// Reads until the socket is drained. `now` gives the receive time
-    /// (monotonic ns) and `t0` the run start.
-    pub fn on_readable(
+    /// Takes bytes received at `now` (ns since run start): the handshake
+    /// response, then frames. Every echo is checked against `tmpl` and
+    /// counted in `stats`; pongs and a Close answer are queued in
+    /// [`Conn::tx`].
+    pub fn on_bytes(
         &mut self,
-        kind: PayloadKind,
+        data: &[u8],
+        tmpl: &Template,
         rng: &mut StdRng,
         stats: &mut Interval,
-        t0: u64,
+        now: u64,
     ) -> Outcome {
-        let mut echoes = 0usize;
+        self.last_rx_ns = now;
         let mut opened = false;
-        loop {
-            if self.rx_end == self.rx.len() {
-                // Full buffer: the frame at rx_start is bigger than the buffer.
-                let need = (self.rx.len() * 2).min(codec::MAX_FRAME + 16);
-                if need <= self.rx.len() {
-                    return Outcome::Finished(Some(Failure::protocol(ProtocolError::TooLarge)));
-                }
-                self.rx.resize(need, 0);
-            }
-            let space = self.rx.len() - self.rx_end;
-            let n = match crate::sys::recv(self.stream.as_raw_fd(), &mut self.rx[self.rx_end..]) {
-                Ok(0) => {
-                    return Outcome::Finished(match self.state {
-                        State::Closing => None,
-                        _ => Some(Failure::eof()),
-                    })
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Outcome::Finished(match self.state {
-                        State::Closing => None,
-                        _ => Some(Failure::from_io(&e)),
-                    })
-                }
-            };
-            self.rx_end += n;
-            let now = crate::clock::now_ns().saturating_sub(t0);
-            self.last_rx_ns = now;
-
-            if self.state == State::Handshaking {
-                match handshake::parse_response(&self.rx[..self.rx_end], &self.key) {
-                    Response::Incomplete => {
-                        if n < space {
-                            break;
-                        }
-                        continue;
-                    }
+        let mut response = Vec::new();
+        let frames = match self.state {
+            State::Handshaking => {
+                self.response.extend_from_slice(data);
+                match handshake::parse_response(&self.response, &self.key) {
+                    Response::Incomplete => return Outcome::Idle,
                     Response::Accepted { header_len } => {
-                        self.rx_start = header_len;
                         self.state = State::Open;
                         self.key = String::new();
                         opened = true;
+                        response = std::mem::take(&mut self.response);
+                        header_len
                     }
                     Response::Rejected { status, reason } => {
                         return Outcome::Finished(Some(Failure::new(
@@ -382,139 +315,168 @@ impl Conn {
                     }
                 }
             }
-
-            match self.parse_frames(kind, rng, stats, now, &mut echoes) {
-                Ok(Some(done)) => return done,
-                Ok(None) => {}
-                Err(e) => {
-                    stats.errors.protocol += 1;
-                    return Outcome::Finished(Some(Failure::protocol(e)));
-                }
+            State::Open | State::Closing => 0,
+            // Bytes for a connection that is not reading frames.
+            _ => return Outcome::Idle,
+        };
+        let data = if opened { &response[frames..] } else { data };
+        let mut sink = Sink {
+            state: self.state,
+            kind: tmpl.kind(),
+            filler: tmpl.filler(self.id),
+            inflight: &mut self.inflight,
+            partial: &mut self.partial,
+            tx: &mut self.tx,
+            peer_close_code: &mut self.peer_close_code,
+            rng,
+            stats,
+            now,
+            echoes: 0,
+            finished: None,
+        };
+        let result = self.reader.feed(data, &mut sink);
+        let (echoes, finished) = (sink.echoes, sink.finished);
+        match result {
+            Err(e) => {
+                stats.errors.protocol += 1;
+                Outcome::Finished(Some(Failure::protocol(e)))
             }
-            // Keep the partial frame (if any) at the front of the buffer.
-            if self.rx_start == self.rx_end {
-                self.rx_start = 0;
-                self.rx_end = 0;
-            } else if self.rx_start > 0 {
-                self.rx.copy_within(self.rx_start..self.rx_end, 0);
-                self.rx_end -= self.rx_start;
-                self.rx_start = 0;
-            }
-            // A short read means the socket was empty at that moment; with
-            // edge-triggered readiness the next arrival raises a new edge, so
-            // no extra read() just to see EAGAIN.
-            if n < space {
-                break;
-            }
+            Ok(Flow::Stop) => Outcome::Finished(finished.flatten()),
+            Ok(Flow::Continue) if opened => Outcome::Opened,
+            Ok(Flow::Continue) if echoes > 0 => Outcome::Echoes(echoes),
+            Ok(Flow::Continue) => Outcome::Idle,
         }
-        if opened {
-            Outcome::Opened
-        } else if echoes > 0 {
-            Outcome::Echoes(echoes)
-        } else {
-            Outcome::Idle
+    }
+}
+
+/// Appends one masked data frame of `kind` carrying (`seq`, `sent_ns`) and
+/// `len - header` filler bytes to `out`, with a fresh mask key.
+fn encode_message(
+    out: &mut Vec<u8>,
+    kind: PayloadKind,
+    filler: &[u8],
+    seq: u64,
+    len: usize,
+    sent_ns: u64,
+    rng: &mut StdRng,
+) {
+    let key: [u8; 4] = rng.gen();
+    codec::encode_masked_head(out, kind.opcode(), len, key);
+    let start = out.len();
+    let mut header = [0u8; 32];
+    let hdr = kind.min_size();
+    kind.write_header(&mut header, seq, sent_ns);
+    out.extend_from_slice(&header[..hdr]);
+    out.extend_from_slice(&filler[hdr..len]);
+    codec::apply_mask(&mut out[start..], key);
+}
+
+/// Where a connection's frames go: the echo check, pongs and the Close.
+struct Sink<'a> {
+    state: State,
+    kind: PayloadKind,
+    filler: &'a [u8],
+    inflight: &'a mut VecDeque<Pending>,
+    partial: &'a mut Option<(u8, EchoCheck)>,
+    tx: &'a mut Vec<u8>,
+    peer_close_code: &'a mut Option<u16>,
+    rng: &'a mut StdRng,
+    stats: &'a mut Interval,
+    now: u64,
+    echoes: usize,
+    /// Set with [`Flow::Stop`]: how the connection ended.
+    finished: Option<Option<Failure>>,
+}
+
+impl FrameSink for Sink<'_> {
+    #[inline]
+    fn message(&mut self, opcode: u8, payload: &[u8]) -> Flow {
+        self.echoes += on_message(
+            self.state,
+            self.kind,
+            opcode,
+            payload,
+            self.inflight,
+            self.filler,
+            self.stats,
+            self.now,
+        );
+        Flow::Continue
+    }
+
+    fn message_start(&mut self, opcode: u8) {
+        let expect = awaited(self.state, self.inflight)
+            .then(|| self.inflight.front().copied())
+            .flatten();
+        *self.partial = Some((opcode, EchoCheck::new(expect)));
+    }
+
+    fn message_bytes(&mut self, bytes: &[u8]) {
+        if let Some((_, check)) = self.partial.as_mut() {
+            check.piece(self.kind, bytes, self.filler);
         }
     }
 
-    /// Parses and handles every complete frame in the receive buffer.
-    /// Returns `Ok(Some(outcome))` when the connection ends.
-    fn parse_frames(
-        &mut self,
-        kind: PayloadKind,
-        rng: &mut StdRng,
-        stats: &mut Interval,
-        now: u64,
-        echoes: &mut usize,
-    ) -> Result<Option<Outcome>, ProtocolError> {
-        loop {
-            let buf = &self.rx[self.rx_start..self.rx_end];
-            let head: FrameHead = match codec::parse_head(buf)? {
-                Some(h) if h.total_len() <= buf.len() => h,
-                Some(h) => {
-                    // Make sure the buffer can hold the whole frame.
-                    if h.total_len() > self.rx.len() {
-                        let need = h.total_len().next_power_of_two();
-                        self.rx.resize(need, 0);
-                    }
-                    return Ok(None);
-                }
-                None => return Ok(None),
-            };
-            let p0 = self.rx_start + head.header_len;
-            let p1 = self.rx_start + head.total_len();
-            self.rx_start = p1;
-            match head.opcode {
-                codec::OP_TEXT | codec::OP_BINARY => {
-                    if self.frag.is_some() {
-                        return Err(ProtocolError::Fragmentation);
-                    }
-                    if head.fin {
-                        *echoes += on_message(
-                            self.state,
-                            kind,
-                            head.opcode,
-                            &self.rx[p0..p1],
-                            &mut self.inflight,
-                            &self.template,
-                            stats,
-                            now,
-                        );
+    fn message_end(&mut self) -> Flow {
+        if let Some((opcode, check)) = self.partial.take() {
+            self.echoes += settle(
+                self.state,
+                self.kind,
+                opcode,
+                check.received(),
+                self.inflight,
+                self.stats,
+                self.now,
+                |p| {
+                    if check.expected() == Some(*p) {
+                        check.finish(self.kind)
                     } else {
-                        self.frag = Some((head.opcode, self.rx[p0..p1].to_vec()));
+                        Err(payload::Mismatch::Order)
                     }
-                }
-                codec::OP_CONT => {
-                    let Some((_, data)) = self.frag.as_mut() else {
-                        return Err(ProtocolError::Fragmentation);
-                    };
-                    data.extend_from_slice(&self.rx[p0..p1]);
-                    if head.fin {
-                        let (op, data) = self.frag.take().expect("checked above");
-                        *echoes += on_message(
-                            self.state,
-                            kind,
-                            op,
-                            &data,
-                            &mut self.inflight,
-                            &self.template,
-                            stats,
-                            now,
-                        );
-                    }
-                }
-                codec::OP_PING => {
-                    let mut payload = [0u8; 125];
-                    let len = p1 - p0;
-                    payload[..len].copy_from_slice(&self.rx[p0..p1]);
-                    codec::encode_masked(&mut self.tx, codec::OP_PONG, &payload[..len], rng.gen());
-                }
-                codec::OP_PONG => {}
-                codec::OP_CLOSE => {
-                    let code = if p1 - p0 >= 2 {
-                        u16::from_be_bytes([self.rx[p0], self.rx[p0 + 1]])
-                    } else {
-                        1005
-                    };
-                    self.peer_close_code = Some(code);
-                    if self.state == State::Closing {
-                        return Ok(Some(Outcome::Finished(None)));
-                    }
-                    // Answer the close, then report the loss.
-                    codec::encode_masked(
-                        &mut self.tx,
-                        codec::OP_CLOSE,
-                        &self.rx[p0..p1.min(p0 + 2)],
-                        rng.gen(),
-                    );
-                    let _ = self.flush();
-                    return Ok(Some(Outcome::Finished(Some(Failure::new(
-                        "closed_by_server",
-                        format!("server sent Close ({code})"),
-                    )))));
-                }
-                other => return Err(ProtocolError::Opcode(other)),
-            }
+                },
+            );
         }
+        Flow::Continue
+    }
+
+    fn control(&mut self, opcode: u8, payload: &[u8]) -> Flow {
+        match opcode {
+            codec::OP_PING => {
+                codec::encode_masked(self.tx, codec::OP_PONG, payload, self.rng.gen());
+                Flow::Continue
+            }
+            codec::OP_CLOSE => {
+                let code = match payload {
+                    [a, b, ..] => u16::from_be_bytes([*a, *b]),
+                    _ => 1005,
+                };
+                *self.peer_close_code = Some(code);
+                if self.state == State::Closing {
+                    self.finished = Some(None);
+                    return Flow::Stop;
+                }
+                // Answer the close, then report the loss.
+                let echo = &payload[..payload.len().min(2)];
+                codec::encode_masked(self.tx, codec::OP_CLOSE, echo, self.rng.gen());
+                self.finished = Some(Some(Failure::new(
+                    "closed_by_server",
+                    format!("server sent Close ({code})"),
+                )));
+                Flow::Stop
+            }
+            _ => Flow::Continue, // a Pong
+        }
+    }
+}
+
+/// Whether an echo arriving in `state` answers a message in flight: every
+/// echo while open; while closing, only those still awaited (see
+/// [`Conn::start_close_awaiting_echoes`]).
+fn awaited(state: State, inflight: &VecDeque<Pending>) -> bool {
+    match state {
+        State::Open => true,
+        State::Closing => !inflight.is_empty(),
+        _ => false,
     }
 }
 
@@ -523,7 +485,8 @@ impl Conn {
 /// (freeing a slot in the window), else 0. While closing, only the echoes
 /// still awaited (see [`Conn::start_close_awaiting_echoes`]) are checked;
 /// later ones are ignored. Public for the per-message cost
-/// micro-benchmark in `bench/benches/loadgen_message.rs`.
+/// micro-benchmark in `bench/benches/loadgen_message.rs`; `filler` is the
+/// connection's ([`Template::filler`]).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn on_message(
@@ -532,16 +495,30 @@ pub fn on_message(
     opcode: u8,
     data: &[u8],
     inflight: &mut VecDeque<Pending>,
-    template: &[u8],
+    filler: &[u8],
     stats: &mut Interval,
     now: u64,
 ) -> usize {
-    let awaited = match state {
-        State::Open => true,
-        State::Closing => !inflight.is_empty(),
-        _ => false,
-    };
-    if !awaited {
+    settle(state, kind, opcode, data.len(), inflight, stats, now, |p| {
+        payload::verify(kind, data, p, filler)
+    })
+}
+
+/// Counts one echo of `len` payload bytes against the oldest outstanding
+/// message, with `verdict` saying whether it matches (see [`on_message`]).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn settle(
+    state: State,
+    kind: PayloadKind,
+    opcode: u8,
+    len: usize,
+    inflight: &mut VecDeque<Pending>,
+    stats: &mut Interval,
+    now: u64,
+    verdict: impl FnOnce(&Pending) -> Result<(), payload::Mismatch>,
+) -> usize {
+    if !awaited(state, inflight) {
         return 0; // late echoes after a plain close are not measured
     }
     let Some(p) = inflight.pop_front() else {
@@ -552,10 +529,10 @@ pub fn on_message(
         stats.errors.protocol += 1;
         return 1;
     }
-    match payload::verify(kind, data, &p, template) {
+    match verdict(&p) {
         Ok(()) => {
             stats.messages += 1;
-            stats.bytes += data.len() as u64;
+            stats.bytes += len as u64;
             // Sent exactly when intended (every closed-loop message): one
             // latency, corrected and uncorrected alike, recorded once.
             if p.sent_ns == p.intended_ns {
@@ -572,4 +549,148 @@ pub fn on_message(
         Err(m) => stats.errors.count(m),
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Unmasks the client frames in `tx` and returns their payloads.
+    fn client_payloads(tx: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < tx.len() {
+            let f = &tx[at..];
+            let (len, mut h) = match f[1] & 0x7F {
+                126 => (u16::from_be_bytes([f[2], f[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(f[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                n => (n as usize, 2),
+            };
+            let key: [u8; 4] = f[h..h + 4].try_into().unwrap();
+            h += 4;
+            let mut p = f[h..h + len].to_vec();
+            for (i, b) in p.iter_mut().enumerate() {
+                *b ^= key[i % 4];
+            }
+            out.push(p);
+            at += h + len;
+        }
+        out
+    }
+
+    /// Server frames echoing `payloads`.
+    fn echo_frames(payloads: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in payloads {
+            out.push(0x82);
+            if p.len() < 126 {
+                out.push(p.len() as u8);
+            } else {
+                out.push(126);
+                out.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            }
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    fn open_conn(id: usize) -> Conn {
+        let mut c = Conn::new(id, 0, "k".into(), 2000, 8);
+        c.state = State::Open;
+        c
+    }
+
+    #[test]
+    fn echoes_cut_anywhere_are_checked_and_counted() {
+        let tmpl = Template::new(PayloadKind::Binary, 2000);
+        let mut rng = StdRng::seed_from_u64(1);
+        for step in [1usize, 2, 7, 100, 5000] {
+            let mut c = open_conn(3);
+            for (i, len) in [20usize, 1500, 16, 300].into_iter().enumerate() {
+                c.queue_message(&tmpl, &mut rng, len, 100 + i as u64, 100 + i as u64);
+            }
+            let bytes = echo_frames(&client_payloads(&c.tx));
+            c.tx.clear();
+            let mut stats = Interval::default();
+            let mut echoes = 0;
+            for piece in bytes.chunks(step) {
+                if let Outcome::Echoes(n) = c.on_bytes(piece, &tmpl, &mut rng, &mut stats, 500) {
+                    echoes += n;
+                }
+            }
+            assert_eq!(
+                (echoes, stats.messages, stats.errors.total()),
+                (4, 4, 0),
+                "step {step}"
+            );
+            assert!(c.inflight.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_wrong_byte_in_a_cut_echo_is_a_content_error() {
+        let tmpl = Template::new(PayloadKind::Binary, 2000);
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut c = open_conn(0);
+        c.queue_message(&tmpl, &mut rng, 1000, 1, 1);
+        let mut payloads = client_payloads(&c.tx);
+        payloads[0][700] ^= 0x20;
+        let bytes = echo_frames(&payloads);
+        let mut stats = Interval::default();
+        for piece in bytes.chunks(333) {
+            c.on_bytes(piece, &tmpl, &mut rng, &mut stats, 9);
+        }
+        assert_eq!(stats.errors.content, 1);
+        assert_eq!(stats.messages, 0);
+    }
+
+    #[test]
+    fn another_connections_filler_is_a_content_error() {
+        let tmpl = Template::new(PayloadKind::Binary, 100);
+        let mut rng = StdRng::seed_from_u64(3);
+        let (mut a, mut b) = (open_conn(0), open_conn(1));
+        a.queue_message(&tmpl, &mut rng, 64, 5, 5);
+        b.queue_message(&tmpl, &mut rng, 64, 5, 5);
+        // a's echo arrives on b: same sequence number and send time.
+        let bytes = echo_frames(&client_payloads(&a.tx));
+        let mut stats = Interval::default();
+        b.on_bytes(&bytes, &tmpl, &mut rng, &mut stats, 9);
+        assert_eq!(stats.errors.content, 1);
+    }
+
+    #[test]
+    fn handshake_then_frames_in_the_same_bytes() {
+        let tmpl = Template::new(PayloadKind::Binary, 100);
+        let mut rng = StdRng::seed_from_u64(4);
+        let key = handshake::new_key([7; 16]);
+        let mut c = Conn::new(0, 0, key.clone(), 100, 1);
+        let target = Target::parse("ws://127.0.0.1:1/ws").unwrap();
+        c.on_connected(&target);
+        assert_eq!(c.state, State::Handshaking);
+        let mut bytes = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            handshake::expected_accept(&key)
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&[0x89, 0x01, b'p']);
+        let mut stats = Interval::default();
+        let (a, b) = bytes.split_at(10);
+        assert_eq!(c.on_bytes(a, &tmpl, &mut rng, &mut stats, 1), Outcome::Idle);
+        c.tx.clear();
+        assert_eq!(
+            c.on_bytes(b, &tmpl, &mut rng, &mut stats, 2),
+            Outcome::Opened
+        );
+        assert_eq!(c.state, State::Open);
+        assert_eq!(
+            client_payloads(&c.tx),
+            vec![b"p".to_vec()],
+            "the ping is answered"
+        );
+    }
 }

@@ -56,6 +56,9 @@ pub enum Error {
     /// The Ctrl-C handler could not be installed.
     #[error("cannot handle Ctrl-C (SIGINT): {0}")]
     Signal(io::Error),
+    /// The I/O driver asked for (`--io uring`) cannot run here.
+    #[error("io_uring is not usable here: {0}")]
+    Driver(io::Error),
     /// A worker thread failed (its event loop hit an I/O error it cannot survive).
     #[error("worker {worker}: {source}")]
     Worker {

@@ -11,26 +11,34 @@
 //! Layers, top to bottom:
 //!
 //! * [`cli`] turns options (and a [`presets`] entry) into a [`config::RunConfig`].
-//! * [`run`] is the coordinator: spawns the [`worker`]s, adds up their
-//!   [`stats`] each interval, shows [`progress`], and writes the
-//!   [`report`] and the [`hlog`]; [`interrupt`] turns Ctrl-C into an
+//! * [`run`] is the coordinator: picks the I/O driver, spawns the
+//!   [`worker`]s, adds up their [`stats`] each interval, shows
+//!   [`progress`], and writes the [`report`] (with loadgen's own
+//!   [`ceiling`]) and the [`hlog`]; [`interrupt`] turns Ctrl-C into an
 //!   early, orderly end.
-//! * [`worker`] is one pinned thread with its own epoll loop; it paces
-//!   messages with the [`closed`] or [`open`] driver over its [`conn`]s;
-//!   both queue messages through a [`pacing::SendCtx`].
-//! * [`conn`] owns a socket, does the [`handshake`], frames with the
-//!   [`codec`] and checks echoes with [`payload`]; [`clock`] gives time
-//!   and a precise timer, [`sys`] the raw `send`/`recv`.
+//! * [`worker`] is one pinned thread over its own I/O driver; it paces
+//!   messages with the [`closed`] or [`open`] loop over its [`conn`]s; both
+//!   queue messages through a [`pacing::SendCtx`].
+//! * [`io`] holds the drivers behind one small trait: io_uring
+//!   ([`io::uring`], the default) and epoll ([`io::epoll`], the fallback).
+//!   A driver owns the sockets and hands received bytes over where they
+//!   landed.
+//! * [`conn`] is a connection's WebSocket side, with no I/O: the
+//!   [`handshake`], the masked frames out ([`codec`]), and the frames in,
+//!   read as they land ([`frames`]) and checked in place against the
+//!   worker's payload template ([`payload`]). [`clock`] gives time and a
+//!   precise timer, [`sys`] the raw `send`/`recv`.
 //! * For loads from several hosts: [`reconnect`] (`--reconnect`),
 //!   [`start_at`] (a start barrier), and [`report_merge`], which combines
 //!   JSON reports through the histograms they carry ([`histogram_b64`]).
 //!   [`reasons`] counts failures, losses and drops by reason.
 //!
 //! [`soak`] (`loadgen soak`) is the long-run mode built on the same
-//! [`conn`]s and [`stats`]: thousands of WebSockets with a game host's
-//! traffic mix and churn, every echo and every close checked, latency over
-//! time. [`nofile`] raises the open-files limit at start.
+//! drivers, [`conn`]s and [`stats`]: thousands of WebSockets with a game
+//! host's traffic mix and churn, every echo and every close checked,
+//! latency over time. [`nofile`] raises the open-files limit at start.
 
+pub mod ceiling;
 pub mod cli;
 pub mod clock;
 pub mod closed;
@@ -38,10 +46,12 @@ pub mod codec;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod frames;
 pub mod handshake;
 pub mod histogram_b64;
 pub mod hlog;
 pub mod interrupt;
+pub mod io;
 pub mod nofile;
 pub mod open;
 pub mod pacing;

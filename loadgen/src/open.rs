@@ -121,7 +121,7 @@ impl OpenLoop {
         {
             let len = ctx.pick_size();
             let intended = conn.next_tick_ns;
-            conn.queue_message(ctx.kind, ctx.rng, len, now_ns, intended);
+            conn.queue_message(ctx.tmpl, ctx.rng, len, now_ns, intended);
             *ctx.sent += 1;
             conn.next_tick_ns += self.period_ns;
         }

@@ -1,18 +1,18 @@
 //! What the pacing drivers ([`crate::closed`], [`crate::open`]) need to
-//! queue a message on a connection: the payload kind, the sizes, the end
-//! of the load, the worker's random source and its send counter.
+//! queue a message on a connection: the payload template, the sizes, the
+//! end of the load, the worker's random source and its send counter.
 
 use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::config::SizeRange;
-use crate::payload::PayloadKind;
+use crate::payload::Template;
 
 /// What the drivers need to queue a message.
 #[derive(Debug)]
 pub struct SendCtx<'a> {
-    /// Text or binary.
-    pub kind: PayloadKind,
+    /// The worker's payload template (its kind: text or binary).
+    pub tmpl: &'a Template,
     /// The worker's CSPRNG (mask keys, random sizes).
     pub rng: &'a mut StdRng,
     /// Payload sizes.

@@ -9,10 +9,15 @@
 //! * text: `seq` and `sent_ns` as 16 lowercase hex digits each (32 bytes,
 //!   valid UTF-8), then ASCII letters.
 //!
+//! The filler is built once per worker and kind ([`Template`]); each
+//! connection reads it from its own offset ([`Template::filler`]), so
+//! neighbouring connections carry different bytes without a copy each.
+//!
 //! The echo check compares the whole payload against what was sent: the
 //! header against the expected sequence number (order) and send time, the
-//! length, and the filler with one `memcmp` against the connection's
-//! template.
+//! length, and the filler against the template. A payload that arrives
+//! whole is checked with [`verify`]; one that arrives in pieces is checked
+//! piece by piece as it lands, with the same verdict, by [`EchoCheck`].
 
 use serde::Serialize;
 
@@ -51,8 +56,7 @@ impl PayloadKind {
         }
     }
 
-    /// Builds a payload template of `len` bytes with this kind's filler;
-    /// `salt` varies the filler per connection.
+    /// Builds `len` bytes of this kind's filler; `salt` shifts the pattern.
     pub fn template(self, len: usize, salt: u64) -> Vec<u8> {
         (0..len)
             .map(|i| match self {
@@ -108,6 +112,46 @@ fn read_hex(s: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// How many different filler offsets connections use ([`Template::filler`]).
+pub const FILLER_OFFSETS: usize = 256;
+
+/// The filler of every message of one kind up to one size, built once per
+/// worker: connection `id` uses the bytes from offset `id % 256` on.
+#[derive(Debug, Clone)]
+pub struct Template {
+    kind: PayloadKind,
+    bytes: Vec<u8>,
+}
+
+impl Template {
+    /// The filler of `kind` for payloads of up to `max_size` bytes.
+    pub fn new(kind: PayloadKind, max_size: usize) -> Template {
+        Template {
+            kind,
+            bytes: kind.template(max_size + FILLER_OFFSETS, 0),
+        }
+    }
+
+    /// The payload kind.
+    pub fn kind(&self) -> PayloadKind {
+        self.kind
+    }
+
+    /// The largest payload it covers.
+    pub fn max_size(&self) -> usize {
+        self.bytes.len() - FILLER_OFFSETS
+    }
+
+    /// Connection `id`'s filler: [`max_size`](Self::max_size) bytes, of
+    /// which a payload of `len` bytes uses the first `len` (its first
+    /// [`PayloadKind::min_size`] bytes are replaced by the header).
+    #[inline]
+    pub fn filler(&self, id: usize) -> &[u8] {
+        let at = id % FILLER_OFFSETS;
+        &self.bytes[at..at + self.max_size()]
+    }
+}
+
 /// A message that was sent and whose echo is awaited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
@@ -160,6 +204,85 @@ pub fn verify(
     Ok(())
 }
 
+/// Checks one echoed message that arrives in pieces, as the pieces land,
+/// with the verdict [`verify`] would give the whole payload. Only the
+/// payload header (at most 32 bytes) is kept; the rest is compared in place.
+#[derive(Debug, Clone)]
+pub struct EchoCheck {
+    /// The message the echo should answer (`None`: not checked).
+    expect: Option<Pending>,
+    /// Payload bytes received so far.
+    received: usize,
+    /// The payload header as received.
+    header: [u8; 32],
+    /// No filler byte so far differed.
+    filler_ok: bool,
+}
+
+impl EchoCheck {
+    /// Starts checking an echo of `expect` (`None`: count bytes only).
+    pub fn new(expect: Option<Pending>) -> EchoCheck {
+        EchoCheck {
+            expect,
+            received: 0,
+            header: [0; 32],
+            filler_ok: true,
+        }
+    }
+
+    /// The message this echo is checked against.
+    pub fn expected(&self) -> Option<Pending> {
+        self.expect
+    }
+
+    /// Payload bytes received so far.
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// Takes the next `piece` of the payload; `filler` is the connection's
+    /// ([`Template::filler`]).
+    #[inline]
+    pub fn piece(&mut self, kind: PayloadKind, piece: &[u8], filler: &[u8]) {
+        let off = self.received;
+        self.received += piece.len();
+        let Some(p) = self.expect else {
+            return;
+        };
+        let hdr = kind.min_size();
+        if off < hdr {
+            let n = (hdr - off).min(piece.len());
+            self.header[off..off + n].copy_from_slice(&piece[..n]);
+        }
+        // Filler bytes: payload offsets hdr..len that this piece covers.
+        let from = off.max(hdr);
+        let to = (off + piece.len()).min(p.len as usize);
+        if from < to && piece[from - off..to - off] != filler[from..to] {
+            self.filler_ok = false;
+        }
+    }
+
+    /// The verdict once the whole echo has arrived.
+    pub fn finish(&self, kind: PayloadKind) -> Result<(), Mismatch> {
+        let Some(p) = self.expect else {
+            return Err(Mismatch::Order);
+        };
+        let hdr = kind.min_size();
+        if self.received != p.len as usize {
+            return Err(Mismatch::Length);
+        }
+        if kind.read_seq(&self.header[..hdr]) != Some(p.seq) {
+            return Err(Mismatch::Order);
+        }
+        let mut expect = [0u8; 32];
+        kind.write_header(&mut expect, p.seq, p.sent_ns);
+        if self.header[..hdr] != expect[..hdr] || !self.filler_ok {
+            return Err(Mismatch::Content);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +307,49 @@ mod tests {
         assert_eq!(verify(kind, &bad, &p, &t), Err(Mismatch::Content));
         let other = Pending { seq: 43, ..p };
         assert_eq!(verify(kind, &echo, &other, &t), Err(Mismatch::Order));
+    }
+
+    #[test]
+    fn piecewise_check_agrees_with_the_whole_check() {
+        for kind in [PayloadKind::Binary, PayloadKind::Text] {
+            let tmpl = Template::new(kind, 100);
+            let filler = tmpl.filler(9);
+            let p = Pending {
+                seq: 7,
+                len: 80,
+                sent_ns: 55,
+                intended_ns: 50,
+            };
+            let mut good = filler[..80].to_vec();
+            kind.write_header(&mut good, p.seq, p.sent_ns);
+            let mut cases = vec![good.clone(), good[..79].to_vec()];
+            for at in [0, 3, kind.min_size() - 1, kind.min_size(), 79] {
+                let mut bad = good.clone();
+                bad[at] ^= 0x01;
+                cases.push(bad);
+            }
+            let mut longer = good.clone();
+            longer.push(b'x');
+            cases.push(longer);
+            for echo in &cases {
+                let whole = verify(kind, echo, &p, filler);
+                for step in 1..=echo.len().max(1) {
+                    let mut check = EchoCheck::new(Some(p));
+                    for piece in echo.chunks(step) {
+                        check.piece(kind, piece, filler);
+                    }
+                    assert_eq!(check.finish(kind), whole, "{kind:?} step {step}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn connections_get_different_fillers_from_one_template() {
+        let t = Template::new(PayloadKind::Binary, 64);
+        assert_eq!(t.max_size(), 64);
+        assert_ne!(t.filler(0)[20..40], t.filler(1)[20..40]);
+        assert_eq!(t.filler(3), t.filler(3 + FILLER_OFFSETS));
     }
 
     #[test]

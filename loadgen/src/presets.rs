@@ -3,7 +3,7 @@
 //! A preset only supplies defaults; any option given on the command line
 //! wins (`--preset shooter-128hz --connections 500`).
 //!
-//! The game presets follow DESIGN.md: tick rates of real games (VALORANT
+//! The game presets follow common game traffic: tick rates of real games (VALORANT
 //! 128 Hz, Source 66/30 Hz, Colyseus patches 20 Hz), input commands of
 //! about 18-64 B per tick, state snapshots of a few hundred bytes up to
 //! ~1,400 B (one MTU), rooms of 2-64 players. Each runs in open mode with

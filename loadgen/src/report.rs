@@ -7,8 +7,11 @@
 //! `measured_s`, `messages`, `sent`, `msgs_per_sec`, `bytes`,
 //! `mb_per_sec`, `latency_us` (`corrected`, `uncorrected`),
 //! `connect_latency_us`, `connections`, `errors`, `exit`, and (added
-//! later in version 1) `measured_from_unix_s`, `reconnect` and
-//! `histograms`. Latency objects hold `count`, `min`, `mean`, `p50`, `p90`,
+//! later in version 1) `measured_from_unix_s`, `reconnect`, `histograms`
+//! and `client` (loadgen's own load: `io`, the driver that ran;
+//! `cpu_per_msg_us`; `process_cores`; `busiest_thread`,
+//! `busiest_thread_util` and `thread_util`, shares of one core; and
+//! `warning`, set above 90% of a core). Latency objects hold `count`, `min`, `mean`, `p50`, `p90`,
 //! `p99`, `p99_9`, `p99_99` and `max`, in microseconds; `histograms` holds
 //! the same histograms in full (base64 V2 compressed, nanoseconds), which
 //! is what `loadgen merge` adds up. Fields are only ever added within a
@@ -20,6 +23,7 @@ use std::fmt::{self, Write as _};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::ceiling::Ceiling;
 use crate::config::{Mode, RunConfig};
 use crate::histogram_b64;
 use crate::reconnect::ReconnectReport;
@@ -283,6 +287,10 @@ pub struct Report {
     /// The histograms behind the latency figures, for exact merging.
     #[serde(default)]
     pub histograms: Option<Histograms>,
+    /// loadgen's own load: the driver, its CPU per message, its busiest
+    /// thread, and a warning when that thread was the limit.
+    #[serde(default)]
+    pub client: Option<Ceiling>,
 }
 
 impl Report {
@@ -410,6 +418,7 @@ impl Report {
                 uncorrected: histogram_b64::encode(&measured.uncorrected),
                 connect: histogram_b64::encode(&whole.connect),
             }),
+            client: None,
         }
     }
 }
@@ -543,6 +552,12 @@ impl fmt::Display for Report {
             "  errors       {} (content {}, order {}, length {}, protocol {}, unexpected {})",
             e.total, e.content, e.order, e.length, e.protocol, e.unexpected
         );
+        if let Some(client) = &self.client {
+            let _ = writeln!(o, "  loadgen      {}", client.line());
+            if let Some(w) = &client.warning {
+                let _ = writeln!(o, "  WARNING      {w}");
+            }
+        }
         let _ = write!(
             o,
             "  result       {} (exit {})",

@@ -9,7 +9,8 @@
 //! rates, which is right for loads that ran at the same time; the combined
 //! report says whether the inputs' measured windows line up
 //! (`windows_aligned`). The configuration is the first input's, with the
-//! connection counts and threads added up.
+//! connection counts and threads added up; loadgen's own load (`client`)
+//! is the busiest input's, with its warning if it has one.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -158,6 +159,7 @@ pub fn merge_reports(paths: &[PathBuf]) -> Result<CombinedReport> {
     out.msgs_per_sec = 0.0;
     out.mb_per_sec = 0.0;
     out.measured_from_unix_s = None;
+    out.client = None;
     let mut inputs = Vec::with_capacity(paths.len());
     let mut worst: Option<(PathBuf, ExitInfo)> = None;
     let mut targets: Vec<String> = Vec::new();
@@ -206,6 +208,18 @@ pub fn merge_reports(paths: &[PathBuf]) -> Result<CombinedReport> {
         e.protocol += r.errors.protocol;
         e.unexpected += r.errors.unexpected;
         out.reconnect.add(&r.reconnect);
+        // The busiest loadgen of all decides the ceiling of the whole.
+        if let Some(client) = &r.client {
+            let busier = out
+                .client
+                .as_ref()
+                .is_none_or(|c| client.busiest_thread_util > c.busiest_thread_util);
+            if busier {
+                let mut client = client.clone();
+                client.warning = client.warning.map(|w| format!("{}: {w}", path.display()));
+                out.client = Some(client);
+            }
+        }
         let more_serious = worst
             .as_ref()
             .is_none_or(|(_, w)| seriousness(r.exit.code) > seriousness(w.code));

@@ -9,11 +9,13 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
+use crate::ceiling::CpuTally;
 use crate::clock;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::hlog::{HlogWriter, LogInterval};
 use crate::interrupt::StopSignal;
+use crate::io;
 use crate::progress::{LiveLine, Progress};
 use crate::report::{ConfigSummary, Report};
 use crate::start_at;
@@ -114,6 +116,7 @@ impl Collector {
 /// (see [`crate::interrupt`]).
 pub fn run(cfg: RunConfig) -> Result<Report> {
     let cfg = Arc::new(cfg);
+    let io = choose_io(&cfg)?;
     let stop = StopSignal::on_ctrl_c().map_err(Error::Signal)?;
     // Read both clocks together: the run starts at the same instant on each.
     let (mono_now, wall_now) = (clock::now_ns(), SystemTime::now());
@@ -157,6 +160,7 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         let spec = WorkerSpec {
             index,
             cfg: cfg.clone(),
+            io,
             t0,
             snapshots: tx.clone(),
             stop: stop.clone(),
@@ -182,7 +186,11 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         hlog_error: None,
     };
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+    let mut cpu = CpuTally::default();
     for snap in rx {
+        if snap.phase == Phase::Measure {
+            cpu.add(snap.worker, snap.cpu);
+        }
         let entry = pending.entry(snap.end_ns).or_insert_with(|| Pending {
             reports: 0,
             start_ns: snap.start_ns,
@@ -227,6 +235,7 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         stop.stopped_at().is_some(),
     );
     report.measured_from_unix_s = Some(start_at::unix_seconds(wall_t0 + cfg.warmup));
+    report.client = Some(cpu.ceiling(io, c.measured.messages, report.measured_s));
     if let Some(path) = &cfg.json {
         write_json(path, &report)?;
     }
@@ -234,6 +243,18 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         return Err(e);
     }
     Ok(report)
+}
+
+/// Picks the I/O driver for `cfg.io` and says on stderr when `auto` had
+/// to fall back to epoll.
+pub fn choose_io(cfg: &RunConfig) -> Result<io::IoKind> {
+    let (kind, fallback) = io::resolve(cfg.io).map_err(Error::Driver)?;
+    if let Some(why) = fallback {
+        if !cfg.quiet {
+            eprintln!("loadgen: io_uring is not usable here ({why}); using epoll");
+        }
+    }
+    Ok(kind)
 }
 
 /// Writes any serializable report as pretty JSON.

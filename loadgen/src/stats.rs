@@ -12,6 +12,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::ceiling::CpuUse;
 use crate::payload::Mismatch;
 use crate::reasons::ReasonCounts;
 use crate::reconnect::ReconnectCounts;
@@ -178,6 +179,8 @@ pub struct Snapshot {
     pub phase: Phase,
     /// The measurements.
     pub data: Box<Interval>,
+    /// The worker's (and the process's) CPU time over the interval.
+    pub cpu: CpuUse,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::Message;
+
+mod common;
+
+use common::{assert_ran_on, loadgen_command, Io};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -190,18 +194,22 @@ struct Run {
     stderr: String,
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-it-{}", std::process::id()));
+fn tmp(io: Io, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-it-{}-{io}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
 
-/// Runs the real binary with `args` plus `--json` and `--quiet`.
-fn loadgen(args: &[&str]) -> Run {
+/// Runs the real binary on `io` with `args` plus `--json` and `--quiet`;
+/// a run that writes its report must say it ran on `io`.
+fn loadgen(io: Io, args: &[&str]) -> Run {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     static N: AtomicUsize = AtomicUsize::new(0);
-    let json = tmp(&format!("report-{}.json", N.fetch_add(1, Ordering::SeqCst)));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let json = tmp(
+        io,
+        &format!("report-{}.json", N.fetch_add(1, Ordering::SeqCst)),
+    );
+    let mut child = loadgen_command(io)
         .args(args)
         .arg("--json")
         .arg(&json)
@@ -219,9 +227,12 @@ fn loadgen(args: &[&str]) -> Run {
         thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().unwrap();
-    let json = std::fs::read_to_string(&json)
+    let json: Option<Value> = std::fs::read_to_string(&json)
         .ok()
         .map(|s| serde_json::from_str(&s).unwrap());
+    if let Some(report) = &json {
+        assert_ran_on(report, io);
+    }
     Run {
         code: out.status.code().unwrap_or(-1),
         json,
@@ -248,12 +259,11 @@ fn report(run: &Run) -> &Value {
     })
 }
 
-#[test]
-fn closed_mode_p50_matches_a_known_server_delay() {
+fn closed_mode_p50_matches_a_known_server_delay(io: Io) {
     let s = serve(Behavior::Echo {
         delay: Duration::from_millis(2),
     });
-    let r = loadgen(&[&s.url, "-c", "2", "-d", "2", "-w", "0.5"]);
+    let r = loadgen(io, &[&s.url, "-c", "2", "-d", "2", "-w", "0.5"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(j["schema_version"], 1);
@@ -268,16 +278,28 @@ fn closed_mode_p50_matches_a_known_server_delay() {
     assert_eq!(f(j, "errors.total"), 0.0);
     assert_eq!(f(j, "connections.opened"), 2.0);
     assert!(f(j, "connect_latency_us.count") == 2.0);
+    // loadgen's own load: a 2 ms server leaves it nearly idle.
+    let cpu = f(j, "client.cpu_per_msg_us");
+    let busiest = f(j, "client.busiest_thread_util");
+    assert!(
+        cpu > 0.0 && busiest > 0.0 && busiest < 0.9,
+        "{:#}",
+        j["client"]
+    );
+    assert!(j["client"]["warning"].is_null());
+    assert!(r.stdout.contains("loadgen      ") && !r.stdout.contains("WARNING"));
 }
 
-#[test]
-fn open_mode_p50_matches_a_known_server_delay() {
+fn open_mode_p50_matches_a_known_server_delay(io: Io) {
     let s = serve(Behavior::Echo {
         delay: Duration::from_millis(2),
     });
-    let r = loadgen(&[
-        &s.url, "--mode", "open", "--rate", "100", "-c", "4", "-d", "2", "-w", "0.5",
-    ]);
+    let r = loadgen(
+        io,
+        &[
+            &s.url, "--mode", "open", "--rate", "100", "-c", "4", "-d", "2", "-w", "0.5",
+        ],
+    );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     let p50 = f(j, "latency_us.corrected.p50");
@@ -291,15 +313,17 @@ fn open_mode_p50_matches_a_known_server_delay() {
     assert_eq!(j["config"]["mode"], "open");
 }
 
-#[test]
-fn open_mode_stall_shows_in_corrected_latency_only() {
+fn open_mode_stall_shows_in_corrected_latency_only(io: Io) {
     let s = serve(Behavior::StallOnce {
         after: Duration::from_millis(1200),
         stall: Duration::from_millis(500),
     });
-    let r = loadgen(&[
-        &s.url, "--mode", "open", "--rate", "1000", "-c", "1", "-d", "3", "-w", "0.2",
-    ]);
+    let r = loadgen(
+        io,
+        &[
+            &s.url, "--mode", "open", "--rate", "1000", "-c", "1", "-d", "3", "-w", "0.2",
+        ],
+    );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     let c999 = f(j, "latency_us.corrected.p99_9");
@@ -329,10 +353,12 @@ fn open_mode_stall_shows_in_corrected_latency_only() {
     assert!(f(j, "messages") > 2500.0);
 }
 
-#[test]
-fn corrupted_byte_is_detected_and_fails_the_run() {
+fn corrupted_byte_is_detected_and_fails_the_run(io: Io) {
     let s = serve(Behavior::CorruptNth { nth: 20 });
-    let r = loadgen(&[&s.url, "-c", "1", "-d", "1", "-w", "0", "--size", "64"]);
+    let r = loadgen(
+        io,
+        &[&s.url, "-c", "1", "-d", "1", "-w", "0", "--size", "64"],
+    );
     assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "errors.content"), 1.0);
@@ -341,14 +367,13 @@ fn corrupted_byte_is_detected_and_fails_the_run() {
     assert!(r.stderr.contains("bad echoes"), "{}", r.stderr);
 }
 
-#[test]
-fn connection_refused_exits_3() {
+fn connection_refused_exits_3(io: Io) {
     let port = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let url = format!("ws://127.0.0.1:{port}/ws");
-    let r = loadgen(&[&url, "-c", "3", "-d", "0.5", "-w", "0"]);
+    let r = loadgen(io, &[&url, "-c", "3", "-d", "0.5", "-w", "0"]);
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "connections.failures.refused"), 3.0);
@@ -361,35 +386,36 @@ fn connection_refused_exits_3() {
     assert!(r.stderr.contains("refused"), "{}", r.stderr);
 }
 
-#[test]
-fn rejected_handshake_reports_http_status_and_exits_3() {
+fn rejected_handshake_reports_http_status_and_exits_3(io: Io) {
     let s = serve(Behavior::Reject { status: 403 });
-    let r = loadgen(&[&s.url, "-c", "2", "-d", "0.5", "-w", "0"]);
+    let r = loadgen(io, &[&s.url, "-c", "2", "-d", "0.5", "-w", "0"]);
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "connections.failures.http_403"), 2.0);
     assert!(r.stderr.contains("HTTP 403 Forbidden"), "{}", r.stderr);
 }
 
-#[test]
-fn pipelined_in_flight_with_size_range_and_large_frames() {
+fn pipelined_in_flight_with_size_range_and_large_frames(io: Io) {
     let s = serve(Behavior::Echo {
         delay: Duration::ZERO,
     });
     // 16 in flight, sizes across all three length encodings (7-bit, 16-bit, 64-bit).
-    let r = loadgen(&[
-        &s.url,
-        "-c",
-        "3",
-        "-k",
-        "16",
-        "--size",
-        "16..70000",
-        "-d",
-        "1",
-        "-w",
-        "0",
-    ]);
+    let r = loadgen(
+        io,
+        &[
+            &s.url,
+            "-c",
+            "3",
+            "-k",
+            "16",
+            "--size",
+            "16..70000",
+            "-d",
+            "1",
+            "-w",
+            "0",
+        ],
+    );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "errors.total"), 0.0);
@@ -397,26 +423,30 @@ fn pipelined_in_flight_with_size_range_and_large_frames() {
     assert_eq!(f(j, "config.in_flight"), 16.0);
 }
 
-#[test]
-fn frames_split_across_reads_are_reassembled() {
+fn frames_split_across_reads_are_reassembled(io: Io) {
     let s = serve(Behavior::Dribble);
-    let r = loadgen(&[
-        &s.url, "-c", "2", "-k", "2", "--size", "16..300", "-d", "1", "-w", "0",
-    ]);
+    let r = loadgen(
+        io,
+        &[
+            &s.url, "-c", "2", "-k", "2", "--size", "16..300", "-d", "1", "-w", "0",
+        ],
+    );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "errors.total"), 0.0);
     assert!(f(j, "messages") > 20.0, "{}", f(j, "messages"));
 }
 
-#[test]
-fn text_messages() {
+fn text_messages(io: Io) {
     let s = serve(Behavior::Echo {
         delay: Duration::ZERO,
     });
-    let r = loadgen(&[
-        &s.url, "-c", "2", "-k", "4", "--text", "--size", "32..300", "-d", "0.5", "-w", "0",
-    ]);
+    let r = loadgen(
+        io,
+        &[
+            &s.url, "-c", "2", "-k", "4", "--text", "--size", "32..300", "-d", "0.5", "-w", "0",
+        ],
+    );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(j["config"]["payload"], "text");
@@ -424,38 +454,38 @@ fn text_messages() {
     assert!(f(j, "messages") > 10.0);
 }
 
-#[test]
-fn server_pings_are_answered_and_not_errors() {
+fn server_pings_are_answered_and_not_errors(io: Io) {
     let s = serve(Behavior::PingEach);
-    let r = loadgen(&[&s.url, "-c", "2", "-d", "0.5", "-w", "0"]);
+    let r = loadgen(io, &[&s.url, "-c", "2", "-d", "0.5", "-w", "0"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(f(report(&r), "errors.total"), 0.0);
 }
 
-#[test]
-fn connection_closed_by_server_exits_5() {
+fn connection_closed_by_server_exits_5(io: Io) {
     let s = serve(Behavior::CloseAfter { n: 50 });
-    let r = loadgen(&[&s.url, "-c", "2", "-d", "1", "-w", "0"]);
+    let r = loadgen(io, &[&s.url, "-c", "2", "-d", "1", "-w", "0"]);
     assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "connections.lost.closed_by_server"), 2.0);
     assert_eq!(f(j, "errors.total"), 0.0);
 }
 
-#[test]
-fn connections_still_handshaking_at_the_end_count_as_failed() {
+fn connections_still_handshaking_at_the_end_count_as_failed(io: Io) {
     let s = serve(Behavior::SilentAfter { n: 2 });
-    let r = loadgen(&[
-        &s.url,
-        "-c",
-        "4",
-        "-d",
-        "1",
-        "-w",
-        "0",
-        "--connect-timeout",
-        "30s",
-    ]);
+    let r = loadgen(
+        io,
+        &[
+            &s.url,
+            "-c",
+            "4",
+            "-d",
+            "1",
+            "-w",
+            "0",
+            "--connect-timeout",
+            "30s",
+        ],
+    );
     assert_eq!(r.code, 5, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "connections.opened"), 2.0);
@@ -463,23 +493,25 @@ fn connections_still_handshaking_at_the_end_count_as_failed() {
     assert_eq!(f(j, "connections.failures.unopened"), 2.0);
 }
 
-#[test]
-fn connect_timeout_fires_at_its_deadline_not_at_the_next_second() {
+fn connect_timeout_fires_at_its_deadline_not_at_the_next_second(io: Io) {
     let hung_up_after = Arc::new(Mutex::new(Vec::new()));
     let s = serve(Behavior::Silent {
         hung_up_after: hung_up_after.clone(),
     });
-    let r = loadgen(&[
-        &s.url,
-        "-c",
-        "2",
-        "-d",
-        "2",
-        "-w",
-        "0",
-        "--connect-timeout",
-        "300ms",
-    ]);
+    let r = loadgen(
+        io,
+        &[
+            &s.url,
+            "-c",
+            "2",
+            "-d",
+            "2",
+            "-w",
+            "0",
+            "--connect-timeout",
+            "300ms",
+        ],
+    );
     assert_eq!(r.code, 3, "{}\n{}", r.stdout, r.stderr);
     let j = report(&r);
     assert_eq!(f(j, "connections.failures.timeout"), 2.0);
@@ -531,9 +563,9 @@ fn wait_after_sigint(mut child: std::process::Child) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-fn merge_count(path: &std::path::Path) -> (bool, f64) {
-    let json = tmp("merge-live.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+fn merge_count(io: Io, path: &std::path::Path) -> (bool, f64) {
+    let json = tmp(io, "merge-live.json");
+    let out = loadgen_command(io)
         .args(["merge", path.to_str().unwrap(), "--json"])
         .arg(&json)
         .output()
@@ -545,16 +577,15 @@ fn merge_count(path: &std::path::Path) -> (bool, f64) {
     (true, f(&m, "latency_us.corrected.count"))
 }
 
-#[test]
-fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log() {
+fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log(io: Io) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = serve(Behavior::Echo {
         delay: Duration::from_millis(1),
     });
-    let hlog = tmp("live.hlog");
-    let json = tmp("live.json");
+    let hlog = tmp(io, "live.hlog");
+    let json = tmp(io, "live.json");
     let _ = std::fs::remove_file(&hlog);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let mut child = loadgen_command(io)
         .args([&s.url, "-c", "2", "-d", "120", "-w", "0.2", "--hlog"])
         .arg(&hlog)
         .arg("--json")
@@ -577,7 +608,7 @@ fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log() {
     }
     // The run is still going, and what it has logged so far is a valid log.
     assert!(child.try_wait().unwrap().is_none());
-    let (ok, live_count) = merge_count(&hlog);
+    let (ok, live_count) = merge_count(io, &hlog);
     assert!(ok, "the log of a running loadgen does not merge");
     assert!(live_count > 0.0);
 
@@ -599,7 +630,7 @@ fn hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log() {
 
     // The log holds exactly the measured part, including the last partial
     // interval, and merges.
-    let (ok, count) = merge_count(&hlog);
+    let (ok, count) = merge_count(io, &hlog);
     assert!(ok, "the log of an interrupted run does not merge");
     assert_eq!(count, f(&j, "messages"));
     assert_eq!(hlog_totals(&hlog).len() as f64, f(&j, "messages"));
@@ -615,14 +646,13 @@ fn thread_id(pid: u32, name: &str) -> Option<i32> {
     })
 }
 
-#[test]
-fn ctrl_c_delivered_to_a_worker_thread_also_stops_cleanly() {
+fn ctrl_c_delivered_to_a_worker_thread_also_stops_cleanly(io: Io) {
     let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let s = serve(Behavior::Echo {
         delay: Duration::from_millis(1),
     });
-    let json = tmp("worker-sigint.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let json = tmp(io, "worker-sigint.json");
+    let mut child = loadgen_command(io)
         .args([&s.url, "-c", "4", "-t", "2", "-d", "120", "-w", "0", "-q"])
         .arg("--json")
         .arg(&json)
@@ -680,38 +710,43 @@ fn us(ns: u64) -> f64 {
     (ns as f64 / 100.0).round() / 10.0
 }
 
-#[test]
-fn hlogs_merge_to_the_percentiles_of_one_combined_histogram() {
+fn hlogs_merge_to_the_percentiles_of_one_combined_histogram(io: Io) {
     let fast = serve(Behavior::Echo {
         delay: Duration::ZERO,
     });
     let slow = serve(Behavior::Echo {
         delay: Duration::from_millis(3),
     });
-    let a = tmp("a.hlog");
-    let b = tmp("b.hlog");
-    let ra = loadgen(&[
-        &fast.url,
-        "-c",
-        "2",
-        "-d",
-        "1.5",
-        "-w",
-        "0.2",
-        "--hlog",
-        a.to_str().unwrap(),
-    ]);
-    let rb = loadgen(&[
-        &slow.url,
-        "-c",
-        "2",
-        "-d",
-        "1.5",
-        "-w",
-        "0.2",
-        "--hlog",
-        b.to_str().unwrap(),
-    ]);
+    let a = tmp(io, "a.hlog");
+    let b = tmp(io, "b.hlog");
+    let ra = loadgen(
+        io,
+        &[
+            &fast.url,
+            "-c",
+            "2",
+            "-d",
+            "1.5",
+            "-w",
+            "0.2",
+            "--hlog",
+            a.to_str().unwrap(),
+        ],
+    );
+    let rb = loadgen(
+        io,
+        &[
+            &slow.url,
+            "-c",
+            "2",
+            "-d",
+            "1.5",
+            "-w",
+            "0.2",
+            "--hlog",
+            b.to_str().unwrap(),
+        ],
+    );
     assert_eq!((ra.code, rb.code), (0, 0));
 
     // The log holds exactly what the report measured.
@@ -722,8 +757,8 @@ fn hlogs_merge_to_the_percentiles_of_one_combined_histogram() {
         f(report(&ra), "latency_us.corrected.p99")
     );
 
-    let merged_json = tmp("merged.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let merged_json = tmp(io, "merged.json");
+    let out = loadgen_command(io)
         .args(["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--json"])
         .arg(&merged_json)
         .output()
@@ -753,26 +788,64 @@ fn hlogs_merge_to_the_percentiles_of_one_combined_histogram() {
     assert_eq!(f(&m, "latency_us.corrected.count"), combined.len() as f64);
 }
 
-#[test]
-fn list_presets_and_bad_usage() {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .arg("--list-presets")
-        .output()
-        .unwrap();
+fn list_presets_and_bad_usage(io: Io) {
+    let out = loadgen_command(io).arg("--list-presets").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for name in ["fws-100x20", "fws-500x16k", "shooter-128hz", "casual-20hz"] {
         assert!(text.contains(name), "{text}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let out = loadgen_command(io)
         .args(["ws://127.0.0.1:1/ws", "--size", "4"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 B"));
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let out = loadgen_command(io)
         .args(["ws://127.0.0.1:1/ws", "--bogus"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--io auto` takes io_uring where it works (it does where these tests
+/// run), and says which driver ran; `--io` beats `LOADGEN_IO`.
+#[test]
+fn auto_takes_io_uring_and_the_report_says_so() {
+    let s = serve(Behavior::Echo {
+        delay: Duration::ZERO,
+    });
+    let json = tmp(Io::Uring, "auto.json");
+    let out = loadgen_command(Io::Epoll)
+        .args([
+            &s.url, "-c", "1", "-d", "0.3", "-w", "0", "-q", "--io", "auto", "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_ran_on(&j, Io::Uring);
+    assert!(stdout.contains("uring driver"), "{stdout}");
+}
+
+on_both_drivers!(
+    closed_mode_p50_matches_a_known_server_delay,
+    open_mode_p50_matches_a_known_server_delay,
+    open_mode_stall_shows_in_corrected_latency_only,
+    corrupted_byte_is_detected_and_fails_the_run,
+    connection_refused_exits_3,
+    rejected_handshake_reports_http_status_and_exits_3,
+    pipelined_in_flight_with_size_range_and_large_frames,
+    frames_split_across_reads_are_reassembled,
+    text_messages,
+    server_pings_are_answered_and_not_errors,
+    connection_closed_by_server_exits_5,
+    connections_still_handshaking_at_the_end_count_as_failed,
+    connect_timeout_fires_at_its_deadline_not_at_the_next_second,
+    hlog_grows_during_the_run_and_ctrl_c_keeps_report_and_log,
+    ctrl_c_delivered_to_a_worker_thread_also_stops_cleanly,
+    hlogs_merge_to_the_percentiles_of_one_combined_histogram,
+    list_presets_and_bad_usage,
+);

@@ -5,7 +5,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -15,6 +15,10 @@ use serde_json::Value;
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
+
+mod common;
+
+use common::{assert_ran_on, loadgen_command, Io};
 
 /// What the test server does with connection number `index` (0-based).
 #[derive(Clone, Copy)]
@@ -101,15 +105,15 @@ fn handle(stream: TcpStream, plan: Plan, index: usize) {
     }
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-many-{}", std::process::id()));
+fn tmp(io: Io, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-many-{}-{io}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
 
-/// Starts the real binary with `args` (plus `--quiet`).
-fn spawn(args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_loadgen"))
+/// Starts the real binary on `io` with `args` (plus `--quiet`).
+fn spawn(io: Io, args: &[&str]) -> std::process::Child {
+    loadgen_command(io)
         .args(args)
         .arg("--quiet")
         .stdout(Stdio::piped())
@@ -131,13 +135,15 @@ fn finish(mut child: std::process::Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Runs loadgen with `args` and `--json FILE`; returns the exit code and report.
-fn run(name: &str, args: &[&str]) -> (i32, Value, Output) {
-    let json = tmp(&format!("{name}.json"));
+/// Runs loadgen on `io` with `args` and `--json FILE`; returns the exit
+/// code and the report, which must say it ran on `io`.
+fn run(io: Io, name: &str, args: &[&str]) -> (i32, Value, Output) {
+    let json = tmp(io, &format!("{name}.json"));
     let mut all = args.to_vec();
     all.extend(["--json", json.to_str().unwrap()]);
-    let out = finish(spawn(&all));
+    let out = finish(spawn(io, &all));
     let report = read_json(&json, &out);
+    assert_ran_on(&report, io);
     (out.status.code().unwrap_or(-1), report, out)
 }
 
@@ -169,8 +175,7 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-#[test]
-fn reconnect_resends_the_unanswered_message_and_loses_nothing() {
+fn reconnect_resends_the_unanswered_message_and_loses_nothing(io: Io) {
     // Both connections are dropped with one message unanswered; the first
     // two reconnect attempts meet a 503 and are retried.
     let s = serve(Plan::GoAway {
@@ -179,6 +184,7 @@ fn reconnect_resends_the_unanswered_message_and_loses_nothing() {
         refuse: 2,
     });
     let (code, j, out) = run(
+        io,
         "reconnect-open",
         &[
             &s.url,
@@ -221,14 +227,14 @@ fn reconnect_resends_the_unanswered_message_and_loses_nothing() {
     assert!(stdout.contains("reconnects   2 after 2 drops"), "{stdout}");
 }
 
-#[test]
-fn reconnect_in_closed_mode_with_a_window() {
+fn reconnect_in_closed_mode_with_a_window(io: Io) {
     let s = serve(Plan::GoAway {
         drops: 1,
         n: 50,
         refuse: 0,
     });
     let (code, j, out) = run(
+        io,
         "reconnect-closed",
         &[
             &s.url,
@@ -253,14 +259,17 @@ fn reconnect_in_closed_mode_with_a_window() {
     assert_eq!(num(&j, "errors.total"), 0.0);
 }
 
-#[test]
-fn without_reconnect_the_unanswered_messages_are_lost_echoes() {
+fn without_reconnect_the_unanswered_messages_are_lost_echoes(io: Io) {
     let s = serve(Plan::GoAway {
         drops: 2,
         n: 20,
         refuse: 0,
     });
-    let (code, j, _) = run("no-reconnect", &[&s.url, "-c", "2", "-d", "1", "-w", "0"]);
+    let (code, j, _) = run(
+        io,
+        "no-reconnect",
+        &[&s.url, "-c", "2", "-d", "1", "-w", "0"],
+    );
     assert_eq!(code, 5);
     assert_eq!(num(&j, "connections.lost.closed_by_server"), 2.0);
     // Closed loop, one in flight: exactly one unanswered message each.
@@ -269,14 +278,14 @@ fn without_reconnect_the_unanswered_messages_are_lost_echoes() {
     assert_eq!(j["reconnect"]["enabled"], false);
 }
 
-#[test]
-fn start_at_holds_the_load_until_the_given_time() {
+fn start_at_holds_the_load_until_the_given_time(io: Io) {
     let s = serve(Plan::Echo {
         delay: Duration::ZERO,
     });
     let start = unix_now() + 1.5;
     let at = format!("{start:.3}");
     let (code, j, _) = run(
+        io,
         "start-at",
         &[
             &s.url,
@@ -305,30 +314,32 @@ fn start_at_holds_the_load_until_the_given_time() {
     assert!((from - (start + 0.5)).abs() < 0.01, "{from} vs {start}");
 
     // A time in the past is refused.
-    let out = finish(spawn(&[&s.url, "--start-at", "1000000000", "-d", "1"]));
+    let out = finish(spawn(io, &[&s.url, "--start-at", "1000000000", "-d", "1"]));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--start-at passed"), "{stderr}");
 }
 
-#[test]
-fn ctrl_c_while_waiting_for_the_start_ends_the_run_as_interrupted() {
+fn ctrl_c_while_waiting_for_the_start_ends_the_run_as_interrupted(io: Io) {
     let s = serve(Plan::Echo {
         delay: Duration::ZERO,
     });
     let at = format!("{:.3}", unix_now() + 30.0);
-    let json = tmp("start-at-sigint.json");
-    let child = spawn(&[
-        &s.url,
-        "--start-at",
-        &at,
-        "-c",
-        "3",
-        "-d",
-        "1",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let json = tmp(io, "start-at-sigint.json");
+    let child = spawn(
+        io,
+        &[
+            &s.url,
+            "--start-at",
+            &at,
+            "-c",
+            "3",
+            "-d",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
     thread::sleep(Duration::from_millis(500));
     let sent = Instant::now();
     // SAFETY: plain kill(2) on our own child's pid.
@@ -360,9 +371,9 @@ fn us(ns: u64) -> f64 {
     (ns as f64 / 100.0).round() / 10.0
 }
 
-fn merge(inputs: &[&Path], name: &str) -> Value {
-    let json = tmp(name);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+fn merge(io: Io, inputs: &[&Path], name: &str) -> Value {
+    let json = tmp(io, name);
+    let mut cmd = loadgen_command(io);
     cmd.arg("merge").args(inputs).arg("--json").arg(&json);
     let out = cmd.output().unwrap();
     assert!(
@@ -373,8 +384,7 @@ fn merge(inputs: &[&Path], name: &str) -> Value {
     read_json(&json, &out)
 }
 
-#[test]
-fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog() {
+fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog(io: Io) {
     let fast = serve(Plan::Echo {
         delay: Duration::ZERO,
     });
@@ -382,8 +392,8 @@ fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog() {
         delay: Duration::from_millis(3),
     });
     let at = format!("{:.3}", unix_now() + 1.0);
-    let (a_json, b_json) = (tmp("a.json"), tmp("b.json"));
-    let (a_hlog, b_hlog) = (tmp("a.hlog"), tmp("b.hlog"));
+    let (a_json, b_json) = (tmp(io, "a.json"), tmp(io, "b.json"));
+    let (a_hlog, b_hlog) = (tmp(io, "a.hlog"), tmp(io, "b.hlog"));
     let common = ["--start-at", &at, "-c", "2", "-d", "1.5", "-w", "0.2"];
     let args = |url: &str, json: &Path, hlog: &Path| -> Vec<String> {
         let mut v = vec![url.to_string()];
@@ -397,12 +407,14 @@ fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog() {
         v
     };
     let a = spawn(
+        io,
         &args(&fast.url, &a_json, &a_hlog)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
     );
     let b = spawn(
+        io,
         &args(&slow.url, &b_json, &b_hlog)
             .iter()
             .map(String::as_str)
@@ -417,8 +429,8 @@ fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog() {
 
     let mut all = histogram(&ra);
     all.add(histogram(&rb)).unwrap();
-    let from_json = merge(&[&a_json, &b_json], "merged-json.json");
-    let from_hlog = merge(&[&a_hlog, &b_hlog], "merged-hlog.json");
+    let from_json = merge(io, &[&a_json, &b_json], "merged-json.json");
+    let from_hlog = merge(io, &[&a_hlog, &b_hlog], "merged-hlog.json");
     for (key, q) in [
         ("p50", 0.5),
         ("p90", 0.9),
@@ -457,7 +469,7 @@ fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog() {
     assert_eq!(from_json["inputs"].as_array().unwrap().len(), 2);
 
     // A log and a report cannot be mixed.
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let out = loadgen_command(io)
         .arg("merge")
         .args([&a_json, &b_hlog])
         .output()
@@ -465,3 +477,12 @@ fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
 }
+
+on_both_drivers!(
+    reconnect_resends_the_unanswered_message_and_loses_nothing,
+    reconnect_in_closed_mode_with_a_window,
+    without_reconnect_the_unanswered_messages_are_lost_echoes,
+    start_at_holds_the_load_until_the_given_time,
+    ctrl_c_while_waiting_for_the_start_ends_the_run_as_interrupted,
+    two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog,
+);

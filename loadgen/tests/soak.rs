@@ -6,13 +6,16 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use serde_json::Value;
 use tungstenite::Message;
+
+mod common;
+
+use common::{assert_ran_on, loadgen_command, Io};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -97,8 +100,8 @@ struct Soak {
     stdout: String,
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-soak-it-{}", std::process::id()));
+fn tmp(io: Io, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-soak-it-{}-{io}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
@@ -106,11 +109,11 @@ fn tmp(name: &str) -> PathBuf {
 /// Runs `loadgen soak` on `url`: 40 connections (4 players at 128 Hz, 2
 /// bursts of 2 x 16 KiB every 500 ms, a lobby at 20 Hz), held 2 s with 10
 /// closes and reconnects a second.
-fn soak(url: &str, name: &str) -> Soak {
+fn soak(io: Io, url: &str, name: &str) -> Soak {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let json = tmp(&format!("{name}.json"));
-    let csv = tmp(&format!("{name}.csv"));
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+    let json = tmp(io, &format!("{name}.json"));
+    let csv = tmp(io, &format!("{name}.csv"));
+    let out = loadgen_command(io)
         .args(["soak", url, "-c", "40", "--players", "4", "--bursts", "2"])
         .args(["--burst-messages", "2", "--burst-every", "500ms"])
         .args(["--lobby-rate", "20", "-d", "2s", "--churn", "10"])
@@ -123,6 +126,7 @@ fn soak(url: &str, name: &str) -> Soak {
         .expect("run loadgen soak");
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("the JSON report");
+    assert_ran_on(&report, io);
     let csv_rows = std::fs::read_to_string(&csv).unwrap().lines().count() - 1;
     Soak {
         code: out.status.code().unwrap_or(-1),
@@ -145,10 +149,9 @@ fn reason_sum(r: &Value, field: &str) -> u64 {
         .sum()
 }
 
-#[test]
-fn a_correct_server_passes_with_every_echo_and_close_checked() {
+fn a_correct_server_passes_with_every_echo_and_close_checked(io: Io) {
     let url = serve(Fault::None);
-    let s = soak(&url, "clean");
+    let s = soak(io, &url, "clean");
     assert_eq!(s.code, 0, "{}", s.stdout);
     let r = &s.report;
     assert_eq!(r["pass"], true);
@@ -172,10 +175,9 @@ fn a_correct_server_passes_with_every_echo_and_close_checked() {
     assert!(s.stdout.contains("soak passed"), "{}", s.stdout);
 }
 
-#[test]
-fn a_corrupted_echo_is_counted_and_fails_the_soak() {
+fn a_corrupted_echo_is_counted_and_fails_the_soak(io: Io) {
     let url = serve(Fault::CorruptFifth);
-    let s = soak(&url, "corrupt");
+    let s = soak(io, &url, "corrupt");
     assert_eq!(s.code, 4, "{}", s.stdout);
     assert_eq!(total(&s.report, "corrupted"), 1);
     assert_eq!(total(&s.report, "lost"), 0);
@@ -187,10 +189,9 @@ fn a_corrupted_echo_is_counted_and_fails_the_soak() {
     );
 }
 
-#[test]
-fn an_echo_that_never_comes_is_lost() {
+fn an_echo_that_never_comes_is_lost(io: Io) {
     let url = serve(Fault::SkipFifth);
-    let s = soak(&url, "skip");
+    let s = soak(io, &url, "skip");
     assert_eq!(s.code, 4, "{}", s.stdout);
     // Every later echo on that connection answers an earlier message than
     // it should (order), and one message is still owed at its close.
@@ -203,10 +204,9 @@ fn an_echo_that_never_comes_is_lost() {
     );
 }
 
-#[test]
-fn a_server_close_is_an_unexpected_close() {
+fn a_server_close_is_an_unexpected_close(io: Io) {
     let url = serve(Fault::CloseAfterFive);
-    let s = soak(&url, "close");
+    let s = soak(io, &url, "close");
     // The server closed instead of echoing the 6th message: that message
     // is lost too, and lost echoes decide the exit code.
     assert_eq!(s.code, 4, "{}", s.stdout);
@@ -224,10 +224,9 @@ fn a_server_close_is_an_unexpected_close() {
     );
 }
 
-#[test]
-fn echoes_owed_at_a_close_are_lost() {
+fn echoes_owed_at_a_close_are_lost(io: Io) {
     let url = serve(Fault::WithholdThenClose);
-    let s = soak(&url, "withhold");
+    let s = soak(io, &url, "withhold");
     assert_eq!(s.code, 4, "{}", s.stdout);
     let lost = total(&s.report, "lost");
     assert!(
@@ -238,3 +237,11 @@ fn echoes_owed_at_a_close_are_lost() {
     assert_eq!(reason_sum(&s.report, "unexpected_closes"), 0);
     assert_eq!(total(&s.report, "corrupted"), 0);
 }
+
+on_both_drivers!(
+    a_correct_server_passes_with_every_echo_and_close_checked,
+    a_corrupted_echo_is_counted_and_fails_the_soak,
+    an_echo_that_never_comes_is_lost,
+    a_server_close_is_an_unexpected_close,
+    echoes_owed_at_a_close_are_lost,
+);

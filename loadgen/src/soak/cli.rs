@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::config::{parse_cpus, parse_duration, SizeRange};
 use crate::error::{Error, Result};
+use crate::io::IoChoice;
 use crate::payload::PayloadKind;
 use crate::soak::config::SoakConfig;
 use crate::soak::mix::{ClassSpec, Mix};
@@ -105,6 +106,16 @@ pub struct SoakArgs {
     /// No live line.
     #[arg(short, long)]
     pub quiet: bool,
+    /// I/O driver: io_uring, epoll, or auto (io_uring when it works here,
+    /// else epoll, saying why on stderr). The report names the one that ran.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "DRIVER",
+        env = "LOADGEN_IO",
+        default_value = "auto"
+    )]
+    pub io: IoChoice,
 }
 
 fn duration_arg(s: &str) -> std::result::Result<Duration, String> {
@@ -175,6 +186,7 @@ impl SoakArgs {
             json: self.json,
             csv: self.csv,
             quiet: self.quiet,
+            io: self.io,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::io::IoChoice;
 use crate::soak::mix::{Mix, CLASSES};
 use crate::target::Target;
 
@@ -42,6 +43,8 @@ pub struct SoakConfig {
     pub csv: Option<PathBuf>,
     /// Suppress the live line.
     pub quiet: bool,
+    /// The I/O driver asked for (`--io`).
+    pub io: IoChoice,
 }
 
 impl SoakConfig {

@@ -36,6 +36,7 @@ use std::time::Duration;
 pub use config::SoakConfig;
 pub use report::SoakReport;
 
+use crate::ceiling::CpuTally;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::interrupt::StopSignal;
@@ -129,6 +130,12 @@ impl Collector {
 /// hold early; the drain still closes every connection.
 pub fn run(cfg: SoakConfig) -> Result<SoakReport> {
     let cfg = Arc::new(cfg);
+    let (io, fallback) = crate::io::resolve(cfg.io).map_err(Error::Driver)?;
+    if let Some(why) = fallback {
+        if !cfg.quiet {
+            eprintln!("loadgen: io_uring is not usable here ({why}); using epoll");
+        }
+    }
     let stop = StopSignal::on_ctrl_c().map_err(Error::Signal)?;
     // Open the CSV before any load: a bad path fails now, not after the soak.
     let csv = cfg.csv.as_deref().map(CsvSink::create).transpose()?;
@@ -139,6 +146,7 @@ pub fn run(cfg: SoakConfig) -> Result<SoakReport> {
         let spec = SoakWorkerSpec {
             index,
             cfg: cfg.clone(),
+            io,
             t0,
             snapshots: tx.clone(),
             stop: stop.clone(),
@@ -163,7 +171,15 @@ pub fn run(cfg: SoakConfig) -> Result<SoakReport> {
         csv_error: None,
     };
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+    let mut cpu = CpuTally::default();
+    let mut hold_ns = 0u64;
     for snap in rx {
+        if snap.phase == SoakPhase::Hold && snap.end_ns != u64::MAX {
+            cpu.add(snap.worker, snap.cpu);
+            if snap.worker == 0 {
+                hold_ns += snap.end_ns - snap.start_ns;
+            }
+        }
         let entry = pending.entry(snap.end_ns).or_insert_with(|| Pending {
             reports: 0,
             start_ns: snap.start_ns,
@@ -193,13 +209,14 @@ pub fn run(cfg: SoakConfig) -> Result<SoakReport> {
         })?;
     }
 
-    let report = SoakReport::build(
+    let mut report = SoakReport::build(
         &cfg,
         &c.whole,
         &c.hold,
         c.series,
         stop.stopped_at().is_some(),
     );
+    report.client = Some(cpu.ceiling(io, c.hold.echoes_total(), hold_ns as f64 / 1e9));
     if let Some(path) = &cfg.json {
         crate::run::write_json(path, &report)?;
     }

@@ -16,6 +16,7 @@ use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ceiling::Ceiling;
 use crate::reasons::ReasonCounts;
 use crate::report::{group, latency_header, latency_row, ExitInfo, ExitStatus, Latency};
 use crate::soak::config::SoakConfig;
@@ -197,6 +198,10 @@ pub struct SoakReport {
     pub exit: ExitInfo,
     /// The time series, one row per interval.
     pub series: Vec<Row>,
+    /// loadgen's own load over the hold: the driver, its CPU per echo,
+    /// its busiest thread, and a warning when that thread was the limit.
+    #[serde(default)]
+    pub client: Option<Ceiling>,
 }
 
 fn reasons(r: &ReasonCounts) -> BTreeMap<String, u64> {
@@ -351,6 +356,7 @@ impl SoakReport {
                 message,
             },
             series,
+            client: None,
         }
     }
 }
@@ -432,6 +438,12 @@ impl fmt::Display for SoakReport {
                 check.name,
                 check.detail
             );
+        }
+        if let Some(client) = &self.client {
+            let _ = writeln!(o, "\nloadgen:     {} (over the hold)", client.line());
+            if let Some(w) = &client.warning {
+                let _ = writeln!(o, "WARNING:     {w}");
+            }
         }
         let _ = write!(o, "\n{}", self.exit.message);
         f.write_str(&o)

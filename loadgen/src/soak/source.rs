@@ -1,4 +1,4 @@
-//! Client source addresses, and the non-blocking connect from one.
+//! Client source addresses (`--source-addrs`).
 //!
 //! # Ephemeral ports
 //!
@@ -17,15 +17,10 @@
 //!   port (see `super::worker`);
 //! * on loopback, connections are spread over several source addresses
 //!   (127.0.0.1-127.0.0.16 by default; all of 127.0.0.0/8 is local), each
-//!   with its own range of ports. The socket is bound with
-//!   `IP_BIND_ADDRESS_NO_PORT`, so the port is still picked at `connect()`
-//!   for the full 4-tuple rather than reserved at `bind()`.
+//!   with its own range of ports ([`crate::io::socket::client_socket`]
+//!   binds them).
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::error::{Error, Result};
 
@@ -80,48 +75,6 @@ pub fn parse_sources(spec: &str, target: SocketAddr) -> Result<Vec<IpAddr>> {
     Ok(out)
 }
 
-/// Starts a non-blocking connect to `target`, from `source` (any port) when
-/// given. The connect completes later; the socket becomes writable.
-pub fn connect(target: SocketAddr, source: Option<IpAddr>) -> io::Result<mio::net::TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(target),
-        Type::STREAM.nonblocking().cloexec(),
-        Some(Protocol::TCP),
-    )?;
-    if let Some(ip) = source {
-        bind_address_no_port(&socket)?;
-        socket.bind(&SocketAddr::new(ip, 0).into())?;
-    }
-    match socket.connect(&target.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    Ok(mio::net::TcpStream::from_std(socket.into()))
-}
-
-/// `IP_BIND_ADDRESS_NO_PORT`: `bind()` takes the address only, and the
-/// port is chosen at `connect()` (so ports are shared across destinations
-/// and not reserved for the whole range of the address).
-fn bind_address_no_port(socket: &Socket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a valid
-    // c_int that lives across the call; the fd is a socket we own.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,15 +93,5 @@ mod tests {
         assert!(parse_sources("127.0.0.9-127.0.0.2", lo).is_err());
         assert!(parse_sources("::1", lo).is_err());
         assert!(parse_sources("nope", lo).is_err());
-    }
-
-    #[test]
-    fn connects_from_a_chosen_loopback_address() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let target = listener.local_addr().unwrap();
-        let source: IpAddr = "127.0.0.7".parse().unwrap();
-        let _client = connect(target, Some(source)).unwrap();
-        let (_server, peer) = listener.accept().unwrap();
-        assert_eq!(peer.ip(), source);
     }
 }

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::ceiling::CpuUse;
 use crate::reasons::ReasonCounts;
 use crate::soak::mix::CLASSES;
 use crate::stats::Interval;
@@ -118,10 +119,14 @@ pub struct SoakSnapshot {
     /// Interval end, ns since the soak's start (the key that lines workers
     /// up); `u64::MAX` for a worker's last, partial interval.
     pub end_ns: u64,
+    /// Which worker.
+    pub worker: usize,
     /// Ramp, hold or drain.
     pub phase: SoakPhase,
     /// The counts.
     pub data: Box<SoakInterval>,
+    /// The worker's (and the process's) CPU time over the interval.
+    pub cpu: CpuUse,
 }
 
 #[cfg(test)]

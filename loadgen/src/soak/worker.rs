@@ -1,6 +1,7 @@
-//! One soak worker: a thread with its own epoll loop over its share of the
-//! connections, like [`crate::worker`], with what a soak adds: three
-//! traffic classes on their own ticks, churn, and closes that are checked.
+//! One soak worker: a thread with its own I/O driver over its share of the
+//! connections, like [`crate::worker`] and on the same drivers
+//! ([`crate::io`]), with what a soak adds: three traffic classes on their
+//! own ticks, churn, and closes that are checked.
 //!
 //! # A connection's life
 //!
@@ -27,25 +28,25 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::Duration;
 
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::clock::{self, Timer};
+use crate::ceiling::CpuMeter;
+use crate::clock::{self, NANOS_PER_SEC};
 use crate::conn::{Conn, Failure, Outcome, State};
 use crate::handshake;
 use crate::interrupt::StopSignal;
+use crate::io::epoll::EpollDriver;
+use crate::io::uring::UringDriver;
+use crate::io::{Driver, Event, IoKind};
+use crate::payload::Template;
 use crate::soak::config::SoakConfig;
-use crate::soak::mix::{first_tick, phase_ns};
-use crate::soak::source;
+use crate::soak::mix::{first_tick, phase_ns, CLASSES};
 use crate::soak::stats::{SoakInterval, SoakPhase, SoakSnapshot};
-use crate::worker::{start_event_loop, STOP, TIMER};
+use crate::worker::start_thread;
 
 /// Most churn a worker makes up at once after being held up (100 ms worth).
 const CHURN_CATCH_UP_NS: u64 = 100_000_000;
@@ -57,6 +58,8 @@ pub struct SoakWorkerSpec {
     pub index: usize,
     /// The soak.
     pub cfg: Arc<SoakConfig>,
+    /// The I/O driver to run on.
+    pub io: IoKind,
     /// Common start instant (monotonic ns).
     pub t0: u64,
     /// Where interval snapshots go.
@@ -77,8 +80,8 @@ struct Live {
 enum Occupant {
     Free,
     Live(Box<Live>),
-    /// Closed cleanly; waiting for the server's FIN until the deadline.
-    Lingering(TcpStream),
+    /// Closed cleanly; its socket waits for the server's FIN until the deadline.
+    Lingering,
 }
 
 #[derive(Debug)]
@@ -91,16 +94,18 @@ struct Slot {
 type Due = (u64, usize, u32);
 
 /// The connections of one worker and their schedules.
-struct Worker {
+struct Worker<D: Driver> {
     index: usize,
     cfg: Arc<SoakConfig>,
     t0: u64,
     ramp_end: u64,
     hold_end: u64,
     drain_deadline: u64,
-    poll: Poll,
-    timer: Timer,
+    io: D,
     rng: StdRng,
+    /// Each class's payload template, built once.
+    tmpls: [Template; CLASSES],
+    cpu: CpuMeter,
     slots: Vec<Slot>,
     free: Vec<usize>,
     /// Initial connections of this worker, and how many are started.
@@ -125,9 +130,15 @@ struct Worker {
 
 /// Runs one worker: ramp, hold with churn, drain, final snapshot.
 pub fn run(spec: SoakWorkerSpec) -> io::Result<()> {
+    match spec.io {
+        IoKind::Uring => run_on::<UringDriver>(spec),
+        IoKind::Epoll => run_on::<EpollDriver>(spec),
+    }
+}
+
+fn run_on<D: Driver>(spec: SoakWorkerSpec) -> io::Result<()> {
     let cfg = spec.cfg.clone();
-    let (poll, timer) =
-        start_event_loop(cfg.pin.as_deref(), spec.index, "soak worker", &spec.stop)?;
+    start_thread(cfg.pin.as_deref(), spec.index, "soak worker");
     let ramp_end = cfg.ramp().as_nanos() as u64;
     let hold_end = ramp_end + cfg.duration.as_nanos() as u64;
     let per_worker_churn = cfg.churn_rate / cfg.threads as f64;
@@ -143,9 +154,13 @@ pub fn run(spec: SoakWorkerSpec) -> io::Result<()> {
         ramp_end,
         hold_end,
         drain_deadline: u64::MAX,
-        poll,
-        timer,
+        io: D::new(initial + 1024, &spec.stop)?,
         rng: StdRng::from_entropy(),
+        tmpls: cfg
+            .mix
+            .classes
+            .map(|class| Template::new(class.payload, class.size.max)),
+        cpu: CpuMeter::start(),
         slots: Vec::with_capacity(initial + 1024),
         free: Vec::new(),
         initial,
@@ -170,12 +185,13 @@ pub fn run(spec: SoakWorkerSpec) -> io::Result<()> {
     w.boundary = w.next_boundary(0);
     let now = clock::now_ns();
     if now < w.t0 {
-        std::thread::sleep(Duration::from_nanos(w.t0 - now));
+        std::thread::sleep(std::time::Duration::from_nanos(w.t0 - now));
     }
+    w.cpu = CpuMeter::start();
     w.run_loop()
 }
 
-impl Worker {
+impl<D: Driver> Worker<D> {
     fn now(&self) -> u64 {
         clock::now_ns().saturating_sub(self.t0)
     }
@@ -215,7 +231,6 @@ impl Worker {
     }
 
     fn run_loop(&mut self) -> io::Result<()> {
-        let mut events = Events::with_capacity(1024);
         loop {
             let now = self.now();
             while now >= self.boundary {
@@ -227,7 +242,7 @@ impl Worker {
             if self.draining && (self.all_free() || now >= self.drain_deadline) {
                 return self.finish(now);
             }
-            self.expire_deadlines(now);
+            self.expire_deadlines(now)?;
             while !self.draining
                 && self.next_initial < self.initial
                 && self.initial_due(self.next_initial) <= now
@@ -247,10 +262,9 @@ impl Worker {
                 self.churn(now);
             }
             self.send_due_ticks(now);
-            let deadline = self.next_deadline();
-            self.timer.arm(self.t0 + deadline)?;
-            self.wait(&mut events)?;
-            self.dispatch(&events);
+            let deadline = (self.t0 + self.next_deadline()).min(clock::now_ns() + NANOS_PER_SEC);
+            self.io.wait(deadline)?;
+            self.dispatch();
         }
     }
 
@@ -283,26 +297,18 @@ impl Worker {
         d
     }
 
-    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
-        match self.poll.poll(events, Some(Duration::from_secs(1))) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                events.clear();
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    fn dispatch(&mut self, events: &Events) {
-        for ev in events.iter() {
-            match ev.token() {
-                TIMER => self.timer.clear(),
-                STOP => self.on_stop(),
-                Token(slot) => self.on_event(
-                    slot,
-                    ev.is_writable(),
-                    ev.is_readable() || ev.is_read_closed() || ev.is_error(),
-                ),
+    /// Handles every event of the last wait.
+    fn dispatch(&mut self) {
+        while let Some(ev) = self.io.next_event() {
+            match ev {
+                Event::Stop => self.on_stop(),
+                Event::Connected(slot) => self.on_connected(slot),
+                Event::ConnectFailed(slot, e) => {
+                    let now = self.now();
+                    self.finish_conn(slot, Some(Failure::from_io(&e)), now);
+                }
+                Event::Received(slot, at) => self.on_received(slot, at),
+                Event::Closed(slot, error) => self.on_stream_end(slot, error),
             }
         }
     }
@@ -340,10 +346,12 @@ impl Worker {
         }
         // The coordinator only goes away on a fatal error; nothing to do then.
         let _ = self.snapshots.send(SoakSnapshot {
+            worker: self.index,
             start_ns,
             end_ns,
             phase,
             data,
+            cpu: self.cpu.lap(),
         });
     }
 
@@ -392,26 +400,12 @@ impl Worker {
         self.stats.connects += 1;
         let source = (!self.cfg.sources.is_empty())
             .then(|| self.cfg.sources[(serial as usize) % self.cfg.sources.len()]);
-        let stream = match source::connect(self.cfg.addr, source) {
-            Ok(s) => s,
-            Err(e) => {
-                let f = Failure::from_io(&e);
-                self.stats.classes[class]
-                    .connect_failures
-                    .count(&f.key, &f.detail);
-                return;
-            }
-        };
         let slot = self.take_slot();
-        let mut stream = stream;
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(slot),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.io.connect(slot, self.cfg.addr, source) {
+            let f = Failure::from_io(&e);
             self.stats.classes[class]
                 .connect_failures
-                .count("io", &format!("register: {e}"));
+                .count(&f.key, &f.detail);
             self.release_slot(slot);
             return;
         }
@@ -419,10 +413,8 @@ impl Worker {
         let key = handshake::new_key(self.rng.gen());
         let conn = Conn::new(
             serial as usize,
-            stream,
             clock::now_ns(),
             key,
-            spec.payload,
             spec.size.max,
             spec.window,
         );
@@ -470,7 +462,7 @@ impl Worker {
         };
         // No tick is sent after the Close: queued ticks find it closing.
         live.conn.start_close_awaiting_echoes(&mut self.rng);
-        let flushed = live.conn.flush();
+        let flushed = self.io.send(slot, &mut live.conn.tx);
         self.stats.closes += 1;
         self.close_deadlines
             .push_back((now + close_ns, slot, *generation));
@@ -528,67 +520,48 @@ impl Worker {
             self.stats.classes[class].disconnects.count(&key, &detail);
             self.stats.unexpected.count(&key, &detail);
         }
-        let mut stream = conn.stream;
         if linger {
             let generation = self.slots[slot].generation;
-            self.slots[slot].occupant = Occupant::Lingering(stream);
+            self.slots[slot].occupant = Occupant::Lingering;
             let deadline = now + self.cfg.close_timeout.as_nanos() as u64;
             self.linger_deadlines
                 .push_back((deadline, slot, generation));
-            // The FIN may be here already: read it now rather than wait for
-            // an edge that came before.
-            self.on_lingering(slot);
         } else {
-            let _ = self.poll.registry().deregister(&mut stream);
-            drop(stream);
+            self.io.close(slot);
             self.release_slot(slot);
-        }
-    }
-
-    /// Reads a lingering connection until the server's end closes it.
-    fn on_lingering(&mut self, slot: usize) {
-        let Occupant::Lingering(stream) = &mut self.slots[slot].occupant else {
-            return;
-        };
-        let mut buf = [0u8; 512];
-        let finished = loop {
-            match crate::sys::recv(stream.as_raw_fd(), &mut buf) {
-                Ok(0) => break true,
-                Ok(_) => continue, // anything after the Close is ignored
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break true,
-            }
-        };
-        if finished {
-            self.drop_lingering(slot);
         }
     }
 
     /// Closes a lingering connection and frees its slot.
     fn drop_lingering(&mut self, slot: usize) {
-        match std::mem::replace(&mut self.slots[slot].occupant, Occupant::Free) {
-            Occupant::Lingering(mut stream) => {
-                let _ = self.poll.registry().deregister(&mut stream);
-                self.release_slot(slot);
-            }
-            other => self.slots[slot].occupant = other,
+        if let Occupant::Lingering = self.slots[slot].occupant {
+            self.io.close(slot);
+            self.release_slot(slot);
         }
     }
 
     /// Fails connects and closes that ran out of time, and gives up on
     /// servers that keep TCP open after a clean close.
-    fn expire_deadlines(&mut self, now: u64) {
+    fn expire_deadlines(&mut self, now: u64) -> io::Result<()> {
+        let due = [
+            &self.connect_deadlines,
+            &self.close_deadlines,
+            &self.linger_deadlines,
+        ]
+        .iter()
+        .any(|q| q.front().is_some_and(|d| d.0 <= now));
+        if !due {
+            return Ok(());
+        }
+        // Take in what came first: had this thread itself been held up,
+        // the answers may be waiting.
+        self.io.wait(clock::now_ns())?;
+        self.dispatch();
         while let Some(&(t, slot, generation)) = self.connect_deadlines.front() {
             if t > now {
                 break;
             }
             self.connect_deadlines.pop_front();
-            if self.still_pending(slot, generation) {
-                // Read what came first: had this thread itself been held
-                // up, the answer may be waiting.
-                self.on_event(slot, true, true);
-            }
             if self.still_pending(slot, generation) {
                 self.finish_conn(slot, Some(Failure::timeout()), now);
             }
@@ -598,9 +571,6 @@ impl Worker {
                 break;
             }
             self.close_deadlines.pop_front();
-            if self.still_closing(slot, generation) {
-                self.on_event(slot, true, true);
-            }
             if self.still_closing(slot, generation) {
                 let f = Failure {
                     key: "close_timeout".into(),
@@ -615,11 +585,12 @@ impl Worker {
             }
             self.linger_deadlines.pop_front();
             let s = &self.slots[slot];
-            if s.generation == generation && matches!(s.occupant, Occupant::Lingering(_)) {
+            if s.generation == generation && matches!(s.occupant, Occupant::Lingering) {
                 self.stats.tcp_left_open += 1;
                 self.drop_lingering(slot);
             }
         }
+        Ok(())
     }
 
     fn still_pending(&mut self, slot: usize, generation: u32) -> bool {
@@ -664,6 +635,7 @@ impl Worker {
             return;
         };
         let spec = &self.cfg.mix.classes[live.class];
+        let tmpl = &self.tmpls[live.class];
         let period = spec.period_ns();
         let conn = &mut live.conn;
         let sent = &mut self.stats.classes[live.class].sent;
@@ -678,7 +650,7 @@ impl Worker {
                 } else {
                     self.rng.gen_range(spec.size.min..=spec.size.max)
                 };
-                conn.queue_message(spec.payload, &mut self.rng, len, now, conn.next_tick_ns);
+                conn.queue_message(tmpl, &mut self.rng, len, now, conn.next_tick_ns);
                 *sent += 1;
             }
             conn.next_tick_ns += period;
@@ -688,47 +660,66 @@ impl Worker {
                 .push(Reverse((conn.next_tick_ns, slot, *generation)));
             conn.scheduled = true;
         }
-        if let Err(e) = conn.flush() {
+        if let Err(e) = self.io.send(slot, &mut conn.tx) {
             self.finish_conn(slot, Some(Failure::from_io(&e)), now);
         }
     }
 
-    fn on_event(&mut self, slot: usize, writable: bool, readable: bool) {
-        let Some(s) = self.slots.get_mut(slot) else {
+    /// The TCP connect of `slot` completed: send the upgrade request.
+    fn on_connected(&mut self, slot: usize) {
+        let Some(Slot {
+            occupant: Occupant::Live(live),
+            ..
+        }) = self.slots.get_mut(slot)
+        else {
             return;
         };
-        let live = match &mut s.occupant {
-            Occupant::Free => return,
-            Occupant::Lingering(_) => {
-                if readable {
-                    self.on_lingering(slot);
-                }
-                return;
-            }
-            Occupant::Live(live) => live,
+        if live.conn.state != State::Connecting {
+            return;
+        }
+        live.conn.on_connected(&self.cfg.target);
+        if let Err(e) = self.io.send(slot, &mut live.conn.tx) {
+            let now = self.now();
+            self.finish_conn(slot, Some(Failure::from_io(&e)), now);
+        }
+    }
+
+    /// The stream of `slot` ended: a lingering connection is done; any
+    /// other ends as its state says.
+    fn on_stream_end(&mut self, slot: usize, error: Option<io::Error>) {
+        let now = self.now();
+        let failure = match self.slots.get(slot).map(|s| &s.occupant) {
+            Some(Occupant::Lingering) => return self.drop_lingering(slot),
+            Some(Occupant::Live(live)) => live.conn.on_stream_end(error.as_ref()),
+            _ => return,
+        };
+        self.finish_conn(slot, failure, now);
+    }
+
+    /// Bytes arrived on `slot` at `at` (monotonic ns).
+    fn on_received(&mut self, slot: usize, at: u64) {
+        let Some(Slot {
+            occupant: Occupant::Live(live),
+            ..
+        }) = self.slots.get_mut(slot)
+        else {
+            return; // anything after a clean Close is ignored
         };
         let class = live.class;
         let conn = &mut live.conn;
-        let kind = self.cfg.mix.classes[class].payload;
-        let mut outcome = Outcome::Idle;
-        if conn.state == State::Connecting {
-            outcome = conn.on_connected(&self.cfg.target);
-        } else if writable && conn.has_backlog() {
-            if let Err(e) = conn.flush() {
-                outcome = Outcome::Finished(Some(Failure::from_io(&e)));
-            }
-        }
-        if outcome == Outcome::Idle && readable && conn.state != State::Connecting {
-            outcome =
-                conn.on_readable(kind, &mut self.rng, &mut self.stats.classes[class], self.t0);
-        }
-        let now = clock::now_ns().saturating_sub(self.t0);
+        let now = at.saturating_sub(self.t0);
+        let outcome = conn.on_bytes(
+            self.io.received(),
+            &self.tmpls[class],
+            &mut self.rng,
+            &mut self.stats.classes[class],
+            now,
+        );
         match outcome {
             Outcome::Idle => {}
             Outcome::Opened => {
-                let t = clock::now_ns();
                 let iv = &mut self.stats.classes[class];
-                iv.connect.saturating_record(t - conn.started_ns);
+                iv.connect.saturating_record(at - conn.started_ns);
                 iv.opened += 1;
                 self.open_per_class[class] += 1;
                 if self.draining {
@@ -748,13 +739,17 @@ impl Worker {
                 }
             }
             Outcome::Finished(f) => {
+                // A Close answer may be waiting: send it before closing.
+                let _ = self.io.send(slot, &mut conn.tx);
                 self.finish_conn(slot, f, now);
                 return;
             }
         }
-        // A pong or the upgrade request may be waiting.
-        if let Err(e) = conn.flush() {
-            self.finish_conn(slot, Some(Failure::from_io(&e)), now);
+        // A pong may be waiting.
+        if !conn.tx.is_empty() {
+            if let Err(e) = self.io.send(slot, &mut conn.tx) {
+                self.finish_conn(slot, Some(Failure::from_io(&e)), now);
+            }
         }
     }
 
@@ -780,7 +775,7 @@ impl Worker {
         for slot in 0..self.slots.len() {
             match self.slots[slot].occupant {
                 Occupant::Free => {}
-                Occupant::Lingering(_) => {
+                Occupant::Lingering => {
                     self.stats.tcp_left_open += 1;
                     self.drop_lingering(slot);
                 }
