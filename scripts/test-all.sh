@@ -46,6 +46,12 @@ readonly CARGO_LOG="target/test-all.log"
 mkdir -p target
 cargo test --workspace 2>&1 | tee "$CARGO_LOG"
 
+# loadgen's own tests run on both of its I/O drivers; the scale-out test
+# (two loadgens in network namespaces, merge, --reconnect, --start-at) ran
+# above on the default (io_uring here) and runs again on epoll.
+echo "== scale-out with loadgen on epoll"
+LOADGEN_IO=epoll cargo test -p ringecho --test scale_out 2>&1 | tee -a "$CARGO_LOG"
+
 echo "== Autobahn summary"
 cat target/autobahn/*/summary.txt
 
