@@ -15,13 +15,16 @@
 //! - [`close`]: which close payloads a peer may send;
 //! - [`decoder`]: the incremental, in-place frame decoder;
 //! - [`plan`]: what each decoded event asks of a connection on the
-//!   io_uring path (the echo as ranges of the receive buffer).
+//!   io_uring path (the echo as ranges of the receive buffer);
+//! - [`deflate`]: permessage-deflate (RFC 7692): negotiation and the
+//!   compressed echo's parts.
 //!
 //! The epoll backend runs fastwebsockets' own codec and is the reference
 //! this module is held to (`engine/tests/differential.rs`).
 
 pub mod close;
 pub mod decoder;
+pub mod deflate;
 pub mod frame;
 pub mod plan;
 pub mod utf8;
