@@ -19,6 +19,12 @@
 //! - a frame or a fragmented message over the size limit (1009);
 //! - text that is not UTF-8, as soon as the first invalid byte arrives (1007);
 //! - a close payload that is malformed (1002) or has a non-UTF-8 reason (1007).
+//!
+//! Once permessage-deflate was agreed ([`Decoder::enable_compression`]), a
+//! message whose first frame has RSV1 set is compressed: its events say so,
+//! the in-place echo header keeps RSV1, and its text is not checked here
+//! (the compressed bytes are not the text; the inflater checks it). The
+//! size cap then bounds the compressed bytes; the inflater bounds the rest.
 
 use std::ops::Range;
 
@@ -37,6 +43,8 @@ pub enum Event<'a> {
     Fragment {
         /// The message's opcode (text or binary).
         opcode: OpCode,
+        /// The message is compressed (its first frame had RSV1 set).
+        compressed: bool,
         /// The bytes, in the chunk.
         bytes: &'a [u8],
         /// This completes the message.
@@ -57,6 +65,8 @@ pub enum Event<'a> {
 pub struct DataFrame {
     /// Text or binary.
     pub opcode: OpCode,
+    /// The message is compressed (RSV1 set); the in-place header keeps RSV1.
+    pub compressed: bool,
     /// The frame's whole payload length.
     pub len: u64,
     /// The payload bytes in this chunk, unmasked.
@@ -110,6 +120,10 @@ pub struct Decoder {
     seen: u64,
     /// The opcode of the fragmented message under way.
     fragmented: Option<OpCode>,
+    /// The fragmented message under way is compressed.
+    fragmented_compressed: bool,
+    /// permessage-deflate was agreed: RSV1 may start a message.
+    compression: bool,
     /// Bytes of the fragmented message so far (all fragments' lengths).
     message_len: u64,
     /// Whether the current payload is text to validate.
@@ -137,12 +151,15 @@ impl Default for Decoder {
             header: [0; MAX_CLIENT_HEADER],
             head: FrameHead {
                 fin: true,
+                compressed: false,
                 opcode: OpCode::Binary,
                 len: 0,
                 mask: [0; 4],
             },
             seen: 0,
             fragmented: None,
+            fragmented_compressed: false,
+            compression: false,
             message_len: 0,
             text: false,
             utf8: Utf8Stream::default(),
@@ -155,6 +172,12 @@ impl Decoder {
     /// A decoder at the start of a client's frame stream.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Accepts compressed messages from now on: permessage-deflate was
+    /// agreed in the handshake.
+    pub fn enable_compression(&mut self) {
+        self.compression = true;
     }
 
     /// Whether the decoder has seen a close or a failure.
@@ -195,11 +218,11 @@ impl Decoder {
         let have = usize::from(self.header_have);
         let in_place = have == 0;
         let parsed = if in_place {
-            frame::parse_head(&chunk[at..])
+            frame::parse_head(&chunk[at..], self.compression)
         } else {
             let take = (MAX_CLIENT_HEADER - have).min(chunk.len() - at);
             self.header[have..have + take].copy_from_slice(&chunk[at..at + take]);
-            frame::parse_head(&self.header[..have + take])
+            frame::parse_head(&self.header[..have + take], self.compression)
         };
         let (head, header_len) = match parsed {
             HeadParse::Complete(head, len) => (head, len),
@@ -218,8 +241,9 @@ impl Decoder {
         let payload_start = at + header_len - have;
         self.header_have = 0;
         self.begin_frame(head, max_message)?;
-        self.header_at = (in_place && self.kind == Kind::Whole)
-            .then(|| frame::write_header_before(chunk, payload_start, head.opcode, head.len));
+        self.header_at = (in_place && self.kind == Kind::Whole).then(|| {
+            frame::write_header_before(chunk, payload_start, head.opcode, head.compressed, head.len)
+        });
         Ok(Some(payload_start))
     }
 
@@ -240,14 +264,15 @@ impl Decoder {
                 if head.len > max_message {
                     return Err(close::MESSAGE_TOO_BIG);
                 }
-                self.text = head.opcode == OpCode::Text;
+                self.text = head.opcode == OpCode::Text && !head.compressed;
                 self.utf8.reset();
             }
             Kind::Fragment => {
                 if head.opcode != OpCode::Continuation {
                     self.fragmented = Some(head.opcode);
+                    self.fragmented_compressed = head.compressed;
                     self.message_len = 0;
-                    self.text = head.opcode == OpCode::Text;
+                    self.text = head.opcode == OpCode::Text && !head.compressed;
                     self.utf8.reset();
                 }
                 self.message_len += head.len;
@@ -292,6 +317,7 @@ impl Decoder {
                 if self.kind == Kind::Whole {
                     on(Event::Echo(DataFrame {
                         opcode: self.head.opcode,
+                        compressed: self.head.compressed,
                         len: self.head.len,
                         range: range.clone(),
                         first,
@@ -305,6 +331,7 @@ impl Decoder {
                     }
                     on(Event::Fragment {
                         opcode,
+                        compressed: self.fragmented_compressed,
                         bytes: &chunk[range.clone()],
                         message_end,
                     });
@@ -410,6 +437,7 @@ mod tests {
                         opcode,
                         bytes,
                         message_end,
+                        ..
                     } => (1, message_end, 0..0, opcode, 0, false, bytes.to_vec()),
                     Event::Ping(p) => (2, false, 0..0, OpCode::Pong, 0, false, p.to_vec()),
                     Event::Pong(_) => (3, false, 0..0, OpCode::Pong, 0, false, Vec::new()),
@@ -566,5 +594,57 @@ mod tests {
         wire.extend(client(0x82, b"late", [1, 2, 3, 4]));
         let expected = encode(OpCode::Close, &[]);
         check_all_splits(&wire, &expected);
+    }
+
+    #[test]
+    fn compressed_messages_once_compression_is_agreed() {
+        // RSV1 on a text frame whose payload is not UTF-8 (compressed bytes).
+        let payload = [0xf2, 0x48, 0xcd, 0xc9];
+        let wire = client(0xC1, &payload, [1, 2, 3, 4]);
+        let mut refused = None;
+        Decoder::new().feed(&mut wire.clone(), 100, |event| {
+            if let Event::Fail(code) = event {
+                refused = Some(code);
+            }
+        });
+        assert_eq!(refused, Some(1002), "RSV1 without the extension");
+
+        let mut decoder = Decoder::new();
+        decoder.enable_compression();
+        let mut chunk = wire.clone();
+        let mut frames = Vec::new();
+        decoder.feed(&mut chunk, 100, |event| match event {
+            Event::Echo(frame) => frames.push(frame),
+            other => panic!("unexpected {other:?}"),
+        });
+        let frame = &frames[0];
+        assert!(frame.compressed && frame.first && frame.last);
+        assert_eq!(&chunk[frame.range.clone()], &payload, "not UTF-8 checked");
+        assert_eq!(
+            chunk[frame.header_at.unwrap()],
+            0xC1,
+            "the echo header keeps RSV1"
+        );
+
+        // A fragmented compressed message: the flag rides on every piece;
+        // RSV1 on a continuation is a protocol error.
+        let mut wire = client(0x41, &payload[..2], [1, 2, 3, 4]);
+        wire.extend(client(0x80, &payload[2..], [4, 3, 2, 1]));
+        let mut pieces = Vec::new();
+        decoder.feed(&mut wire, 100, |event| {
+            if let Event::Fragment { compressed, .. } = event {
+                pieces.push(compressed);
+            }
+        });
+        assert_eq!(pieces, [true, true]);
+        let mut wire = client(0x41, &payload[..2], [1, 2, 3, 4]);
+        wire.extend(client(0xC0, &payload[2..], [4, 3, 2, 1]));
+        let mut refused = None;
+        decoder.feed(&mut wire, 100, |event| {
+            if let Event::Fail(code) = event {
+                refused = Some(code);
+            }
+        });
+        assert_eq!(refused, Some(1002), "RSV1 on a continuation");
     }
 }

@@ -16,7 +16,10 @@ pub const MAX_CLIENT_HEADER: usize = 14;
 pub const PING_FRAME: [u8; 2] = [0x89, 0x00];
 
 const FIN: u8 = 0x80;
-const RSV: u8 = 0x70;
+/// RSV1: the message is compressed (permessage-deflate, RFC 7692 §6).
+const RSV1: u8 = 0x40;
+/// RSV2 and RSV3: no extension this server speaks uses them.
+const RSV2_RSV3: u8 = 0x30;
 const MASKED: u8 = 0x80;
 
 /// A parsed client frame header.
@@ -24,6 +27,8 @@ const MASKED: u8 = 0x80;
 pub struct FrameHead {
     /// Final fragment of its message.
     pub fin: bool,
+    /// RSV1 set: the first frame of a compressed message.
+    pub compressed: bool,
     /// The frame's opcode.
     pub opcode: OpCode,
     /// Payload length in bytes.
@@ -44,18 +49,22 @@ pub enum HeadParse {
 }
 
 /// Parses a client header from the start of `bytes` (at least one byte).
-/// Rejects reserved bits (no extension is negotiated), reserved opcodes,
-/// unmasked frames (§5.1: the server MUST close), fragmented or oversized
-/// control frames and 64-bit lengths with the top bit set.
-pub fn parse_head(bytes: &[u8]) -> HeadParse {
+/// Rejects reserved bits (RSV1 is allowed only when `compression` was
+/// negotiated, and only on the first frame of a data message: RFC 7692
+/// §6.1), reserved opcodes, unmasked frames (§5.1: the server MUST close),
+/// fragmented or oversized control frames and 64-bit lengths with the top
+/// bit set.
+pub fn parse_head(bytes: &[u8], compression: bool) -> HeadParse {
     use super::close::PROTOCOL_ERROR;
     let first = bytes[0];
-    if first & RSV != 0 {
-        return HeadParse::Invalid(PROTOCOL_ERROR);
-    }
     let Ok(opcode) = OpCode::try_from(first & 0x0f) else {
         return HeadParse::Invalid(PROTOCOL_ERROR);
     };
+    let compressed = first & RSV1 != 0;
+    let rsv1_allowed = compression && matches!(opcode, OpCode::Text | OpCode::Binary);
+    if first & RSV2_RSV3 != 0 || (compressed && !rsv1_allowed) {
+        return HeadParse::Invalid(PROTOCOL_ERROR);
+    }
     let fin = first & FIN != 0;
     if is_control(opcode) && !fin {
         return HeadParse::Invalid(PROTOCOL_ERROR);
@@ -87,6 +96,7 @@ pub fn parse_head(bytes: &[u8]) -> HeadParse {
     HeadParse::Complete(
         FrameHead {
             fin,
+            compressed,
             opcode,
             len,
             mask,
@@ -109,12 +119,19 @@ pub fn server_header_len(len: u64) -> usize {
     }
 }
 
-/// Writes a final, unmasked server header for `opcode` and `len` so that it
-/// ends exactly at `end` in `buf`; returns where it starts.
-pub fn write_header_before(buf: &mut [u8], end: usize, opcode: OpCode, len: u64) -> usize {
+/// Writes a final, unmasked server header for `opcode` and `len` (with
+/// RSV1 when `compressed`) so that it ends exactly at `end` in `buf`;
+/// returns where it starts.
+pub fn write_header_before(
+    buf: &mut [u8],
+    end: usize,
+    opcode: OpCode,
+    compressed: bool,
+    len: u64,
+) -> usize {
     let start = end - server_header_len(len);
     let out = &mut buf[start..end];
-    out[0] = FIN | opcode as u8;
+    out[0] = FIN | if compressed { RSV1 } else { 0 } | opcode as u8;
     match out.len() {
         2 => out[1] = len as u8,
         4 => {
@@ -131,9 +148,15 @@ pub fn write_header_before(buf: &mut [u8], end: usize, opcode: OpCode, len: u64)
 
 /// A whole unmasked server frame (header and payload) in a new vector.
 pub fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    encode_message(opcode, false, payload)
+}
+
+/// A whole unmasked server frame carrying a message, compressed (RSV1 set)
+/// or not, in a new vector.
+pub fn encode_message(opcode: OpCode, compressed: bool, payload: &[u8]) -> Vec<u8> {
     let header = server_header_len(payload.len() as u64);
     let mut frame = vec![0; header + payload.len()];
-    write_header_before(&mut frame, header, opcode, payload.len() as u64);
+    write_header_before(&mut frame, header, opcode, compressed, payload.len() as u64);
     frame[header..].copy_from_slice(payload);
     frame
 }
@@ -181,31 +204,59 @@ mod tests {
             let wire = masked(0x82, len);
             for cut in 1..wire.len() {
                 assert_eq!(
-                    parse_head(&wire[..cut]),
+                    parse_head(&wire[..cut], false),
                     HeadParse::Incomplete(if cut < 2 { 2 } else { header })
                 );
             }
             let head = FrameHead {
                 fin: true,
+                compressed: false,
                 opcode: OpCode::Binary,
                 len,
                 mask: [1, 2, 3, 4],
             };
-            assert_eq!(parse_head(&wire), HeadParse::Complete(head, header));
+            assert_eq!(parse_head(&wire, false), HeadParse::Complete(head, header));
         }
     }
 
     #[test]
     fn refuses_what_the_rfc_forbids() {
         let invalid = HeadParse::Invalid(1002);
-        assert_eq!(parse_head(&[0xC2, 0x80]), invalid, "RSV1");
-        assert_eq!(parse_head(&[0x83, 0x80]), invalid, "reserved opcode");
-        assert_eq!(parse_head(&[0x09, 0x80]), invalid, "fragmented ping");
-        assert_eq!(parse_head(&[0x82, 0x05]), invalid, "unmasked");
-        assert_eq!(parse_head(&masked(0x89, 126)), invalid, "ping over 125");
-        let mut huge = masked(0x82, 1 << 40);
-        huge[2] = 0x80;
-        assert_eq!(parse_head(&huge), invalid, "top bit of a 64-bit length");
+        for compression in [false, true] {
+            let parse = |bytes: &[u8]| parse_head(bytes, compression);
+            assert_eq!(parse(&[0xA2, 0x80]), invalid, "RSV2");
+            assert_eq!(parse(&[0x92, 0x80]), invalid, "RSV3");
+            assert_eq!(parse(&[0xC9, 0x80]), invalid, "RSV1 on a ping");
+            assert_eq!(parse(&[0xC8, 0x80]), invalid, "RSV1 on a close");
+            assert_eq!(parse(&[0xC0, 0x80]), invalid, "RSV1 on a continuation");
+            assert_eq!(parse(&[0x83, 0x80]), invalid, "reserved opcode");
+            assert_eq!(parse(&[0x09, 0x80]), invalid, "fragmented ping");
+            assert_eq!(parse(&[0x82, 0x05]), invalid, "unmasked");
+            assert_eq!(parse(&masked(0x89, 126)), invalid, "ping over 125");
+            let mut huge = masked(0x82, 1 << 40);
+            huge[2] = 0x80;
+            assert_eq!(parse(&huge), invalid, "top bit of a 64-bit length");
+        }
+        assert_eq!(
+            parse_head(&[0xC2, 0x80], false),
+            invalid,
+            "RSV1 unnegotiated"
+        );
+    }
+
+    #[test]
+    fn rsv1_marks_the_first_frame_of_a_compressed_message() {
+        for first in [0xC1, 0x42] {
+            let wire = masked(first, 3);
+            let HeadParse::Complete(head, 6) = parse_head(&wire, true) else {
+                panic!("{first:x} is valid with compression");
+            };
+            assert!(head.compressed);
+        }
+        let mut frame = encode_message(OpCode::Text, true, b"abc");
+        assert_eq!(frame[..2], [0xC1, 3]);
+        frame = encode_message(OpCode::Binary, false, b"abc");
+        assert_eq!(frame[..2], [0x82, 3]);
     }
 
     #[test]
@@ -213,7 +264,7 @@ mod tests {
         for len in [0u64, 5, 125, 126, 65535, 65536, 1 << 33] {
             let client = masked(0x81, len);
             let mut buf = client.clone();
-            let start = write_header_before(&mut buf, client.len(), OpCode::Text, len);
+            let start = write_header_before(&mut buf, client.len(), OpCode::Text, false, len);
             assert!(start >= 4, "{len}");
             let server = &buf[start..];
             let decoded = encode(OpCode::Text, &vec![0; len.min(70000) as usize]);

@@ -114,6 +114,7 @@ fn decode(chunks: &[Vec<u8>], max_message: usize) -> Outcome {
                 opcode,
                 bytes,
                 message_end,
+                ..
             } => {
                 message.extend_from_slice(bytes);
                 if message_end {

@@ -79,7 +79,7 @@ pub fn decide(
             if piece.first && piece.header_at.is_none() {
                 let header = frame::server_header_len(piece.len);
                 let mut bytes = vec![0; header];
-                frame::write_header_before(&mut bytes, header, piece.opcode, piece.len);
+                frame::write_header_before(&mut bytes, header, piece.opcode, false, piece.len);
                 actions.push(Action::Owned(bytes));
             }
             let start = if piece.first {
@@ -101,6 +101,7 @@ pub fn decide(
         }
         Event::Fragment {
             opcode,
+            compressed: _,
             bytes,
             message_end,
         } => {
