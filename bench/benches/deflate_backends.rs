@@ -106,9 +106,10 @@ fn bench(c: &mut Criterion) {
             message.len(),
             payload.len()
         );
-        group.bench_function(format!("deflate_level_{level}/flate2-{FLATE2_BACKEND}"), |b| {
-            b.iter(|| flate2_deflate(&mut compress, black_box(&message), &mut out))
-        });
+        group.bench_function(
+            format!("deflate_level_{level}/flate2-{FLATE2_BACKEND}"),
+            |b| b.iter(|| flate2_deflate(&mut compress, black_box(&message), &mut out)),
+        );
         if level == 6 {
             group.bench_function(format!("inflate_check/flate2-{FLATE2_BACKEND}"), |b| {
                 b.iter(|| flate2_inflate(&mut decompress, black_box(&payload), &mut scratch))
@@ -125,7 +126,10 @@ fn bench(c: &mut Criterion) {
         let written = miniz_deflate(&mut compressor, &message, &mut out);
         let payload = out[..written].to_vec();
         let mut state = InflateState::new_boxed(DataFormat::Raw);
-        assert_eq!(miniz_inflate(&mut state, &payload, &mut scratch), message.len());
+        assert_eq!(
+            miniz_inflate(&mut state, &payload, &mut scratch),
+            message.len()
+        );
         eprintln!(
             "miniz_oxide level {level}: {} B -> {} B",
             message.len(),

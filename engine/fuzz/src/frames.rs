@@ -182,7 +182,7 @@ pub fn serve(wire: &[u8], chunk_sizes: &[usize], max_message: usize, close_sent:
             if let Event::Echo(piece) = &event {
                 frames.push(piece.clone());
             }
-            plan::decide(event, close_sent, &mut conn.assembled, &mut actions);
+            plan::decide(event, close_sent, &mut conn.assembled, None, &mut actions);
         });
         // The chunk is only read from here on, as in the loop.
         for piece in &frames {
@@ -231,7 +231,9 @@ impl EventWatch {
     fn see(&mut self, event: &Event<'_>, chunk_len: usize) {
         assert!(!self.ended, "{event:?} after a close or a failure");
         match event {
-            Event::Echo(piece) => self.see_piece(piece, chunk_len),
+            Event::Echo(piece) | Event::Compressed { frame: piece, .. } => {
+                self.see_piece(piece, chunk_len)
+            }
             Event::Fragment { .. } => {}
             Event::Ping(payload) | Event::Pong(payload) => {
                 assert!(payload.len() <= frame::MAX_CONTROL_PAYLOAD, "{event:?}");
@@ -245,7 +247,10 @@ impl EventWatch {
                 self.ended = true;
             }
         }
-        if !matches!(event, Event::Echo(_) | Event::Fail(_)) {
+        if !matches!(
+            event,
+            Event::Echo(_) | Event::Compressed { .. } | Event::Fail(_)
+        ) {
             assert!(self.frame.is_none(), "{event:?} inside a frame's echo");
         }
     }

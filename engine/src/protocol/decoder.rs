@@ -38,6 +38,15 @@ pub enum Event<'a> {
     /// Payload bytes of a data frame that is a whole message, unmasked in
     /// place at `range` of the chunk.
     Echo(DataFrame),
+    /// Payload bytes of a compressed data frame that is a whole message,
+    /// unmasked in place at `frame.range` of the chunk; `bytes` are those
+    /// bytes, for the inflater.
+    Compressed {
+        /// Where the bytes lie, as for [`Event::Echo`].
+        frame: DataFrame,
+        /// The bytes themselves.
+        bytes: &'a [u8],
+    },
     /// Payload bytes of a fragmented message, unmasked; `message_end` on the
     /// event that completes its final fragment.
     Fragment {
@@ -60,7 +69,8 @@ pub enum Event<'a> {
     Fail(u16),
 }
 
-/// One piece of a whole-message data frame, for [`Event::Echo`].
+/// One piece of a whole-message data frame, for [`Event::Echo`] and
+/// [`Event::Compressed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataFrame {
     /// Text or binary.
@@ -315,7 +325,7 @@ impl Decoder {
                     }
                 }
                 if self.kind == Kind::Whole {
-                    on(Event::Echo(DataFrame {
+                    let frame = DataFrame {
                         opcode: self.head.opcode,
                         compressed: self.head.compressed,
                         len: self.head.len,
@@ -323,7 +333,15 @@ impl Decoder {
                         first,
                         header_at: if first { self.header_at } else { None },
                         last,
-                    }));
+                    };
+                    if frame.compressed {
+                        on(Event::Compressed {
+                            frame,
+                            bytes: &chunk[range.clone()],
+                        });
+                    } else {
+                        on(Event::Echo(frame));
+                    }
                 } else {
                     let opcode = self.fragmented.expect("a fragment belongs to a message");
                     if message_end {
@@ -417,6 +435,7 @@ mod tests {
             let mut events = Vec::new();
             decoder.feed(&mut chunk, 1 << 20, |event| {
                 events.push(match event {
+                    Event::Compressed { .. } => unreachable!("compression is not enabled"),
                     Event::Echo(frame) => {
                         let start = if frame.first {
                             frame.header_at.unwrap_or(frame.range.start)
@@ -614,12 +633,14 @@ mod tests {
         let mut chunk = wire.clone();
         let mut frames = Vec::new();
         decoder.feed(&mut chunk, 100, |event| match event {
-            Event::Echo(frame) => frames.push(frame),
+            Event::Compressed { frame, bytes } => {
+                assert_eq!(bytes, &payload, "not UTF-8 checked");
+                frames.push(frame);
+            }
             other => panic!("unexpected {other:?}"),
         });
         let frame = &frames[0];
         assert!(frame.compressed && frame.first && frame.last);
-        assert_eq!(&chunk[frame.range.clone()], &payload, "not UTF-8 checked");
         assert_eq!(
             chunk[frame.header_at.unwrap()],
             0xC1,

@@ -110,6 +110,7 @@ fn decode(chunks: &[Vec<u8>], max_message: usize) -> Outcome {
         let mut seen = Vec::new();
         decoder.feed(&mut chunk, max_message, |event| match event {
             Event::Echo(piece) => seen.push(Seen::Piece(piece.range, piece.opcode, piece.last)),
+            Event::Compressed { .. } => unreachable!("compression is not enabled"),
             Event::Fragment {
                 opcode,
                 bytes,

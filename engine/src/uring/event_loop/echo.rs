@@ -49,7 +49,7 @@ impl Loop {
         let close_sent = ws.close_sent;
         let assembled = &mut ws.assembled;
         ws.decoder.feed(chunk, max_message, |event| {
-            decide(event, close_sent, assembled, &mut actions)
+            decide(event, close_sent, assembled, None, &mut actions)
         });
         let chunk: &[u8] = chunk;
         // The chunk's bytes are only read from here on.
