@@ -28,7 +28,8 @@ ensure_apt_packages() {
 #   `ip netns` builds the hosts of engine/tests/scale_out.rs.
 # haproxy, openssl: engine/tests/proxy_haproxy.rs and scale_out.rs run
 #   deploy/haproxy/ringecho.cfg with a certificate made by openssl.
-ensure_apt_packages chromium nginx iproute2 haproxy openssl
+# liburing-dev: bench/tests/floor.rs builds the C floor server (bench/floor/).
+ensure_apt_packages chromium nginx iproute2 haproxy openssl liburing-dev
 
 # == kosoku, the Autobahn TestSuite runner (PyPI) ===============================
 readonly KOSOKU_VERSION="0.1.0"

@@ -5,6 +5,7 @@
 //!   `loadgen`, read the server's CPU time, RSS and open connections from
 //!   `/proc`. Shared by the `compare` binary and the `tune` sweep.
 //! * [`compare`]: the side-by-side runner behind the `compare` binary.
+//! * [`floor`]: the project's C floor server: its source and its build.
 //! * [`held_core`]: holding a server to a share of its core (a cgroup v1
 //!   CPU quota), so closed-loop msg/s ranks capacity, not the client.
 //! * [`machine`]: the machine, kernel and commit every results file names
@@ -17,6 +18,7 @@
 //!   for a long time on both backends; nothing lost, nothing leaked).
 
 pub mod compare;
+pub mod floor;
 pub mod harness;
 pub mod held_core;
 pub mod log_axis;
