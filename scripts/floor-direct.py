@@ -9,11 +9,11 @@ with more than one thread, its reference count. ringecho's io_uring path
 builds on an fd in every connection (TCP_NODELAY, the fault tests' fd
 counts, the fd-limit handling), so before rebuilding it this script measures
 what the change is worth where it is cheapest to make: in the C floor
-(../shared/limit/echo.c), at the fixed rate where the engine stands level
+(bench/floor/floor.c), at the fixed rate where the engine stands level
 with its peers (100 connections x 500 Hz x 20 B, open loop).
 
-Variants, each built from echo.c by the text substitutions below:
-- `plain`: echo.c as it is;
+Variants, each built from floor.c by the text substitutions below:
+- `plain`: floor.c's io_uring server as it is;
 - `direct`: multishot accept into a sparse fixed-file table
   (`io_uring_prep_multishot_accept_direct`), recv and send on the fixed
   file, close and shutdown through the ring, TCP_NODELAY set on the listener
@@ -29,9 +29,9 @@ servers take turns within a repeat and the order rotates. Server CPU is
 utime+stime over the measured run divided by loadgen's echoes.
 
 Usage: flock /tmp/ringecho-measure.lock scripts/floor-direct.py [--repeats 5]
-       [--duration 5] [--realtime 10] [--out results/floor-direct.md]
-Needs the release loadgen (cargo build --release -p loadgen), gcc, liburing
-and OpenSSL headers (installed with apt-get when missing, as by
+       [--duration 5] [--out results/floor-direct.md]
+Needs the release loadgen (cargo build --release -p loadgen), gcc and the
+liburing headers (installed with apt-get when missing, as by
 measure-engine.py, whose helpers this script uses).
 """
 
@@ -51,53 +51,44 @@ spec.loader.exec_module(me)
 VARIANT_DIR = os.path.join(me.FLOOR_DIR, "variants")
 ARGS = ["-c", "100", "-s", "20", "--mode", "open", "--rate", "500"]
 
-# (old, new) substitutions that turn echo.c's io_uring server into one on
-# direct descriptors; each must match exactly once.
+# (old, new) substitutions that turn floor.c's io_uring server into one on
+# direct descriptors; each must match exactly once. A connection's number
+# is then its index in the ring's file table instead of an fd.
 DIRECT = [
     # Accept into the fixed-file table.
-    ("io_uring_prep_multishot_accept(s, ls, NULL, NULL, 0);",
-     "io_uring_prep_multishot_accept_direct(s, ls, NULL, NULL, 0);"),
-    # recv on the fixed file.
-    ("s->flags |= IOSQE_BUFFER_SELECT; s->buf_group = BGID;",
-     "s->flags |= IOSQE_BUFFER_SELECT | IOSQE_FIXED_FILE; s->buf_group = BGID;"),
-    # A sparse table, and TCP_NODELAY on the listener (inherited on accept).
-    ("int ls = listener(port); arm_accept(ls);",
-     "int ls = listener(port); { int one = 1; setsockopt(ls, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); }\n"
-     "  if (io_uring_register_files_sparse(&ring, 4096)) { perror(\"files\"); exit(1); }\n"
-     "  arm_accept(ls);"),
-    ("if (res >= 0) { int one = 1; setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); upgraded[res] = 0;",
-     "if (res >= 0) { upgraded[res] = 0;"),
-    # close and shutdown through the ring, on the fixed file.
-    ("else if (!(cqe->flags & IORING_CQE_F_MORE)) close(fd);",
-     "else if (!(cqe->flags & IORING_CQE_F_MORE)) ring_close(fd);"),
-    ("if (l < 0) { shutdown(fd, SHUT_RDWR); continue; }",
-     "if (l < 0) { ring_shutdown(fd); continue; }"),
-    ("if (l < 0) { stage_len[fd] = 0; shutdown(fd, SHUT_RDWR); }",
-     "if (l < 0) { stage_len[fd] = 0; ring_shutdown(fd); }"),
-    ("if (l < 0) { give_back(bid); shutdown(fd, SHUT_RDWR); }",
-     "if (l < 0) { give_back(bid); ring_shutdown(fd); }"),
-    # The staged-copy path's synchronous send becomes a ring send.
-    ("else if (l > 0 && sendcopy[fd]) { send(fd, copy, l, MSG_NOSIGNAL); free(copy); }",
-     "else if (l > 0 && sendcopy[fd]) { struct io_uring_sqe *s = sqe_get(); io_uring_prep_send(s, fd, copy, l, MSG_NOSIGNAL); "
-     "s->flags |= IOSQE_FIXED_FILE; io_uring_sqe_set_data64(s, UD(T_HS, fd, 0)); }"),
-    # Every remaining send on the fixed file.
-    ("io_uring_prep_send(s, fd, hs[fd], l, MSG_NOSIGNAL);",
-     "io_uring_prep_send(s, fd, hs[fd], l, MSG_NOSIGNAL); s->flags |= IOSQE_FIXED_FILE;"),
-    ("io_uring_prep_send(s, fd, copy, l, MSG_NOSIGNAL); io_uring_sqe_set_data64(s, UD(T_SENDCOPY",
-     "io_uring_prep_send(s, fd, copy, l, MSG_NOSIGNAL); s->flags |= IOSQE_FIXED_FILE; "
-     "io_uring_sqe_set_data64(s, UD(T_SENDCOPY"),
-    ("io_uring_prep_send(s, fd, b + st, l, MSG_NOSIGNAL);",
-     "io_uring_prep_send(s, fd, b + st, l, MSG_NOSIGNAL); s->flags |= IOSQE_FIXED_FILE;"),
-    # The helpers, before the loop that uses them.
-    ("static void run_uring(int port) {",
+    ("io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, 0);",
+     "io_uring_prep_multishot_accept_direct(sqe, listen_fd, NULL, NULL, 0);"),
+    # recv and send on the fixed file.
+    ("sqe->flags |= IOSQE_BUFFER_SELECT;", "sqe->flags |= IOSQE_BUFFER_SELECT | IOSQE_FIXED_FILE;"),
+    ("io_uring_prep_send(sqe, fd, c->cur.data + c->cur.at, c->cur.len - c->cur.at, MSG_NOSIGNAL);",
+     "io_uring_prep_send(sqe, fd, c->cur.data + c->cur.at, c->cur.len - c->cur.at, MSG_NOSIGNAL);\n"
+     "    sqe->flags |= IOSQE_FIXED_FILE;"),
+    # A sparse file table, and TCP_NODELAY on the listener (inherited on
+    # accept: a direct descriptor has no fd for setsockopt).
+    ("    int listen_fd = listener(port);\n    char how[96];",
+     "    int listen_fd = listener(port);\n    set_nodelay(listen_fd);\n"
+     "    if (io_uring_register_files_sparse(&ring, (unsigned)(max_fd < 65536 ? max_fd : 65536))) exit(1);\n"
+     "    char how[96];"),
+    ("                    set_nodelay(cqe->res);\n", ""),
+    # shutdown and close through the ring, on the fixed file.
+    ("                    close(cqe->res);", "                    ring_close(cqe->res);"),
+    ("if (!c->shut) shutdown(fd, SHUT_RDWR), c->shut = 1;", "if (!c->shut) ring_shutdown(fd), c->shut = 1;"),
+    ("    reset_conn(c);\n    close(fd);\n}\n\nstatic void on_recv",
+     "    reset_conn(c);\n    ring_close(fd);\n}\n\nstatic void on_recv"),
+    # The two helpers, before their first use (their completions carry op 0: ignored).
+    ("static void release(struct out *o) {",
      "static void ring_close(int fd) {\n"
-     "  struct io_uring_sqe *s = sqe_get(); io_uring_prep_close_direct(s, fd); io_uring_sqe_set_data64(s, UD(T_HS, fd, 0));\n"
-     "}\n"
+     "    struct io_uring_sqe *sqe = next_sqe();\n"
+     "    io_uring_prep_close_direct(sqe, (unsigned)fd);\n"
+     "    io_uring_sqe_set_data64(sqe, 0);\n"
+     "}\n\n"
      "static void ring_shutdown(int fd) {\n"
-     "  struct io_uring_sqe *s = sqe_get(); io_uring_prep_shutdown(s, fd, SHUT_RDWR); s->flags |= IOSQE_FIXED_FILE;\n"
-     "  io_uring_sqe_set_data64(s, UD(T_HS, fd, 0));\n"
-     "}\n"
-     "static void run_uring(int port) {"),
+     "    struct io_uring_sqe *sqe = next_sqe();\n"
+     "    io_uring_prep_shutdown(sqe, fd, SHUT_RDWR);\n"
+     "    sqe->flags |= IOSQE_FIXED_FILE;\n"
+     "    io_uring_sqe_set_data64(sqe, 0);\n"
+     "}\n\n"
+     "static void release(struct out *o) {"),
 ]
 
 # A second thread that only sleeps: the process's file table becomes shared.
@@ -116,7 +107,7 @@ def variant_source(direct, second_thread):
     if direct:
         for old, new in DIRECT:
             if text.count(old) != 1:
-                sys.exit(f"echo.c changed: {old!r} occurs {text.count(old)} times (want 1)")
+                sys.exit(f"floor.c changed: {old!r} occurs {text.count(old)} times (want 1)")
             text = text.replace(old, new)
     if second_thread:
         text += SECOND_THREAD
@@ -129,7 +120,7 @@ def build(name, direct, second_thread):
     binary = os.path.join(VARIANT_DIR, name)
     with open(source, "w") as f:
         f.write(variant_source(direct, second_thread))
-    me.run_logged(["gcc", "-O3", "-march=native", "-o", binary, source, "-luring", "-lcrypto", "-lpthread"])
+    me.run_logged(["gcc", "-O3", "-march=native", "-o", binary, source, "-luring", "-lpthread"])
     return binary
 
 
@@ -137,16 +128,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5)
-    parser.add_argument("--realtime", type=int, metavar="PRIO",
-                        help="run under SCHED_FIFO at PRIO (root), as measure-engine.py --realtime")
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "floor-direct.md"))
     args = parser.parse_args()
-    if args.realtime is not None:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.realtime))
     os.sched_setaffinity(0, {int(me.LOAD_CPU)})
     if not os.path.exists(me.LOADGEN):
         sys.exit(f"missing {me.LOADGEN}: run cargo build --release -p loadgen")
-    me.ensure_floor()  # installs the headers when missing
+    me.ensure_liburing()
     binaries = {name: build(name, direct, threads) for name, direct, threads in VARIANTS}
     servers = [me.Server(name, name, lambda big, b=binary: me.start_floor(b, "uring"), idle=False)
                for name, binary in binaries.items()]
@@ -180,7 +167,7 @@ def write_report(args, runs, elapsed):
         f"- load: loadgen `{' '.join(ARGS)}` (100 connections x 500 Hz x 20 B, 50k echoes/s offered) on CPU 0; "
         "server on CPU 1; a fresh server per point, a warm-up run, then "
         f"{args.duration:g} s measured; {args.repeats} repeats, servers interleaved, order rotating"
-        + (f"; SCHED_FIFO priority {args.realtime}" if args.realtime is not None else ""),
+,
         "- server CPU per echo: utime+stime over the measured run / loadgen's echoes; medians, min-max over "
         "the repeats",
         "",

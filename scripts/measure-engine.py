@@ -7,10 +7,11 @@ Servers (`--servers`, comma-separated keys, default all):
   worker, keep-alive pings off;
 - `fws_echo`: the upstream fastwebsockets echo example on a tokio
   current-thread runtime (bench's peer; built here when missing);
-- `c-uring`, `c-epoll`: the C floor, ../shared/limit/echo.c (`echo uring|epoll
+- `c-uring`, `c-epoll`: the C floor, bench/floor/floor.c (`floor uring|epoll
   PORT`), built here into target/floor/ when missing or older than the source
-  (`echo`, and `echo32k` with -DNBUF=2048 -DBUFSZ=32768 for the 16 KiB cases;
-  installs liburing-dev/libssl-dev with apt-get when their headers are missing).
+  (`floor`, 4096 x 4 KiB buffers, and `floor-32k`, 2048 x 32 KiB buffers that
+  hold a whole 16 KiB frame, for the 16 KiB cases; installs liburing-dev with
+  apt-get when its header is missing).
 
 Every server is pinned to CPU 1 and started fresh for every point; loadgen is
 pinned to CPU 0 and only ever targets 127.0.0.1, with a bounded duration (it
@@ -52,11 +53,22 @@ Usage: scripts/measure-engine.py [--repeats 5] [--duration 5] [--servers KEYS]
                                  [--scenarios NAMES] [--held-share 40]
                                  [--quick] [--no-syscalls]
                                  [--ring-sizes 128,1024,4096] [--baseline LABEL=PATH]
-                                 [--out results/engine-io.md]
-Needs release builds: cargo build --release -p ringecho -p loadgen
-(fws_echo and the C floor are built when missing). Run it under the
-machine-wide measurement lock: flock /tmp/ringecho-measure.lock scripts/measure-engine.py
-Hand-written notes after the NOTES_MARKER line of the output file are kept.
+                                 [--no-build] [--out results/engine-io.md]
+It runs `cargo build --release` for ringecho, loadgen and fws_echo first (a
+no-op when they are up to date) and builds the C floor with make. Run it
+alone on the machine (other work on the two CPUs shows in every figure), for
+example under a lock that builds also take: flock /tmp/ringecho-measure.lock
+scripts/measure-engine.py. Hand-written notes after the NOTES_MARKER line of
+the output file are kept.
+
+Nothing here runs under a real-time policy. On Linux a SCHED_FIFO process
+that needs more than sched_rt_runtime_us of every sched_rt_period_us (950 ms
+of each second by default) is stopped for the rest of the second: loadgen at
+100 x 500 Hz x 20 B needs about 90% of its core, was stopped for up to 50 ms
+once a second, and every tick due in that gap counted its wait (the
+coordinated-omission correction), which put the corrected p99 at 32-35 ms
+for every server (results/engine-io.md, notes). A CPU quota (the held core)
+does not apply to real-time processes either.
 """
 
 import argparse
@@ -68,7 +80,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -81,7 +92,9 @@ SERVER = os.path.join(ROOT, "target", "release", "ringecho")
 LOADGEN = os.environ.get("LOADGEN", os.path.join(ROOT, "target", "release", "loadgen"))
 FWS_ECHO = os.environ.get("FWS_ECHO", os.path.join(ROOT, "target", "release", "fws_echo"))
 FLOOR_DIR = os.path.join(ROOT, "target", "floor")
-FLOOR_SRC = os.environ.get("FLOOR_SRC", os.path.normpath(os.path.join(ROOT, "..", "shared", "limit", "echo.c")))
+FLOOR_SRC = os.path.join(ROOT, "bench", "floor", "floor.c")
+# The default build and the one for 16 KiB frames (bench/floor/Makefile).
+FLOOR_BUILDS = ["floor", "floor-32k"]
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SERVER_CPU, LOAD_CPU = "1", "0"
@@ -91,6 +104,8 @@ SYSCALL_EVENT = "raw_syscalls:sys_enter"
 EXTRA_SERVER_ARGS = []
 NOTES_MARKER = "<!-- hand-written notes below: kept when measure-engine.py rewrites the tables -->"
 LISTENING = re.compile(r"listening on http://([0-9.]+:\d+)")
+# The floor's last line: how many receives ended inside a frame (and were copied).
+FLOOR_COPIED = re.compile(r"receives copied[^:]*: (\d+)")
 
 
 # ------------------------------------------------------------------ servers
@@ -126,7 +141,7 @@ class HeldCore:
     before its first instruction, so the client, on a whole core of its
     own, never becomes the bottleneck and msg/s ranks servers by what they
     do with the same CPU. The quota binds only SCHED_OTHER tasks, so held
-    servers run SCHED_OTHER even under `--realtime`."""
+    servers are started under SCHED_OTHER whatever the caller's policy."""
 
     ROOT = "/sys/fs/cgroup/cpu"
     PERIOD_US = 10000
@@ -217,30 +232,10 @@ def start_peer(binary):
     return proc, wait_listening(proc, os.path.basename(binary))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_floor(binary, mode):
-    """The C floor `echo uring|epoll PORT` (listens on 127.0.0.1:PORT and
-    prints nothing): picks a free port, waits until it accepts a TCP connect."""
-    for _ in range(5):
-        port = free_port()
-        proc = spawn_pinned([binary, mode, str(port)])
-        watch_stderr(proc)
-        deadline = time.time() + 10
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return proc, f"127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.05)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    sys.exit(f"C floor {binary} {mode} did not start; its stderr:\n" + "\n".join(proc.stderr_tail))
+    """The C floor `floor uring|epoll 0` on a free port of 127.0.0.1."""
+    proc = spawn_pinned([binary, mode, "0"])
+    return proc, wait_listening(proc, f"C floor {os.path.basename(binary)} {mode}")
 
 
 def stop_server(proc):
@@ -269,7 +264,7 @@ class Server:
 
 
 def floor_binary(big):
-    return os.path.join(FLOOR_DIR, "echo32k" if big else "echo")
+    return os.path.join(FLOOR_DIR, FLOOR_BUILDS[1 if big else 0])
 
 
 SERVERS = [
@@ -297,26 +292,27 @@ def apt_install(packages):
     run_logged(["apt-get", "install", "-y", "-q", *packages], env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
 
 
+def ensure_liburing():
+    """The liburing header the floor needs (apt-get install liburing-dev when missing)."""
+    if not os.path.exists("/usr/include/liburing.h"):
+        apt_install(["liburing-dev"])
+
+
 def ensure_floor():
-    """target/floor/echo and echo32k, rebuilt when missing or older than the source."""
-    if not os.path.exists(FLOOR_SRC):
-        sys.exit(f"missing {FLOOR_SRC} (set FLOOR_SRC)")
-    builds = [("echo", []), ("echo32k", ["-DNBUF=2048", "-DBUFSZ=32768"])]
-    todo = [(name, defs) for name, defs in builds
-            if not os.path.exists(os.path.join(FLOOR_DIR, name))
-            or os.path.getmtime(os.path.join(FLOOR_DIR, name)) < os.path.getmtime(FLOOR_SRC)]
-    if not todo:
-        return
-    if not (os.path.exists("/usr/include/liburing.h") and os.path.exists("/usr/include/openssl/sha.h")):
-        apt_install(["liburing-dev", "libssl-dev"])
-    os.makedirs(FLOOR_DIR, exist_ok=True)
-    for name, defs in todo:
-        run_logged(["gcc", "-O3", "-march=native", *defs, "-o", os.path.join(FLOOR_DIR, name), FLOOR_SRC,
-                    "-luring", "-lcrypto"])
+    """target/floor/floor and floor-32k, (re)built by bench/floor/Makefile when
+    missing or older than the source."""
+    ensure_liburing()
+    run_logged(["make", "--no-print-directory", "-s", "-C", os.path.dirname(FLOOR_SRC), f"OUT={FLOOR_DIR}"])
 
 
-def ensure_fws_echo():
-    if not os.path.exists(FWS_ECHO):
+def ensure_builds(fws_echo):
+    """`cargo build --release` of ringecho and loadgen, and of fws_echo when
+    it is measured (no-ops when up to date, so a measurement never runs stale
+    binaries); binaries named by the LOADGEN or FWS_ECHO variables are used
+    as they are."""
+    run_logged(["cargo", "build", "--release", "-p", "ringecho"]
+               + ([] if "LOADGEN" in os.environ else ["-p", "loadgen"]), cwd=ROOT)
+    if fws_echo and "FWS_ECHO" not in os.environ:
         run_logged(["cargo", "build", "--release", "-p", "bench", "--bin", "fws_echo"], cwd=ROOT)
 
 
@@ -453,9 +449,9 @@ def measure_load(server, args, duration, big=False, syscalls=False, held=None):
             result.update(syscalls_per_echo(proc.pid, addr, args, duration))
     finally:
         tail = stop_server(proc)
-    staged = [line for line in tail if line.startswith("staged receives:")]
-    if staged:
-        result["staged"] = int(staged[-1].split(":")[1])
+    copied = [m for m in map(FLOOR_COPIED.search, tail) if m]
+    if copied:
+        result["staged"] = int(copied[-1].group(1))
     return result
 
 
@@ -690,6 +686,11 @@ def range_cell(values, spec):
     return f"{format(min(values), spec)}–{format(max(values), spec)}" if values else "–"
 
 
+def link_to(path, from_file):
+    """A relative Markdown link target to `path` from the file `from_file`."""
+    return os.path.relpath(path, os.path.dirname(os.path.abspath(from_file)))
+
+
 def machine_line():
     model = "unknown CPU"
     try:
@@ -726,15 +727,9 @@ def main():
                         help="also sweep --receive-buffers for uring, e.g. 128,1024,4096")
     parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=PATH",
                         help="another ringecho binary for the concurrent fixed-rate scenario (--io uring)")
-    parser.add_argument("--realtime", type=int, metavar="PRIO",
-                        help="run this script, and so every server and loadgen it starts, under SCHED_FIFO "
-                             "at PRIO (1-99, root): builds sharing the machine then cannot preempt them")
+    parser.add_argument("--no-build", action="store_true",
+                        help="use the release binaries as they are (default: cargo build --release first)")
     args = parser.parse_args()
-    if args.realtime is not None:
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.realtime))
-        except (OSError, OverflowError) as error:
-            sys.exit(f"--realtime {args.realtime}: {error}")
     # --quick only changes what was not given explicitly.
     quick = {"repeats": 1, "duration": 1, "idle_connections": 500}
     full = {"repeats": 5, "duration": 5, "idle_connections": IDLE["connections"]}
@@ -764,11 +759,11 @@ def main():
 
     # Everything this script does itself stays off the server's core.
     os.sched_setaffinity(0, {int(LOAD_CPU)})
-    for binary in (SERVER, LOADGEN):
+    if not args.no_build:
+        ensure_builds(any(s.key == "fws_echo" for s in servers))
+    for binary in (SERVER, LOADGEN) + ((FWS_ECHO,) if any(s.key == "fws_echo" for s in servers) else ()):
         if not os.path.exists(binary):
-            sys.exit(f"missing {binary}: run cargo build --release -p ringecho -p loadgen")
-    if any(s.key == "fws_echo" for s in servers):
-        ensure_fws_echo()
+            sys.exit(f"missing {binary}: run cargo build --release -p ringecho -p loadgen -p bench")
     if any(s.key.startswith("c-") for s in servers):
         ensure_floor()
     syscall_note = "skipped (--no-syscalls)" if args.no_syscalls else perf_status()
@@ -823,7 +818,7 @@ def run_all(args, scenarios, servers, baselines, syscall_note, held):
                         extra = (f", {r['syscalls']:.2f} syscalls/echo" if "syscalls" in r
                                  else f", syscalls: {r.get('syscalls_error')}")
                     if "staged" in r:
-                        extra += f", {r['staged']} staged receives"
+                        extra += f", {r['staged']} receives copied"
                     if "offered" in sc and r["rate"] < 0.9 * sc["offered"]:
                         extra += f" (BELOW 90% of the offered {sc['offered']:,}/s)"
                     if r["client_pct"] > CLIENT_BOUND_PCT:
@@ -898,9 +893,7 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         f"- machine: {machine_line()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed / 60:.1f} min",
         f"- each server pinned to CPU {SERVER_CPU} (ringecho: 1 worker, keep-alive off); loadgen on CPU {LOAD_CPU} "
-        "(1 thread), 127.0.0.1 only; a fresh server per point"
-        + (f"; all under SCHED_FIFO priority {args.realtime} (`--realtime`), so builds on the machine could "
-           "not preempt them" if args.realtime is not None else ""),
+        "(1 thread), 127.0.0.1 only; a fresh server per point",
         f"- {args.repeats} repeats of {args.duration:g} s measured per point (after a {WARM[0] + WARM[1]:g} s "
         "warm-up run on the same server); servers interleaved within each repeat, order rotating by repeat; "
         "figures are medians, ranges are min–max over the repeats; ratios are of the medians",
@@ -916,8 +909,9 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
          "open-loop scenarios run unheld" if args.held_share else
          "- closed loop: servers unheld (`--held-share 0`)"),
         "- servers: " + "; ".join(f"`{s.key}` = {s.label}" for s in servers)
-        + ("; the C floor is ../shared/limit/echo.c built with gcc -O3 -march=native "
-           "(`echo32k`, -DNBUF=2048 -DBUFSZ=32768, for the 16 KiB cases)" if any(s.key.startswith("c-") for s in servers) else ""),
+        + (f"; the C floor is [bench/floor/floor.c]({link_to(FLOOR_SRC, args.out)}) built with gcc -O3 -march=native "
+           "(`floor-32k`, -DBUF_SIZE=32768 -DBUF_COUNT=2048, for the 16 KiB cases)"
+           if any(s.key.startswith("c-") for s in servers) else ""),
         "",
     ]
     for name in scenarios:
@@ -987,7 +981,7 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         staged = {s.key: [r["staged"] for r in res[s.key] if "staged" in r] for s in servers}
         staged = {k: v for k, v in staged.items() if v}
         if staged:
-            lines += ["", "C floor staged receives (frames cut by a receive boundary, summed over a server's whole "
+            lines += ["", "C floor receives copied (a frame cut by a receive boundary, summed over a server's whole "
                       "life): " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in staged.items()) + "."]
         lines.append("")
     concurrent, concurrent_client = concurrent
