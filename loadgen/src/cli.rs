@@ -100,7 +100,7 @@ pub struct RunArgs {
     /// Messages outstanding per connection (open mode: the most that may be) [default: 1].
     #[arg(short = 'k', long, value_name = "K")]
     pub in_flight: Option<usize>,
-    /// Open mode: messages per second per connection.
+    /// Messages per second per connection; on its own it selects the open loop.
     #[arg(short, long, value_name = "HZ")]
     pub rate: Option<f64>,
     /// Payload size: BYTES (20, 1KiB, 16k) or a range MIN..MAX [default: 20].
@@ -186,21 +186,13 @@ impl RunArgs {
         let target = Target::parse(&url)?;
         let addr = target.resolve()?;
 
-        let mode = match (self.mode, self.rate, preset.map(|p| p.mode)) {
-            (Some(ModeArg::Closed), Some(_), _) => {
-                return Err(Error::Config("--rate only applies to --mode open".into()))
-            }
-            (Some(ModeArg::Closed), None, _) => Mode::Closed,
-            (Some(ModeArg::Open), Some(r), _) => Mode::Open { rate_hz: r },
-            (Some(ModeArg::Open), None, Some(Mode::Open { rate_hz })) => Mode::Open { rate_hz },
-            (Some(ModeArg::Open), None, _) => {
-                return Err(Error::Config("--mode open needs --rate HZ".into()))
-            }
-            (None, Some(r), Some(Mode::Open { .. })) => Mode::Open { rate_hz: r },
-            (None, Some(_), _) => return Err(Error::Config("--rate needs --mode open".into())),
-            (None, None, Some(m)) => m,
-            (None, None, None) => Mode::Closed,
-        };
+        let mode = Mode::from_flags(
+            self.mode.map(|m| m == ModeArg::Closed),
+            self.rate,
+            preset.map(|p| p.mode),
+        )
+        .map_err(Error::Config)?
+        .unwrap_or(Mode::Closed);
         let size = match &self.size {
             Some(s) => SizeRange::parse(s)?,
             None => preset
@@ -283,9 +275,24 @@ mod tests {
     }
 
     #[test]
+    fn rate_alone_selects_the_open_loop() {
+        let c = cfg(&["ws://127.0.0.1:1/ws", "--rate", "10"]).unwrap();
+        assert_eq!(c.mode, Mode::Open { rate_hz: 10.0 });
+        let c = cfg(&[
+            "ws://127.0.0.1:1/ws",
+            "--preset",
+            "fws-100x20",
+            "--rate",
+            "20",
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Open { rate_hz: 20.0 });
+    }
+
+    #[test]
     fn rejects_contradictions() {
         assert!(cfg(&["ws://127.0.0.1:1/ws", "--mode", "open"]).is_err());
-        assert!(cfg(&["ws://127.0.0.1:1/ws", "--rate", "10"]).is_err());
+        assert!(cfg(&["ws://127.0.0.1:1/ws", "--mode", "closed", "--rate", "10"]).is_err());
         assert!(cfg(&["ws://127.0.0.1:1/ws", "--size", "8"]).is_err());
         assert!(cfg(&["ws://127.0.0.1:1/ws", "--text", "--size", "20"]).is_err());
         assert!(cfg(&["ws://127.0.0.1:1/ws", "--preset", "nope"]).is_err());

@@ -38,6 +38,37 @@ pub fn minimize_timer_slack() {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
 }
 
+/// A warning when this process runs under a real-time policy (SCHED_FIFO or
+/// SCHED_RR) while the kernel throttles real-time processes
+/// (`/proc/sys/kernel/sched_rt_runtime_us` below the period): a load that
+/// needs more of its core than the budget is stopped for the rest of each
+/// period, often 50 ms of every second, and the open loop's corrected
+/// latency rightly counts every tick that falls into the gap.
+pub fn realtime_warning() -> Option<String> {
+    // SAFETY: sched_getscheduler(0) only reads this thread's policy.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    let name = match policy {
+        libc::SCHED_FIFO => "SCHED_FIFO",
+        libc::SCHED_RR => "SCHED_RR",
+        _ => return None,
+    };
+    let read = |name: &str| -> Option<i64> {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (runtime, period) = (read("sched_rt_runtime_us")?, read("sched_rt_period_us")?);
+    (runtime >= 0 && runtime < period).then(|| {
+        format!(
+            "running under {name} with real-time throttling on ({} of every {} ms): if loadgen              needs more than that of its core, the kernel stops it for the rest of each period              and the corrected latency counts every tick in the gap; run it under the normal              policy",
+            runtime / 1000,
+            period / 1000
+        )
+    })
+}
+
 /// A one-shot `timerfd` on `CLOCK_MONOTONIC`, armed with absolute deadlines.
 ///
 /// Register it with the poller (it becomes readable when the deadline

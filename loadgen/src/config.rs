@@ -30,6 +30,31 @@ pub enum Mode {
     },
 }
 
+impl Mode {
+    /// The mode a command line asks for, by the rule `loadgen` and `tune`
+    /// share: `--rate` alone selects the open loop (whatever the preset's
+    /// mode); `--mode open` takes its rate from `--rate`, else from an open
+    /// preset; `--mode closed` with `--rate` is a contradiction. `closed` is
+    /// `--mode` (`Some(true)` for closed), `preset` the preset's mode.
+    /// `Ok(None)`: nothing chose a mode (the caller's default applies).
+    pub fn from_flags(
+        closed: Option<bool>,
+        rate_hz: Option<f64>,
+        preset: Option<Mode>,
+    ) -> std::result::Result<Option<Mode>, String> {
+        match (closed, rate_hz, preset) {
+            (Some(true), Some(_), _) => {
+                Err("--rate sets the open loop's tick rate; it contradicts --mode closed".into())
+            }
+            (Some(true), None, _) => Ok(Some(Mode::Closed)),
+            (_, Some(rate_hz), _) => Ok(Some(Mode::Open { rate_hz })),
+            (Some(false), None, Some(Mode::Open { rate_hz })) => Ok(Some(Mode::Open { rate_hz })),
+            (Some(false), None, _) => Err("--mode open needs --rate HZ".into()),
+            (None, None, preset) => Ok(preset),
+        }
+    }
+}
+
 /// Inclusive range of payload sizes in bytes; `min == max` for a fixed size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SizeRange {

@@ -28,22 +28,35 @@ const NOT_STOPPED: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct StopSignal {
     wake: OwnedFd,
+    /// A second write end, for [`StopSignal::request`].
+    request: UnixStream,
     stop_at_ns: AtomicU64,
 }
 
 impl StopSignal {
     /// A stop signal that only [`StopSignal::request`] (no OS signal) triggers;
-    /// the write end of its socket pair is returned for that.
+    /// another write end of its socket pair is returned for a signal handler.
     fn pair() -> io::Result<(StopSignal, UnixStream)> {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
+        let request = write.try_clone()?;
+        request.set_nonblocking(true)?;
         Ok((
             StopSignal {
                 wake: read.into(),
+                request,
                 stop_at_ns: AtomicU64::new(NOT_STOPPED),
             },
             write,
         ))
+    }
+
+    /// Stops the load as Ctrl-C does, from inside the program (the
+    /// coordinator gives up when every connection has failed).
+    pub fn request(&self) {
+        use std::io::Write as _;
+        // A full socket buffer means a wake-up is already pending.
+        let _ = (&self.request).write(&[1]);
     }
 
     /// Installs the SIGINT handling for one run: the first Ctrl-C wakes the

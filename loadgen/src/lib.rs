@@ -10,7 +10,9 @@
 //!
 //! Layers, top to bottom:
 //!
-//! * [`cli`] turns options (and a [`presets`] entry) into a [`config::RunConfig`].
+//! * [`cli`] turns options (and a [`presets`] entry) into a [`config::RunConfig`];
+//!   [`usage`] is the command-line contract (exit codes, one-line errors,
+//!   output paths checked first) that `tune` and the bench binaries share.
 //! * [`run`] is the coordinator: picks the I/O driver, spawns the
 //!   [`worker`]s, adds up their [`stats`] each interval, shows
 //!   [`progress`], and writes the [`report`] (with loadgen's own
@@ -68,6 +70,7 @@ pub mod start_at;
 pub mod stats;
 pub mod sys;
 pub mod target;
+pub mod usage;
 pub mod worker;
 
 pub use error::{Error, Result};

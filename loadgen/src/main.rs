@@ -1,85 +1,116 @@
-//! `loadgen`: parse the options, run, print the report, exit with its code.
+//! `loadgen`: parse the options, check them and the output paths, run,
+//! print the report, exit with its code (see `loadgen --help` and
+//! [`loadgen::usage`] for the contract).
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser as _;
 use loadgen::cli::{Cli, Command};
+use loadgen::usage::{check_output_file, Failure, FailureKind as _};
 
 fn main() -> ExitCode {
-    match real_main() {
+    let cli = Cli::parse();
+    match real_main(cli) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("loadgen: error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(failure) => failure.exit("loadgen"),
     }
 }
 
-fn real_main() -> anyhow::Result<u8> {
-    let cli = Cli::parse();
+fn real_main(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Some(Command::Merge(m)) => {
+            if let Some(path) = &m.json {
+                check_output_file("--json", path)?;
+            }
             merge(&m)?;
             return Ok(0);
         }
         Some(Command::Soak(args)) => {
-            let cfg = (*args).into_config().context("bad options")?;
-            log_open_files_limit();
-            let report = loadgen::soak::run(cfg)?;
-            print_out(&report.to_string())?;
+            let cfg = (*args).into_config().or_usage()?;
+            check_outputs(&[
+                ("--json", cfg.json.as_deref()),
+                ("--csv", cfg.csv.as_deref()),
+            ])?;
+            prepare(cfg.quiet);
+            let report = loadgen::soak::run(cfg).or_runtime()?;
+            print_out(&report.to_string()).or_runtime()?;
             return Ok(report.exit.code as u8);
         }
         None => {}
     }
     if cli.run.list_presets {
-        print_out(loadgen::presets::describe_all().trim_end())?;
+        print_out(loadgen::presets::describe_all().trim_end()).or_runtime()?;
         return Ok(0);
     }
-    let cfg = cli.run.into_config().context("bad options")?;
-    log_open_files_limit();
-    let report = loadgen::run::run(cfg)?;
-    print_out(&report.to_string())?;
+    let cfg = cli.run.into_config().or_usage()?;
+    check_outputs(&[
+        ("--json", cfg.json.as_deref()),
+        ("--hlog", cfg.hlog.as_deref()),
+    ])?;
+    prepare(cfg.quiet);
+    let report = loadgen::run::run(cfg).or_runtime()?;
+    print_out(&report.to_string()).or_runtime()?;
     if report.exit.code != 0 {
         eprintln!("loadgen: {}", report.exit.message);
     }
     Ok(report.exit.code as u8)
 }
 
-/// `loadgen merge`: interval logs, or JSON reports, into one report.
-fn merge(m: &loadgen::cli::MergeArgs) -> anyhow::Result<()> {
-    let mut kinds = m
-        .files
-        .iter()
-        .map(|p| loadgen::report_merge::is_json_report(p))
-        .collect::<Result<Vec<bool>, _>>()?;
-    kinds.dedup();
-    match kinds.as_slice() {
-        [true] => {
-            let report = loadgen::report_merge::merge_reports(&m.files)?;
-            print_out(&report.to_string())?;
-            if let Some(path) = &m.json {
-                loadgen::run::write_json(path, &report)?;
-            }
+/// Every output path can be written, before any load starts.
+fn check_outputs(paths: &[(&str, Option<&Path>)]) -> Result<(), Failure> {
+    for (option, path) in paths {
+        if let Some(path) = path {
+            check_output_file(option, path)?;
         }
-        [false] => {
-            let report = loadgen::hlog::merge(&m.files)?;
-            print_out(&report.to_string())?;
-            if let Some(path) = &m.json {
-                loadgen::run::write_json(path, &report)?;
-            }
-        }
-        _ => anyhow::bail!("give either interval logs (.hlog) or JSON reports to merge, not both"),
     }
     Ok(())
 }
 
-/// Raises the soft open-files limit to the hard limit (every connection
-/// is a descriptor) and says on stderr what it is.
-fn log_open_files_limit() {
+/// `loadgen merge`: interval logs, or JSON reports, into one report.
+fn merge(m: &loadgen::cli::MergeArgs) -> Result<(), Failure> {
+    let mut kinds = m
+        .files
+        .iter()
+        .map(|p| loadgen::report_merge::is_json_report(p))
+        .collect::<Result<Vec<bool>, _>>()
+        .or_usage()?;
+    kinds.dedup();
+    match kinds.as_slice() {
+        [true] => {
+            let report = loadgen::report_merge::merge_reports(&m.files).or_usage()?;
+            print_out(&report.to_string()).or_runtime()?;
+            if let Some(path) = &m.json {
+                loadgen::run::write_json(path, &report).or_runtime()?;
+            }
+        }
+        [false] => {
+            let report = loadgen::hlog::merge(&m.files).or_usage()?;
+            print_out(&report.to_string()).or_runtime()?;
+            if let Some(path) = &m.json {
+                loadgen::run::write_json(path, &report).or_runtime()?;
+            }
+        }
+        _ => {
+            return Err(Failure::Usage(
+                "give either interval logs (.hlog) or JSON reports to merge, not both".into(),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// What every load does before it starts: raise the soft open-files limit
+/// to the hard one (every connection is a descriptor) and say so unless
+/// `quiet`; warn about a real-time policy (always: it changes the figures).
+fn prepare(quiet: bool) {
     match loadgen::nofile::raise_to_hard_limit() {
-        Ok(limit) => eprintln!("loadgen: {limit}"),
+        Ok(limit) if !quiet => eprintln!("loadgen: {limit}"),
+        Ok(_) => {}
         Err(e) => eprintln!("loadgen: warning: cannot raise the open files limit: {e}"),
+    }
+    if let Some(warning) = loadgen::clock::realtime_warning() {
+        eprintln!("loadgen: warning: {warning}");
     }
 }
 

@@ -496,24 +496,28 @@ impl fmt::Display for Report {
                 .map(|p| format!(", preset {p}"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(
-            o,
-            "  measured {:.2} s after {:.2} s warmup",
-            self.measured_s, c.warmup_s
-        );
-        let _ = writeln!(
-            o,
-            "  throughput   {} msg/s   {:.2} MB/s payload each way   ({} echoes, {} sent)",
-            group(self.msgs_per_sec as u64),
-            self.mb_per_sec,
-            group(self.messages),
-            group(self.sent)
-        );
-        latency_header(&mut o, "latency (us)");
-        latency_row(&mut o, "corrected", &self.latency_us.corrected);
-        latency_row(&mut o, "uncorrected", &self.latency_us.uncorrected);
-        latency_row(&mut o, "connect", &self.connect_latency_us);
         let cn = &self.connections;
+        // With no connection open there is nothing to measure: no table of zeros.
+        if cn.opened > 0 {
+            let _ = writeln!(
+                o,
+                "  measured {:.2} s after {:.2} s warmup",
+                self.measured_s, c.warmup_s
+            );
+            let _ = writeln!(
+                o,
+                "  throughput   {} msg/s   {:.2} MB/s payload each way   ({} echoes received, {} \
+                 sent in the window: they differ by the messages in flight at its two ends)",
+                group(self.msgs_per_sec as u64),
+                self.mb_per_sec,
+                group(self.messages),
+                group(self.sent)
+            );
+            latency_header(&mut o, "latency (us)");
+            latency_row(&mut o, "corrected", &self.latency_us.corrected);
+            latency_row(&mut o, "uncorrected", &self.latency_us.uncorrected);
+            latency_row(&mut o, "connect", &self.connect_latency_us);
+        }
         let _ = writeln!(
             o,
             "  connections  {} requested, {} opened, {} failed, {} lost",

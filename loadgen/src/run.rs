@@ -187,6 +187,7 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
     };
     let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
     let mut cpu = CpuTally::default();
+    let mut gave_up = false;
     for snap in rx {
         if snap.phase == Phase::Measure {
             cpu.add(snap.worker, snap.cpu);
@@ -203,6 +204,11 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         if entry.reports == cfg.threads {
             if let Some(p) = pending.remove(&snap.end_ns) {
                 c.emit(p);
+                if !gave_up && every_connection_failed(&cfg, &c.whole) {
+                    // Nothing to measure: end now, not after the whole run.
+                    gave_up = true;
+                    stop.request();
+                }
             }
         }
     }
@@ -232,7 +238,7 @@ pub fn run(cfg: RunConfig) -> Result<Report> {
         &c.measured,
         c.measured_ns as f64 / 1e9,
         &c.whole,
-        stop.stopped_at().is_some(),
+        stop.stopped_at().is_some() && !gave_up,
     );
     report.measured_from_unix_s = Some(start_at::unix_seconds(wall_t0 + cfg.warmup));
     report.client = Some(cpu.ceiling(io, c.measured.messages, report.measured_s));
@@ -255,6 +261,14 @@ pub fn choose_io(cfg: &RunConfig) -> Result<io::IoKind> {
         }
     }
     Ok(kind)
+}
+
+/// True when every connection has failed to open and none will be retried
+/// (no `--reconnect`): the run can only report that, so it ends at the
+/// first interval that shows it (a refused connect fails at once; one that
+/// hangs, within `--connect-timeout`).
+fn every_connection_failed(cfg: &RunConfig, whole: &Interval) -> bool {
+    !cfg.reconnect && whole.opened == 0 && whole.connect_failures.total() >= cfg.connections as u64
 }
 
 /// Writes any serializable report as pretty JSON.

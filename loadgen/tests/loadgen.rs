@@ -799,7 +799,11 @@ fn list_presets_and_bad_usage(io: Io) {
         .args(["ws://127.0.0.1:1/ws", "--size", "4"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a usage error, even after parsing"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16 B"));
     let out = loadgen_command(io)
         .args(["ws://127.0.0.1:1/ws", "--bogus"])

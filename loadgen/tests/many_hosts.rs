@@ -474,7 +474,7 @@ fn two_loadgens_with_one_start_merge_exactly_from_json_and_from_hlog(io: Io) {
         .args([&a_json, &b_hlog])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not both"));
 }
 
