@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use loadgen::config::{parse_bytes, parse_duration, SizeRange};
+use loadgen::usage::{Failure, FailureKind as _};
 use ringecho::config::{
     MAX_RECEIVE_BUFFERS, MAX_RECEIVE_BUFFER_SIZE, MAX_SOCKET_BUFFER, MIN_RECEIVE_BUFFER_SIZE,
     MIN_SOCKET_BUFFER,
@@ -25,20 +26,28 @@ use crate::workload::{Workload, WorkloadOverrides};
 /// Runs the real ringecho (pinned to --server-cpu, one worker) against the
 /// real loadgen (pinned to --load-cpu) for every point of the grid, with a
 /// warmup and repeats; writes DIR/<workload>.csv (a row per run, as soon as
-/// it is measured), DIR/<workload>.md and three SVG plots, and prints the
-/// recommendation. Ctrl-C stops after the current run and still writes the
-/// report from the points measured so far.
+/// it is measured), DIR/<workload>.md and three SVG plots (DIR is
+/// --out-dir, by default target/tuning, so a sweep never overwrites the
+/// committed results/tuning/), and prints the recommendation. Ctrl-C stops
+/// after the current run and still writes the report from the points
+/// measured so far.
 #[derive(Debug, Parser)]
 #[command(
     name = "tune",
     version,
     after_help = "Sizes take units (256B, 4KiB) or plain bytes; LIST is comma-separated, and \
-                  A..B in --buffer-sizes means every power of two from A to B.\n\
+                  A..B in --buffer-sizes means every power of two from A to B. The workload \
+                  options mean what they mean to loadgen: --rate alone selects the open loop.\n\
+                  Exit codes: 0 every run measured, 1 a runtime error or failed runs (the report \
+                  says which), 2 usage error (including a --budget the plan exceeds and an \
+                  --out-dir that cannot be written), 130 stopped by Ctrl-C (the report covers \
+                  the runs measured).\n\
                   Examples:\n  tune --preset shooter-128hz\n  \
                   tune --preset moba-30hz --buffer-counts 128 --repeats 5\n  \
                   tune --connections 64 --size 1400 --rate 20 --name snapshots-20hz\n  \
                   tune --preset action-60hz --quick\n  \
-                  tune --preset shooter-128hz --plan"
+                  tune --preset shooter-128hz --plan\n  \
+                  tune --preset shooter-128hz --out-dir results/tuning   (to publish)"
 )]
 pub struct Cli {
     /// Workload from a loadgen preset (see --list-presets); the options below override its fields.
@@ -53,7 +62,7 @@ pub struct Cli {
     /// Payload size: BYTES or MIN..MAX.
     #[arg(short, long, value_name = "BYTES|MIN..MAX")]
     pub size: Option<String>,
-    /// Open loop: messages per second per connection (the tick rate).
+    /// Messages per second per connection (the tick rate); on its own it selects the open loop.
     #[arg(short, long, value_name = "HZ")]
     pub rate: Option<f64>,
     /// closed: next message when the echo returns; open: at --rate.
@@ -91,16 +100,16 @@ pub struct Cli {
     /// A tiny end-to-end sweep for CI: 2 sizes x 1 count x 2 backends x 1 repeat, 1 s each.
     #[arg(long)]
     pub quick: bool,
-    /// Print the runs and the time estimate, measure nothing.
+    /// Print the workload, the runs, the time per run and in all, and the output files; measure nothing.
     #[arg(long)]
     pub plan: bool,
     /// Redraw the SVG plots of a finished sweep from its CSV (with the workload options for the connection count); measure nothing.
     #[arg(long, value_name = "CSV")]
     pub replot: Option<PathBuf>,
 
-    /// Directory of the results [default: results/tuning; quick: target/tuning-quick].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
+    /// Directory of the results [default: target/tuning; quick: target/tuning-quick]; give results/tuning to publish.
+    #[arg(long, visible_alias = "out", value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
     /// Directory holding the ringecho and loadgen binaries [default: the one tune is in].
     #[arg(long, value_name = "DIR")]
     pub bin_dir: Option<PathBuf>,
@@ -110,12 +119,9 @@ pub struct Cli {
     /// CPU loadgen is pinned to.
     #[arg(long, default_value_t = 0, value_name = "CPU")]
     pub load_cpu: usize,
-    /// Niceness of tune, and so of the server and loadgen it starts (-20..=19; below 0 needs root), so that builds next to the sweep do not preempt them [default: unchanged].
+    /// Niceness of tune, and so of the server and loadgen it starts (-20..=19; below 0 needs root), so that builds next to the sweep do not preempt them [default: unchanged]. (There is no real-time option: the kernel stops a SCHED_FIFO process that needs more than 95% of its core for the rest of each second, and the open loop's p99 then measures those stops.)
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub nice: Option<i32>,
-    /// Run tune, and so the server and loadgen it starts, under SCHED_FIFO at this priority (1..=99; needs root or CAP_SYS_NICE): on a machine that also builds, they then always win their pinned CPUs from the builds (the kernel still keeps 5% of each second for others) [default: off].
-    #[arg(long, value_name = "PRIO")]
-    pub realtime: Option<i32>,
 }
 
 /// Open or closed loop.
@@ -316,13 +322,13 @@ impl Cli {
         Ok((repeats, timing))
     }
 
-    /// Where the results go.
+    /// Where the results go: never the committed `results/tuning/` unless asked.
     pub fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| {
+        self.out_dir.clone().unwrap_or_else(|| {
             PathBuf::from(if self.quick {
                 "target/tuning-quick"
             } else {
-                "results/tuning"
+                "target/tuning"
             })
         })
     }
@@ -356,11 +362,12 @@ impl Cli {
     }
 
     /// The whole sweep, or the first bad option.
-    pub fn into_sweep(self, command: String) -> anyhow::Result<Sweep> {
-        let workload = self.workload()?;
-        let axes = self.axes()?;
-        let (repeats, timing) = self.repeats_and_timing()?;
-        let rig = self.rig()?;
+    /// Bad options are usage errors; missing binaries are not.
+    pub fn into_sweep(self, command: String) -> Result<Sweep, Failure> {
+        let workload = self.workload().or_usage()?;
+        let axes = self.axes().or_usage()?;
+        let (repeats, timing) = self.repeats_and_timing().or_usage()?;
+        let rig = self.rig().or_runtime()?;
         let mut provenance = Provenance::describe(command);
         provenance.binaries = rig
             .ringecho
@@ -433,7 +440,15 @@ mod tests {
         assert_eq!(cli.repeats_and_timing().unwrap().0, 2);
         let full = Cli::parse_from(["tune", "--preset", "moba-30hz"]);
         assert_eq!(full.axes().unwrap().buffer_sizes.len(), 9);
-        assert_eq!(full.out_dir(), PathBuf::from("results/tuning"));
+        assert_eq!(full.out_dir(), PathBuf::from("target/tuning"));
+        let publish = Cli::parse_from([
+            "tune",
+            "--preset",
+            "moba-30hz",
+            "--out-dir",
+            "results/tuning",
+        ]);
+        assert_eq!(publish.out_dir(), PathBuf::from("results/tuning"));
         let explicit = Cli::parse_from(["tune", "-c", "10", "-s", "1KiB", "--mode", "closed"]);
         assert_eq!(explicit.workload().unwrap().name, "closed-10x1024b");
     }

@@ -70,8 +70,21 @@ const MEMORY: Metric = Metric {
     value: |s| s.rss_per_connection_bytes / 1024.0,
 };
 
-/// Writes `<dir>/<name>-p99.svg`, `-throughput.svg` and `-memory.svg` and
-/// returns their paths.
+/// The plots' paths: `<dir>/<name>-p99.svg`, `-throughput.svg` and `-memory.svg`.
+pub fn paths(dir: &Path, name: &str) -> Vec<PathBuf> {
+    METRICS
+        .iter()
+        .map(|metric| plot_path(dir, name, metric))
+        .collect()
+}
+
+const METRICS: [&Metric; 3] = [&P99, &THROUGHPUT, &MEMORY];
+
+fn plot_path(dir: &Path, name: &str, metric: &Metric) -> PathBuf {
+    dir.join(format!("{name}-{}.svg", metric.file_suffix))
+}
+
+/// Writes the plots ([`paths`]) and returns their paths.
 pub fn write_plots(
     dir: &Path,
     name: &str,
@@ -80,8 +93,8 @@ pub fn write_plots(
     marks: Marks,
 ) -> Result<Vec<PathBuf>, PlotError> {
     let mut paths = Vec::new();
-    for metric in [&P99, &THROUGHPUT, &MEMORY] {
-        let path = dir.join(format!("{name}-{}.svg", metric.file_suffix));
+    for metric in METRICS {
+        let path = plot_path(dir, name, metric);
         draw(&path, name, metric, summaries, connections, marks).map_err(|detail| PlotError {
             path: path.clone(),
             detail,

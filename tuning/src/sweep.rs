@@ -78,6 +78,62 @@ impl Sweep {
         self.out_dir.join(format!("{}{suffix}", self.workload.name))
     }
 
+    /// The files a sweep writes: the CSV, the report and the plots.
+    pub fn output_files(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.path(".csv"), self.path(".md")];
+        files.extend(plot::paths(&self.out_dir, &self.workload.name));
+        files
+    }
+
+    /// What `--plan` prints: a header naming the workload, the number of
+    /// runs, the time per run, the total and the outputs, then every run.
+    pub fn plan_text(&self) -> String {
+        use std::fmt::Write as _;
+        let runs = self.runs();
+        let per_run = plan::estimate_run(self.timing, self.workload.connections);
+        let format = crate::progress::format_duration;
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "workload   {}: {}",
+            self.workload.name,
+            self.workload.traffic()
+        );
+        let _ = writeln!(
+            text,
+            "loadgen    {}",
+            self.workload.loadgen_args().join(" ")
+        );
+        let _ = writeln!(
+            text,
+            "runs       {} settings x {} repeats = {} runs",
+            runs.len() / self.repeats.max(1),
+            self.repeats,
+            runs.len()
+        );
+        let _ = writeln!(
+            text,
+            "per run    about {} ({} warmup + {} measured, plus server start, connects and settling)",
+            format(per_run),
+            format(self.timing.warmup),
+            format(self.timing.measure)
+        );
+        let _ = writeln!(
+            text,
+            "total      about {}",
+            format(per_run * runs.len() as u32)
+        );
+        let _ = writeln!(text, "outputs    {}", self.out_dir.display());
+        for file in self.output_files() {
+            let _ = writeln!(text, "             {}", file.display());
+        }
+        let _ = writeln!(text);
+        for run in &runs {
+            let _ = writeln!(text, "repeat {}: {}", run.repeat + 1, run.setting.label());
+        }
+        text
+    }
+
     /// Measures every run (until `interrupt`), then writes the results.
     pub fn run(&self, interrupt: &Interrupt) -> Result<Outcome, SweepError> {
         let runs = self.runs();

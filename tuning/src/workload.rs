@@ -87,27 +87,15 @@ impl Workload {
                 })
             })
             .transpose()?;
-        let mode =
-            match (overrides.closed, overrides.rate_hz, preset.map(|p| p.mode)) {
-                (Some(true), Some(_), _) => {
-                    return Err(WorkloadError::Invalid(
-                        "--rate only applies to open mode".into(),
-                    ))
-                }
-                (Some(true), None, _) => Mode::Closed,
-                (_, Some(rate_hz), _) => Mode::Open { rate_hz },
-                (Some(false), None, Some(Mode::Open { rate_hz })) => Mode::Open { rate_hz },
-                (Some(false), None, _) => {
-                    return Err(WorkloadError::Incomplete(
-                        "--mode open needs --rate HZ".into(),
-                    ))
-                }
-                (None, None, Some(mode)) => mode,
-                (None, None, None) => return Err(WorkloadError::Incomplete(
+        // The same rule as loadgen's: --rate alone selects the open loop.
+        let mode = Mode::from_flags(overrides.closed, overrides.rate_hz, preset.map(|p| p.mode))
+            .map_err(WorkloadError::Invalid)?
+            .ok_or_else(|| {
+                WorkloadError::Incomplete(
                     "give --preset NAME, or --connections, --size and --rate HZ (or --mode closed)"
                         .into(),
-                )),
-            };
+                )
+            })?;
         if let Mode::Open { rate_hz } = mode {
             if !(rate_hz.is_finite() && rate_hz > 0.0) {
                 return Err(WorkloadError::Invalid(format!(
@@ -198,6 +186,11 @@ impl Workload {
             format!("--{}", self.payload.name()),
         ]);
         args
+    }
+
+    /// The traffic in words, e.g. `200 connections x 128 Hz, 18..64 B messages, open loop`.
+    pub fn traffic(&self) -> String {
+        describe(self.mode, self.connections, self.size)
     }
 
     /// The largest message this workload sends, in bytes.
