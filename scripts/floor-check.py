@@ -97,6 +97,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.split("\n")[1:]))
     parser.add_argument("--reference", required=True, metavar="SRC.c", help="the other floor server's C source")
+    parser.add_argument("--reference-name", default="the reference floor server",
+                        help="how the report names it (its path is not written into the report)")
     parser.add_argument("--reference-flags", default="", help="extra gcc flags of its default build")
     parser.add_argument("--reference-big-flags", default="",
                         help="extra gcc flags of its build for 16 KiB frames (buffers that hold one)")
@@ -153,7 +155,9 @@ def write_report(args, scenarios, servers, results, elapsed):
     lines = [
         "# The project's C floor against a reference floor server",
         "",
-        f"- command: `scripts/floor-check.py {shlex.join(sys.argv[1:])}`",
+        "- command: `scripts/floor-check.py "
+        + shlex.join(["REFERENCE.c" if a == args.reference else a for a in sys.argv[1:]]) + "`",
+        f"- REFERENCE.c: {args.reference_name}",
         f"- commit: `{commit}`; ours: [bench/floor/floor.c]({floor_link}) (`floor`, and `floor-32k` for 16 KiB); "
         f"the reference: built with gcc -O3 -march=native `{args.reference_flags}` and, for 16 KiB, "
         f"`{args.reference_big_flags}`, linked with `{args.reference_libs}`",

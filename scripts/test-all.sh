@@ -29,7 +29,8 @@ ensure_apt_packages() {
 # haproxy, openssl: engine/tests/proxy_haproxy.rs and scale_out.rs run
 #   deploy/haproxy/ringecho.cfg with a certificate made by openssl.
 # liburing-dev: bench/tests/floor.rs builds the C floor server (bench/floor/).
-ensure_apt_packages chromium nginx iproute2 haproxy openssl liburing-dev
+# python3-venv: the virtual environment kosoku is installed into (below).
+ensure_apt_packages chromium nginx iproute2 haproxy openssl liburing-dev python3-venv
 
 # == kosoku, the Autobahn TestSuite runner (PyPI) ===============================
 readonly KOSOKU_VERSION="0.1.0"

@@ -10,13 +10,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use clap::Parser;
+use loadgen::usage::Failure;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Options of a peer echo server.
 #[derive(Debug, Parser)]
+#[command(
+    after_help = "Exit codes: 0 stopped by SIGTERM or SIGINT, 1 the address cannot be \
+                        listened on (or another runtime error), 2 usage error."
+)]
 pub struct PeerArgs {
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -24,9 +30,24 @@ pub struct PeerArgs {
 }
 
 /// Runs `serve_connection` for every accepted TCP connection on a tokio
-/// current-thread runtime until SIGTERM or SIGINT, then returns `Ok`.
+/// current-thread runtime until SIGTERM or SIGINT, then exits 0; a failure
+/// (the address is taken, say) is one line `<name>: error: ...` and exit 1.
 /// Prints `<name> listening on http://ADDR` to stderr once bound.
-pub fn run<F, Fut>(name: &str, args: &PeerArgs, serve_connection: F) -> std::io::Result<()>
+pub fn run<F, Fut>(name: &str, args: &PeerArgs, serve_connection: F) -> ExitCode
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    match serve(name, args, serve_connection) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            Failure::runtime(anyhow::Error::new(e).context(format!("listening on {}", args.listen)))
+                .exit(name)
+        }
+    }
+}
+
+fn serve<F, Fut>(name: &str, args: &PeerArgs, serve_connection: F) -> std::io::Result<()>
 where
     F: Fn(TcpStream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,

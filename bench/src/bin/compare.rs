@@ -6,6 +6,7 @@
 //! benchmarks".
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -17,11 +18,18 @@ use bench::harness::{workspace_root, Binaries, Build, Window};
 use bench::held_core::{HeldCore, CPU_CGROUP_ROOT};
 use bench::machine::{loadavg, Machine};
 use clap::Parser;
+use loadgen::usage::{check_output_dir, Failure};
 
 /// Side-by-side WebSocket echo benchmark: each server pinned to one CPU,
 /// loadgen pinned to another, every point repeated, medians reported.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 every point measured, 1 a runtime error or a point without a \
+                  figure, 2 usage error (including an --out-dir that cannot be written, checked \
+                  before anything runs)."
+)]
 struct Args {
     /// End-to-end check only (for CI): 1 repeat, 0.5 s warmup, 0.5 s
     /// measured, a tenth of the connections per load scenario, 200 idle
@@ -78,12 +86,25 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     loadgen::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
-fn main() -> anyhow::Result<()> {
-    let mut args = Args::parse();
+fn main() -> ExitCode {
+    let args = Args::parse();
     let command = std::iter::once("cargo run --release -p bench --bin compare --".to_string())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
+    let (args, out_dir) = match check(args) {
+        Ok(checked) => checked,
+        Err(failure) => return failure.exit("compare"),
+    };
+    match run_comparison(args, out_dir, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => Failure::runtime(e).exit("compare"),
+    }
+}
+
+/// The options after `--quick`, checked, and the output directory, checked
+/// writable before anything runs.
+fn check(mut args: Args) -> Result<(Args, PathBuf), Failure> {
     if args.quick {
         args.repeats = 1;
         args.warmup = Duration::from_millis(500);
@@ -91,7 +112,9 @@ fn main() -> anyhow::Result<()> {
         args.idle_connections = args.idle_connections.min(200);
     }
     if args.servers.is_empty() || args.scenarios.is_empty() {
-        bail!("--servers and --scenarios need at least one entry");
+        return Err(Failure::Usage(
+            "--servers and --scenarios need at least one entry".into(),
+        ));
     }
     let out_dir = args.out_dir.clone().unwrap_or_else(|| {
         workspace_root().join(if args.quick {
@@ -100,6 +123,11 @@ fn main() -> anyhow::Result<()> {
             "results"
         })
     });
+    check_output_dir("--out-dir", &out_dir.join("compare"))?;
+    Ok((args, out_dir))
+}
+
+fn run_comparison(args: Args, out_dir: PathBuf, command: String) -> anyhow::Result<()> {
     let bins = match &args.bin_dir {
         Some(dir) => Binaries::in_dir(dir)?,
         None => {

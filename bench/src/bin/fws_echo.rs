@@ -45,7 +45,7 @@ async fn server_upgrade(
     Ok(response)
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = PeerArgs::parse();
     peer::run("fws_echo", &args, |stream| async move {
         let io = hyper_util::rt::TokioIo::new(stream);

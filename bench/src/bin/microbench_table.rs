@@ -10,16 +10,23 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use bench::harness::target_dir;
 use bench::machine::Machine;
 use clap::Parser;
+use loadgen::usage::{check_output_file, Failure};
 use serde::Deserialize;
 
 /// Summarise criterion results as a Markdown table.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 written, 1 a runtime error (no criterion results, an unreadable \
+                  one), 2 usage error (including an --out that cannot be written)."
+)]
 struct Args {
     /// criterion's output directory [default: <target>/criterion].
     #[arg(long, value_name = "DIR")]
@@ -100,8 +107,20 @@ fn time(ns: f64) -> String {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.out {
+        if let Err(failure) = check_output_file("--out", path) {
+            return failure.exit("microbench_table");
+        }
+    }
+    match table(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => Failure::runtime(e).exit("microbench_table"),
+    }
+}
+
+fn table(args: Args) -> anyhow::Result<()> {
     let dir = args
         .criterion_dir
         .unwrap_or_else(|| target_dir().join("criterion"));

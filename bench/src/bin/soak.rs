@@ -13,6 +13,7 @@ use bench::machine::Machine;
 use bench::soak::plan::SoakPlan;
 use bench::soak::{markdown, run, write_outputs};
 use clap::Parser;
+use loadgen::usage::{check_output_dir, Failure, FailureKind as _};
 
 /// The engine soak: N WebSockets for a duration with a game host's traffic
 /// mix and churn, on io_uring and on epoll, each engine pinned to one CPU
@@ -22,7 +23,14 @@ use clap::Parser;
 /// Run it under the machine-wide lock:
 /// `flock /tmp/ringecho-measure.lock target/release/soak`.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 every check passed, 1 a runtime error, 2 usage error (including \
+                  an --out-dir that cannot be written, checked before anything runs), 3 a check \
+                  failed (soak.md says which)."
+)]
 struct Args {
     /// The test-suite variant: 1,000 WebSockets for 30 s, the mix scaled
     /// down, the same criteria. Writes to target/soak-quick/ by default.
@@ -74,8 +82,10 @@ struct Args {
     nice: Option<i32>,
     /// Run the engine and loadgen under SCHED_FIFO at this priority (1-99,
     /// needs root), so a runnable engine or loadgen always preempts other
-    /// work on its CPU. They use a fraction of their core, so the rest of
-    /// the machine keeps running.
+    /// work on its CPU. Only while both need well under 95% of their core:
+    /// above it the kernel's real-time throttling stops them for the rest of
+    /// each second, and the latency figures measure those stops (loadgen
+    /// warns when it runs under a real-time policy).
     #[arg(long, value_name = "PRIO")]
     realtime: Option<i32>,
     /// More `loadgen soak` options, after `--` (e.g. `-- --burst-every 5s`).
@@ -87,15 +97,46 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     loadgen::config::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// Exit code when the soak ran but a check failed.
+const CHECK_FAILED: u8 = 3;
+
 fn main() -> ExitCode {
-    match real_main() {
+    let args = Args::parse();
+    let (plan, out_dir) = match check(&args) {
+        Ok(checked) => checked,
+        Err(failure) => return failure.exit("soak"),
+    };
+    match real_main(&args, plan, out_dir) {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("soak: error: {e:#}");
-            ExitCode::from(2)
-        }
+        Ok(false) => ExitCode::from(CHECK_FAILED),
+        Err(e) => Failure::runtime(e).exit("soak"),
     }
+}
+
+/// The plan and the output directory, checked (the directory writable)
+/// before anything runs; the priority options are applied here too, since
+/// a priority the process may not take is a usage error.
+fn check(args: &Args) -> Result<(SoakPlan, PathBuf), Failure> {
+    let plan = plan_of(args).or_usage()?;
+    if let Some(nice) = plan.nice {
+        bench::priority::set_niceness(nice)
+            .map_err(|e| Failure::Usage(format!("--nice {nice}: {e}")))?;
+    }
+    if let Some(priority) = plan.realtime {
+        // Checked here, once; each backend run sets it for its children only.
+        bench::priority::set_realtime(priority)
+            .and_then(|()| bench::priority::set_normal_scheduler())
+            .map_err(|e| Failure::Usage(format!("--realtime {priority}: {e}")))?;
+    }
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| {
+        workspace_root().join(if args.quick {
+            "target/soak-quick"
+        } else {
+            "results"
+        })
+    });
+    check_output_dir("--out-dir", &out_dir.join("soak"))?;
+    Ok((plan, out_dir))
 }
 
 fn plan_of(args: &Args) -> anyhow::Result<SoakPlan> {
@@ -157,30 +198,12 @@ fn invocation() -> String {
     }
 }
 
-fn real_main() -> anyhow::Result<bool> {
-    let args = Args::parse();
-    let plan = plan_of(&args)?;
+fn real_main(args: &Args, plan: SoakPlan, out_dir: PathBuf) -> anyhow::Result<bool> {
     let command = invocation();
-    if let Some(nice) = plan.nice {
-        bench::priority::set_niceness(nice).with_context(|| format!("--nice {nice}"))?;
-    }
-    if let Some(priority) = plan.realtime {
-        // Checked here, once; each backend run sets it for its children only.
-        bench::priority::set_realtime(priority)
-            .and_then(|()| bench::priority::set_normal_scheduler())
-            .with_context(|| format!("--realtime {priority}"))?;
-    }
     match loadgen::nofile::raise_to_hard_limit() {
         Ok(limit) => eprintln!("soak: {limit}; the engine and loadgen inherit it"),
         Err(e) => eprintln!("soak: warning: cannot raise the open files limit: {e}"),
     }
-    let out_dir = args.out_dir.clone().unwrap_or_else(|| {
-        workspace_root().join(if args.quick {
-            "target/soak-quick"
-        } else {
-            "results"
-        })
-    });
     let data_dir = out_dir.join("soak");
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;

@@ -27,7 +27,7 @@ async fn echo(stream: TcpStream) -> Result<(), Error> {
     Ok(())
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = PeerArgs::parse();
     peer::run("tungstenite_echo", &args, |stream| async move {
         if let Err(e) = echo(stream).await {
