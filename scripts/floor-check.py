@@ -8,7 +8,7 @@ reference floor server of the user's choice (one C file serving
 on both backends:
 
 - `fixed`: 100 connections x 500 Hz x 20 B, open loop: server CPU per echo;
-- `held-100x20`: 100 x 20 B closed loop, the server held to --share of its
+- `held-100x20`: 100 x 20 B closed loop, the server held to --held-share percent of its
   core (a cgroup v1 CPU quota), the client on a whole core: msg/s ranks the
   servers by what they do with the same CPU;
 - `held-200x16k`: 200 x 16 KiB closed loop, held the same way, with the
@@ -24,7 +24,7 @@ repeats.
 
 Usage: flock /tmp/ringecho-measure.lock scripts/floor-check.py --reference SRC.c
        [--reference-flags '...'] [--reference-big-flags '-DX=..'] [--reference-libs '-luring']
-       [--repeats 5] [--duration 5] [--share 0.4] [--scenarios ...] [--out results/floor-check.md]
+       [--repeats 5] [--duration 5] [--held-share 40] [--scenarios ...] [--out results/floor-check.md]
 """
 
 import argparse
@@ -50,7 +50,7 @@ SCENARIOS = {
     "held-200x16k": {"title": "200 x 16 KiB closed loop, server held to {share} of its core (16 KiB builds)",
                      "held": True, "big": True, "args": ["-c", "200", "-s", "16384", "--mode", "closed"]},
 }
-CLIENT_BOUND = 0.9
+CLIENT_BOUND = 90  # percent of a core
 NOTES_MARKER = "<!-- hand-written notes below: kept when floor-check.py rewrites the tables -->"
 
 
@@ -105,7 +105,8 @@ def main():
     parser.add_argument("--reference-libs", default="-luring", help="libraries it links (default -luring)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5, help="measured seconds per point")
-    parser.add_argument("--share", type=float, default=0.4, help="CPU share the held scenarios allow the server")
+    parser.add_argument("--held-share", type=int, default=40, metavar="PCT",
+                        help="percent of a core the held scenarios allow the server (default 40)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "floor-check.md"))
     args = parser.parse_args()
@@ -127,6 +128,16 @@ def main():
                                  lambda big, m=mode: start_silent(reference["floor-big" if big else "floor"], m),
                                  idle=False))
 
+    held = me.HeldCore(args.held_share)
+    held.create()
+    try:
+        results = measure_all(args, scenarios, servers, held)
+    finally:
+        held.remove()
+
+
+def measure_all(args, scenarios, servers, held):
+    """Every scenario, repeat and server, interleaved; writes the report."""
     started = time.time()
     results = {name: {s.key: [] for s in servers} for name in scenarios}
     total, done = len(scenarios) * args.repeats * len(servers), 0
@@ -135,17 +146,17 @@ def main():
         for rep in range(args.repeats):
             order = servers[rep % len(servers):] + servers[:rep % len(servers)]
             for s in order:
-                if sc["held"]:
-                    with me.CpuHold(args.share) as hold:
-                        r = me.measure_load(s, sc["args"], args.duration, big=sc["big"], hold=hold)
-                else:
-                    r = me.measure_load(s, sc["args"], args.duration, big=sc["big"])
+                r = me.measure_load(s, sc["args"], args.duration, big=sc["big"],
+                                    held=held if sc["held"] else None)
+                # The server's share of a core over the measured window itself.
+                r["server_window_pct"] = r["cpu_us"] * r["rate"] / 1e4
                 results[name][s.key].append(r)
                 done += 1
                 print(f"[{done}/{total} {time.time() - started:4.0f}s] {name} repeat {rep + 1} {s.key}: "
-                      f"{r['rate']:,.0f} msg/s, {r['cpu_us']:.2f} CPU-us/echo, server {r['server_cpu']:.0%}, "
-                      f"client {r['client_cpu']:.0%}" + (" (loadgen errors)" if r["errors"] else ""), flush=True)
+                      f"{r['rate']:,.0f} msg/s, {r['cpu_us']:.2f} CPU-us/echo, server {r['server_window_pct']:.0f}%, "
+                      f"client {r['client_pct']:.0f}%" + (" (loadgen errors)" if r["errors"] else ""), flush=True)
     write_report(args, scenarios, servers, results, time.time() - started)
+    return results
 
 
 def write_report(args, scenarios, servers, results, elapsed):
@@ -166,15 +177,16 @@ def write_report(args, scenarios, servers, results, elapsed):
         f"- servers on CPU {me.SERVER_CPU}, loadgen (1 thread) on CPU {me.LOAD_CPU}, 127.0.0.1; a fresh server "
         f"per point, a {me.WARM[0] + me.WARM[1]:g} s warm-up run, then {args.duration:g} s measured; "
         f"{args.repeats} repeats, servers interleaved, order rotating; medians, min–max in brackets",
-        f"- held: the server in a cgroup v1 CPU group with cpu.cfs_quota_us {round(args.share * 10000)} per "
-        "cpu.cfs_period_us 10000; server and client CPU are shares of one core over the measured run; a row "
-        f"whose client was above {CLIENT_BOUND:.0%} is client-bound and ranks nothing",
+        f"- held: the server in a cgroup v1 CPU group with cpu.cfs_quota_us {args.held_share * 100} per "
+        "cpu.cfs_period_us 10000; server CPU: CPU per echo x msg/s, percent of one core over the measured "
+        "window; client CPU: loadgen's utime+stime over its whole run (connects and closes too) per wall "
+        f"second; a row whose client was above {CLIENT_BOUND}% is client-bound and ranks nothing",
         "",
     ]
     for name in scenarios:
         sc = SCENARIOS[name]
         res = results[name]
-        lines += [f"## {sc['title'].format(share=f'{args.share:.0%}')}", "", f"loadgen `{shlex.join(sc['args'])}`", ""]
+        lines += [f"## {sc['title'].format(share=f'{args.held_share}%')}", "", f"loadgen `{shlex.join(sc['args'])}`", ""]
         lines += ["| server | msg/s | CPU us/echo | ours / reference (CPU per echo) | ours / reference (msg/s) "
                   "| server CPU | client CPU |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
@@ -189,11 +201,11 @@ def write_report(args, scenarios, servers, results, elapsed):
             if s.key.startswith("floor-"):
                 cpu_ratio = f"{median('cpu_us') / median('cpu_us', f'reference-{mode}'):.3f}x"
                 rate_ratio = f"{median('rate') / median('rate', f'reference-{mode}'):.3f}x"
-            client = median("client_cpu")
+            client = median("client_pct")
             lines.append(
                 f"| {s.label} | {median('rate'):,.0f} ({cell(runs, 'rate', ',.0f')}) "
                 f"| {median('cpu_us'):.2f} ({cell(runs, 'cpu_us', '.2f')}) | {cpu_ratio} | {rate_ratio} "
-                f"| {median('server_cpu'):.0%} | {client:.0%}"
+                f"| {median('server_window_pct'):.0f}% | {client:.0f}%"
                 + (" **client-bound**" if client > CLIENT_BOUND else "") + " |")
         errors = [f"{k} repeat {i + 1}" for k, runs in res.items() for i, r in enumerate(runs) if r["errors"]]
         if errors:
@@ -208,7 +220,7 @@ def write_report(args, scenarios, servers, results, elapsed):
     for name in scenarios:
         for s in servers:
             lines.append(f"- {name}, {s.key}: " + ", ".join(
-                f"{r['rate']:,.0f} / {r['cpu_us']:.2f} / {r['server_cpu']:.0%} / {r['client_cpu']:.0%}"
+                f"{r['rate']:,.0f} / {r['cpu_us']:.2f} / {r['server_window_pct']:.0f}% / {r['client_pct']:.0f}%"
                 for r in results[name][s.key]))
     lines.append("")
     notes = ""
