@@ -62,15 +62,43 @@ impl IoBackend {
 
 /// ringecho: a thread-per-core io_uring WebSocket echo engine.
 ///
-/// Serves a sample page at `/`, a WebSocket echo endpoint at `/ws` and
-/// `/healthz`. Durations take units (`250ms`, `2s`, `1m`) or plain seconds;
-/// sizes take units (`4KiB`, `16MiB`) or plain bytes.
+/// Durations take units (`250ms`, `2s`, `1m`) or plain seconds; sizes take
+/// units (`4KiB`, `16MiB`) or plain bytes.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ringecho", version, about)]
+#[command(
+    name = "ringecho",
+    version,
+    about,
+    after_help = "Endpoints:\n  \
+                  GET /          the sample page (Connect, Send, Close Socket, Communication Log)\n  \
+                  GET /ws        WebSocket echo\n  \
+                  GET /healthz   JSON status: backend, workers, connections per worker\n  \
+                  GET /metrics   Prometheus metrics (OpenMetrics text)\n  \
+                  GET /stats     live counters as server-sent events, one a second\n  \
+                  anything else  404\n\
+                  Exit codes: 0 stopped by SIGINT or SIGTERM after closing its WebSockets, \
+                  1 a runtime error (cannot listen, the address is taken, io_uring unavailable \
+                  with --io uring, a worker failed), 2 usage error (a bad option value, named in \
+                  the one-line message).\n\
+                  Logs go to stderr (RUST_LOG filters them; no colours unless stderr is a \
+                  terminal and NO_COLOR is unset)."
+)]
 pub struct Options {
     /// Address to listen on (every worker binds it with SO_REUSEPORT; port 0 picks a free port).
+    ///
+    /// An address another process already listens on is refused (a second
+    /// engine would silently take half of the connections); see
+    /// --join-existing.
     #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
     pub listen: SocketAddr,
+
+    /// Join the SO_REUSEPORT group of an engine already listening on --listen, on purpose: for a restart with no downtime, start the new engine with this, then stop the old one with SIGTERM.
+    #[arg(long)]
+    pub join_existing: bool,
+
+    /// Log only warnings and errors (no start-up lines); RUST_LOG, when set, still decides.
+    #[arg(short, long)]
+    pub quiet: bool,
 
     /// Number of workers, one per core [default: the cores available to this process].
     #[arg(long, value_name = "N")]
@@ -168,6 +196,9 @@ pub struct Options {
 pub struct Config {
     /// Address every worker's listener binds.
     pub listen: SocketAddr,
+    /// Whether to join listeners already bound to `listen` (`--join-existing`)
+    /// instead of refusing the address.
+    pub join_existing: bool,
     /// Number of workers.
     pub threads: usize,
     /// Whether worker i is pinned to core i.
@@ -325,6 +356,7 @@ impl Options {
         }
         Ok(Config {
             listen: self.listen,
+            join_existing: self.join_existing,
             threads,
             pin: !self.no_pin,
             io: self.io,

@@ -21,6 +21,17 @@ use crate::uring;
 /// Why the engine could not start.
 #[derive(Debug, Error)]
 pub enum ServerError {
+    /// Another process already listens on the address (and
+    /// `--join-existing` was not given).
+    #[error(
+        "{addr} is already in use: another process listens on it. Stop it, pick another \
+         --listen, or give --join-existing to share the port with another ringecho on purpose \
+         (a restart with no downtime)"
+    )]
+    AddressTaken {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
     /// The listeners could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -76,14 +87,25 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let server = Server::start(config)?;
         let shared = server.shared();
         let config = &shared.config;
+        // The receive ring is io_uring's; the epoll backend has none.
+        let ring = match shared.backend {
+            IoBackend::Uring => format!(
+                " receive_buffers={}x{}B",
+                config.receive_buffers, config.receive_buffer_size
+            ),
+            IoBackend::Epoll => String::new(),
+        };
         tracing::info!(
-            "listening on http://{} io={} workers={} pinned={} receive_buffers={}x{}B",
+            "listening on http://{} io={} workers={} pinned={}{ring}{}",
             server.local_addr(),
             shared.backend.name(),
             config.threads,
             config.pin,
-            config.receive_buffers,
-            config.receive_buffer_size,
+            if server.joined {
+                " joined=true (sharing the port with the listeners already on it)"
+            } else {
+                ""
+            },
         );
         let mut watchdog = tokio::time::interval(std::time::Duration::from_millis(200));
         let signal = tokio::select! {
@@ -111,6 +133,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 /// A running engine.
 pub struct Server {
     addr: SocketAddr,
+    /// Whether other listeners were on the address and these joined them.
+    joined: bool,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     workers: Vec<std::thread::JoinHandle<()>>,
@@ -138,6 +162,21 @@ impl Server {
     /// Binds, starts every worker and returns once all of them accept.
     pub fn start(config: Config) -> Result<Self, ServerError> {
         let backend = resolve_backend(&config)?;
+        let joined = match listener::refuse_taken(config.listen) {
+            Ok(()) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && config.join_existing => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(ServerError::AddressTaken {
+                    addr: config.listen,
+                })
+            }
+            Err(source) => {
+                return Err(ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })
+            }
+        };
         let (listeners, addr) =
             listener::bind_reuseport(config.listen, config.threads, config.socket_buffers)
                 .map_err(|source| ServerError::Bind {
@@ -168,6 +207,7 @@ impl Server {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let mut server = Server {
             addr,
+            joined,
             shared: shared.clone(),
             stop,
             workers: Vec::new(),

@@ -18,6 +18,21 @@ use crate::config::SocketBuffers;
 /// Accept queue length requested from the kernel (capped by `somaxconn`).
 const BACKLOG: i32 = 4096;
 
+/// Fails with `AddrInUse` when another socket already listens on `addr`:
+/// `SO_REUSEPORT` would let this engine's listeners join it, and the kernel
+/// would then hand this engine only a share of the connections, silently.
+/// The probe binds without `SO_REUSEPORT` (with `SO_REUSEADDR`, so sockets
+/// in TIME_WAIT from an engine that has stopped do not count) and closes at
+/// once. Port 0 always gets a fresh port, so it is not probed.
+pub fn refuse_taken(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())
+}
+
 /// Binds `count` listeners to `addr`. With port 0 the first one picks a free
 /// port and the others join it. Returns the sockets and the bound address.
 pub fn bind_reuseport(
