@@ -243,7 +243,7 @@ impl EventWatch {
                 self.ended = true;
             }
             Event::Fail(code) => {
-                assert!(matches!(code, 1002 | 1007 | 1009), "{event:?}");
+                assert!(matches!(code.get(), 1002 | 1007 | 1009), "{event:?}");
                 self.ended = true;
             }
         }
@@ -329,7 +329,7 @@ impl Connection {
             Action::Discarded { .. } | Action::Pong => {}
             Action::Close { code, reply } => {
                 assert!(
-                    code == 1005 || close_payload_is_legal(&code.to_be_bytes()),
+                    code.get() == 1005 || close_payload_is_legal(&code.to_be_bytes()),
                     "close code {code}"
                 );
                 assert_eq!(reply.is_some(), !self.close_sent);

@@ -4,7 +4,7 @@
 //! hyper's `with_upgrades` needs `Send` I/O, and io_uring streams are
 //! per-thread, so the upgrade is done by hand: the service answers 101,
 //! `without_shutdown()` hands back the transport and any bytes hyper read past
-//! the request, and both go to fastwebsockets (DESIGN.md).
+//! the request, and both go to fastwebsockets.
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -20,9 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::epoll::context::WorkerContext;
 use crate::epoll::echo;
 use crate::epoll::session::SessionStream;
-use crate::http::{self, stats_stream, Observe};
+use crate::http;
 use crate::metrics::RejectReason;
-use crate::runtime::endpoints::respond;
 use crate::runtime::shared::Admission;
 
 /// Serves `io` until it closes, the handshake times out or the worker stops.
@@ -73,7 +72,7 @@ where
         let (ctx, admission, seen_request) = (ctx.clone(), admission.clone(), seen_request.clone());
         service_fn(move |request| {
             seen_request.set(true);
-            let response = respond(&request, &ctx.shared, ctx.index, &admission, &ctx);
+            let response = ctx.endpoints.respond(&request, &admission);
             async move { Ok::<_, Infallible>(response) }
         })
     };
@@ -123,25 +122,4 @@ where
         prefix: Bytes::copy_from_slice(&parts.read_buf),
         admission,
     })
-}
-
-/// The read-only endpoints, answered by whichever worker got the request.
-impl Observe for Rc<WorkerContext> {
-    fn health(&self) -> String {
-        self.shared.health_json()
-    }
-
-    fn metrics(&self) -> String {
-        self.shared.metrics_text()
-    }
-
-    fn stats(&self) -> http::Body {
-        let shared = self.shared.clone();
-        let ctx = self.clone();
-        stats_stream::body(
-            move || shared.snapshot(),
-            async move { ctx.shutdown.wait().await },
-            |period| Box::pin(tokio::time::sleep(period)),
-        )
-    }
 }

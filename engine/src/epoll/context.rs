@@ -1,10 +1,14 @@
 //! What one epoll worker's tasks share.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::epoll::session::Sessions;
 use crate::metrics::WorkerStats;
+use crate::runtime::endpoints::{Endpoints, WorkerTimer};
 use crate::runtime::shared::Shared;
 use crate::runtime::shutdown::ShutdownSignal;
 
@@ -19,5 +23,17 @@ pub struct WorkerContext {
     /// This worker's counters (the worker is their only writer).
     pub stats: Arc<WorkerStats>,
     /// Raised when the worker stops.
-    pub shutdown: ShutdownSignal,
+    pub shutdown: Rc<ShutdownSignal>,
+    /// The HTTP endpoints this worker answers.
+    pub endpoints: Endpoints<TokioTimer>,
+}
+
+/// tokio's timer, for the worker's `/stats` streams.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTimer;
+
+impl WorkerTimer for TokioTimer {
+    fn sleep(&self, period: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(tokio::time::sleep(period))
+    }
 }

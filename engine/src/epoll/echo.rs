@@ -14,15 +14,15 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::epoll::message::{MessageAssembler, MessageError};
 use crate::epoll::session::Session;
 use crate::metrics::WorkerStats;
-use crate::protocol::close;
 use crate::protocol::frame::MAX_CONTROL_PAYLOAD;
+use crate::protocol::{close, CloseCode};
 
 /// Why the loop stops after a frame.
 enum Stop {
     /// The transport failed; nothing more can be sent.
     Transport,
     /// Close the connection with this code.
-    Fail(u16),
+    Fail(CloseCode),
 }
 
 impl From<MessageError> for Stop {
@@ -37,7 +37,7 @@ pub enum EchoEnd {
     /// The close handshake completed (either side started it).
     Closed,
     /// We closed with this code after a protocol, UTF-8 or size error.
-    Failed(u16),
+    Failed(CloseCode),
     /// The transport went away (EOF, reset, keep-alive timeout).
     Dropped,
     /// The peer did not read its echoes: a write stayed blocked for
@@ -111,7 +111,9 @@ where
                 Err(e) => Err(e.into()),
             },
             OpCode::Close => return answer_close(&mut ws, session, stats, frame.payload).await,
-            OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => Err(Stop::Fail(1002)),
+            OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => {
+                Err(Stop::Fail(CloseCode::PROTOCOL_ERROR))
+            }
             OpCode::Pong => {
                 session.pong_received();
                 Ok(())
@@ -179,14 +181,14 @@ where
 }
 
 /// The close code for a codec error; `None` when the transport is gone.
-fn close_code_for(error: &WebSocketError) -> Option<u16> {
+fn close_code_for(error: &WebSocketError) -> Option<CloseCode> {
     match error {
-        WebSocketError::InvalidUTF8 => Some(1007),
-        WebSocketError::FrameTooLarge => Some(1009),
+        WebSocketError::InvalidUTF8 => Some(CloseCode::INVALID_PAYLOAD),
+        WebSocketError::FrameTooLarge => Some(CloseCode::MESSAGE_TOO_BIG),
         WebSocketError::IoError(_)
         | WebSocketError::UnexpectedEOF
         | WebSocketError::ConnectionClosed => None,
-        _ => Some(1002),
+        _ => Some(CloseCode::PROTOCOL_ERROR),
     }
 }
 
@@ -195,7 +197,7 @@ async fn fail_on<S>(
     ws: &mut WebSocket<S>,
     session: &Session,
     stats: &WorkerStats,
-    code: Option<u16>,
+    code: Option<CloseCode>,
 ) -> EchoEnd
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -203,7 +205,7 @@ where
     let Some(code) = code else {
         return EchoEnd::Dropped;
     };
-    if !session.close_sent() && ws.write_frame(Frame::close(code, b"")).await.is_ok() {
+    if !session.close_sent() && ws.write_frame(Frame::close(code.get(), b"")).await.is_ok() {
         stats.close_sent(code);
     }
     EchoEnd::Failed(code)

@@ -9,6 +9,8 @@
 use fastwebsockets::OpCode;
 use thiserror::Error;
 
+use crate::protocol::CloseCode;
+
 /// Why a fragmented message is refused; each maps to a close code.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum MessageError {
@@ -25,11 +27,11 @@ pub enum MessageError {
 
 impl MessageError {
     /// The close code RFC 6455 assigns to this failure.
-    pub fn close_code(&self) -> u16 {
+    pub fn close_code(&self) -> CloseCode {
         match self {
-            MessageError::InvalidUtf8 => 1007,
-            MessageError::TooBig => 1009,
-            MessageError::OutOfOrder => 1002,
+            MessageError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            MessageError::TooBig => CloseCode::MESSAGE_TOO_BIG,
+            MessageError::OutOfOrder => CloseCode::PROTOCOL_ERROR,
         }
     }
 }

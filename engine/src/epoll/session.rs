@@ -56,6 +56,8 @@
 //! what it would cost after its first few kilobytes, and the RSS follows
 //! the number of connections, not their history.
 
+use bytes::{Buf, Bytes};
+use slab::Slab;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
@@ -63,36 +65,23 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-
-use bytes::{Buf, Bytes};
-use slab::Slab;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::epoll::text_watch::{Refused, TextWatch};
 use crate::metrics::WorkerStats;
-use crate::protocol::close::GOING_AWAY;
-use crate::protocol::frame::PING_FRAME;
-
-/// An unmasked server close frame with code 1001 (going away).
-const GOING_AWAY_FRAME: [u8; 4] = [
-    0x88,
-    0x02,
-    GOING_AWAY.to_be_bytes()[0],
-    GOING_AWAY.to_be_bytes()[1],
-];
+use crate::protocol::CloseCode;
+use crate::runtime::keep_alive::{sweep_period, Deadlines, Due, KeepAlive, Owed};
 
 /// The worker's view of one open WebSocket.
 #[derive(Debug)]
 pub struct Session {
     waker: RefCell<Option<Waker>>,
-    next_ping: Cell<Instant>,
-    ping_due: Cell<bool>,
-    /// When the last ping went out, until its pong arrives.
-    awaiting_pong_since: Cell<Option<Instant>>,
-    going_away_due: Cell<bool>,
-    close_sent: Cell<bool>,
+    /// When the next ping is due, and since when a pong is awaited.
+    keep_alive: Cell<KeepAlive<Instant>>,
+    /// The ping or close 1001 owed at the next frame boundary.
+    owed: Cell<Owed>,
     expired: Cell<bool>,
     /// The task's waker, stored when a write to the transport is pending.
     write_waker: RefCell<Option<Waker>>,
@@ -101,21 +90,18 @@ pub struct Session {
     /// Set by the sweep: writes were blocked for `--backpressure-timeout`.
     backpressure_expired: Cell<bool>,
     /// The close code of a refusal by the transport, once the codec saw it.
-    refused_with: Cell<Option<u16>>,
+    refused_with: Cell<Option<CloseCode>>,
     /// The owning worker's counters.
     stats: Arc<WorkerStats>,
 }
 
 impl Session {
-    fn new(first_ping: Instant, stats: Arc<WorkerStats>) -> Self {
+    fn new(keep_alive: KeepAlive<Instant>, stats: Arc<WorkerStats>) -> Self {
         Self {
             stats,
             waker: RefCell::new(None),
-            next_ping: Cell::new(first_ping),
-            ping_due: Cell::new(false),
-            awaiting_pong_since: Cell::new(None),
-            going_away_due: Cell::new(false),
-            close_sent: Cell::new(false),
+            keep_alive: Cell::new(keep_alive),
+            owed: Cell::new(Owed::default()),
             expired: Cell::new(false),
             write_waker: RefCell::new(None),
             write_blocked_since: Cell::new(None),
@@ -126,13 +112,22 @@ impl Session {
 
     /// The echo loop saw a pong: the peer is alive.
     pub fn pong_received(&self) {
-        self.awaiting_pong_since.set(None);
+        let mut keep_alive = self.keep_alive.get();
+        keep_alive.pong_received();
+        self.keep_alive.set(keep_alive);
     }
 
     /// Whether the server has already sent its close frame (at shutdown);
     /// after that no data frame may be sent.
     pub fn close_sent(&self) -> bool {
-        self.close_sent.get()
+        self.owed.get().close_sent()
+    }
+
+    /// Changes what the session owes.
+    fn owe(&self, change: impl FnOnce(&mut Owed)) {
+        let mut owed = self.owed.get();
+        change(&mut owed);
+        self.owed.set(owed);
     }
 
     /// The close code to fail the connection with when the transport
@@ -140,7 +135,7 @@ impl Session {
     /// in a text frame, 1002 for an unmasked frame. Set only once the
     /// codec's read has failed because of it, so a codec error on an earlier
     /// frame keeps its own code.
-    pub fn refused_with(&self) -> Option<u16> {
+    pub fn refused_with(&self) -> Option<CloseCode> {
         self.refused_with.get()
     }
 
@@ -188,24 +183,23 @@ impl Session {
         }
     }
 
-    /// The control frame to write now, if any. Close wins over ping.
+    /// The control frame to write now, if any (see [`Owed::take`]),
+    /// counted as sent.
     fn take_due_frame(&self) -> Option<&'static [u8]> {
-        if self.close_sent.get() {
-            return None;
-        }
-        if self.going_away_due.take() {
-            self.close_sent.set(true);
-            self.stats.close_sent(GOING_AWAY);
-            return Some(&GOING_AWAY_FRAME);
-        }
-        if self.ping_due.take() {
-            if self.awaiting_pong_since.get().is_none() {
-                self.awaiting_pong_since.set(Some(Instant::now()));
+        let mut owed = self.owed.get();
+        let control = owed.take();
+        self.owed.set(owed);
+        let control = control?;
+        match control.close_code() {
+            Some(code) => self.stats.close_sent(code),
+            None => {
+                let mut keep_alive = self.keep_alive.get();
+                keep_alive.ping_sent(Instant::now());
+                self.keep_alive.set(keep_alive);
+                self.stats.ping_sent();
             }
-            self.stats.ping_sent();
-            return Some(&PING_FRAME);
         }
-        None
+        Some(control.frame())
     }
 }
 
@@ -213,9 +207,8 @@ impl Session {
 #[derive(Debug, Default)]
 pub struct Sessions {
     open: RefCell<Slab<Rc<Session>>>,
-    interval: Option<Duration>,
-    /// How long a write may stay blocked (`--backpressure-timeout`).
-    backpressure_timeout: Option<Duration>,
+    /// Keep-alive interval, pong timeout and backpressure timeout.
+    deadlines: Deadlines<Duration>,
     /// Set by `close_all`: sessions opened later start with close 1001 due.
     closing: Cell<bool>,
     /// The worker's counters, handed to every session.
@@ -224,14 +217,14 @@ pub struct Sessions {
 
 impl Sessions {
     /// A registry that pings every `config.keep_alive_interval` (never when
-    /// `None`), drops sessions whose writes stay blocked for
+    /// `None`), drops sessions whose pong is later than
+    /// `config.keep_alive_timeout` or whose writes stay blocked for
     /// `config.backpressure_timeout`, and counts pings, timeouts and closes
     /// in `stats`.
     pub fn new(config: &Config, stats: Arc<WorkerStats>) -> Self {
         Self {
             open: RefCell::new(Slab::new()),
-            interval: config.keep_alive_interval,
-            backpressure_timeout: config.backpressure_timeout,
+            deadlines: Deadlines::new(config),
             closing: Cell::new(false),
             stats,
         }
@@ -239,9 +232,11 @@ impl Sessions {
 
     /// Registers a new WebSocket; it leaves the registry when the guard drops.
     pub fn open(self: &Rc<Self>) -> SessionGuard {
-        let first_ping = Instant::now() + self.interval.unwrap_or(Duration::MAX / 4);
-        let session = Rc::new(Session::new(first_ping, self.stats.clone()));
-        session.going_away_due.set(self.closing.get());
+        let keep_alive = self.deadlines.open(Instant::now());
+        let session = Rc::new(Session::new(keep_alive, self.stats.clone()));
+        if self.closing.get() {
+            session.owe(Owed::going_away);
+        }
         let key = self.open.borrow_mut().insert(session.clone());
         SessionGuard {
             sessions: self.clone(),
@@ -264,77 +259,63 @@ impl Sessions {
     pub fn close_all(&self) {
         self.closing.set(true);
         for (_, session) in self.open.borrow().iter() {
-            session.going_away_due.set(true);
+            session.owe(Owed::going_away);
             session.wake();
         }
     }
 
-    /// One pass: drops sessions whose writes have been blocked for the
-    /// backpressure timeout, marks pings due and expires sessions whose pong
-    /// is later than `timeout`.
-    fn sweep_once(&self, now: Instant, timeout: Option<Duration>) {
+    /// One pass of the deadline rules ([`Deadlines::check`]) over every
+    /// session: drops those whose writes have been blocked for the
+    /// backpressure timeout or whose pong is late, and marks pings due.
+    fn sweep_once(&self, now: Instant) {
         for (_, session) in self.open.borrow().iter() {
-            if let (Some(limit), Some(since)) =
-                (self.backpressure_timeout, session.write_blocked_since.get())
-            {
-                if now.saturating_duration_since(since) >= limit {
+            let mut keep_alive = session.keep_alive.get();
+            let due = self
+                .deadlines
+                .check(now, session.write_blocked_since.get(), &mut keep_alive);
+            session.keep_alive.set(keep_alive);
+            match due {
+                Due::Nothing => {}
+                Due::BackpressureTimeout => {
                     if !session.backpressure_expired.replace(true) {
                         self.stats.backpressure_closed();
                     }
                     session.wake_writer();
                     session.wake();
-                    continue;
                 }
-            }
-            let Some(interval) = self.interval else {
-                continue;
-            };
-            if let (Some(sent), Some(timeout)) = (session.awaiting_pong_since.get(), timeout) {
-                if now.duration_since(sent) >= timeout {
+                Due::PongTimeout => {
                     if !session.expired.replace(true) {
                         self.stats.keep_alive_timed_out();
                     }
                     session.wake();
-                    continue;
                 }
-            }
-            if now >= session.next_ping.get() {
-                session.next_ping.set(now + interval);
-                session.ping_due.set(true);
-                session.wake();
+                Due::Ping => {
+                    session.owe(Owed::ping);
+                    session.wake();
+                }
             }
         }
     }
-}
 
-impl Sessions {
-    /// The sweep's period: a quarter of the shortest of the keep-alive
-    /// interval, the pong `timeout` and the backpressure timeout (10 ms to
-    /// 1 s); `None` when all are off and there is nothing to sweep.
-    fn sweep_tick(&self, timeout: Option<Duration>) -> Option<Duration> {
-        // A pong timeout only matters while pings go out.
-        let timeout = self.interval.and(timeout);
-        let shortest = [self.interval, timeout, self.backpressure_timeout]
-            .into_iter()
-            .flatten()
-            .min()?;
-        Some((shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)))
+    /// The sweep's period ([`sweep_period`]); `None` when every deadline is
+    /// off and there is nothing to sweep.
+    fn sweep_tick(&self) -> Option<Duration> {
+        self.deadlines.shortest().map(sweep_period)
     }
 }
 
-/// The per-worker keep-alive and backpressure task. Its tick is a quarter of
-/// the shortest of keep-alive interval, pong `timeout` and backpressure
-/// timeout (10 ms to 1 s), which bounds how late a ping or an expiry can be.
-/// It ends at once when pings and the backpressure timeout are both off.
-pub async fn sweep(sessions: Rc<Sessions>, timeout: Option<Duration>) {
-    let Some(tick) = sessions.sweep_tick(timeout) else {
+/// The per-worker keep-alive and backpressure task: one pass over the
+/// sessions every sweep period. It ends at once when pings and the
+/// backpressure timeout are both off.
+pub async fn sweep(sessions: Rc<Sessions>) {
+    let Some(tick) = sessions.sweep_tick() else {
         return;
     };
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let now = ticker.tick().await;
-        sessions.sweep_once(now, timeout);
+        sessions.sweep_once(now);
     }
 }
 
@@ -549,6 +530,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::frame::{GOING_AWAY_FRAME, PING_FRAME};
 
     use futures_util::task::noop_waker_ref;
 
@@ -563,26 +545,15 @@ mod tests {
     }
 
     #[test]
-    fn sweep_ticks_for_backpressure_even_without_pings() {
-        let tick = |keep_alive, pong, backpressure| {
-            Sessions::new(&config(keep_alive, backpressure), Arc::default()).sweep_tick(pong)
+    fn the_sweep_runs_only_when_a_deadline_is_on() {
+        let tick = |keep_alive, backpressure| {
+            Sessions::new(&config(keep_alive, backpressure), Arc::default()).sweep_tick()
         };
-        let s = Duration::from_secs;
-        assert_eq!(tick(None, None, None), None, "nothing to sweep");
+        assert_eq!(tick(None, None), None, "nothing to sweep");
         assert_eq!(
-            tick(None, None, Some(s(2))),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(tick(Some(s(120)), None, Some(s(10))), Some(s(1)));
-        assert_eq!(
-            tick(Some(s(1)), Some(Duration::from_millis(200)), Some(s(10))),
+            tick(None, Some(Duration::from_millis(200))),
             Some(Duration::from_millis(50)),
-            "the pong timeout is the shortest"
-        );
-        assert_eq!(
-            tick(None, Some(Duration::from_millis(1)), Some(s(10))),
-            Some(s(1)),
-            "a pong timeout without pings does not count"
+            "for backpressure even without pings"
         );
     }
 
@@ -615,11 +586,11 @@ mod tests {
             "a retry without progress keeps the start"
         );
         tokio::time::advance(limit / 2 - Duration::from_millis(1)).await;
-        sessions.sweep_once(Instant::now(), None);
+        sessions.sweep_once(Instant::now());
         assert!(!session.backpressure_timed_out(), "1 ms early");
         tokio::time::advance(Duration::from_millis(1)).await;
-        sessions.sweep_once(Instant::now(), None);
-        sessions.sweep_once(Instant::now(), None);
+        sessions.sweep_once(Instant::now());
+        sessions.sweep_once(Instant::now());
         assert!(session.backpressure_timed_out());
         match write(&mut stream) {
             Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
@@ -654,16 +625,17 @@ mod tests {
             .expect("read");
         assert!(write(&mut stream).is_ready());
         assert_eq!(session.write_blocked_since.get(), None);
-        sessions.sweep_once(Instant::now(), None);
+        sessions.sweep_once(Instant::now());
         assert!(!session.backpressure_timed_out());
         assert_eq!(sessions.stats.snapshot(0).backpressure_closes, 0);
     }
 
     #[test]
     fn close_wins_over_ping_and_nothing_follows_it() {
-        let session = Session::new(Instant::now(), Arc::default());
-        session.ping_due.set(true);
-        session.going_away_due.set(true);
+        let keep_alive = Deadlines::default().open(Instant::now());
+        let session = Session::new(keep_alive, Arc::default());
+        session.owe(Owed::ping);
+        session.owe(Owed::going_away);
         assert_eq!(session.take_due_frame(), Some(&GOING_AWAY_FRAME[..]));
         assert!(session.close_sent());
         assert_eq!(session.take_due_frame(), None);
@@ -672,24 +644,30 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn sweep_marks_pings_and_expires_silent_peers() {
         let sessions = Rc::new(Sessions::new(
-            &config(Some(Duration::from_secs(1)), None),
+            &Config {
+                keep_alive_timeout: Some(Duration::from_millis(500)),
+                ..config(Some(Duration::from_secs(1)), None)
+            },
             Arc::default(),
         ));
         let guard = sessions.open();
         let session = guard.session().clone();
-        let timeout = Some(Duration::from_millis(500));
-        sessions.sweep_once(Instant::now(), timeout);
-        assert!(!session.ping_due.get(), "no ping before the interval");
+        sessions.sweep_once(Instant::now());
+        assert_eq!(
+            session.take_due_frame(),
+            None,
+            "no ping before the interval"
+        );
         tokio::time::advance(Duration::from_secs(1)).await;
-        sessions.sweep_once(Instant::now(), timeout);
+        sessions.sweep_once(Instant::now());
         assert_eq!(session.take_due_frame(), Some(&PING_FRAME[..]));
         tokio::time::advance(Duration::from_millis(499)).await;
-        sessions.sweep_once(Instant::now(), timeout);
+        sessions.sweep_once(Instant::now());
         assert!(!session.expired());
         tokio::time::advance(Duration::from_millis(1)).await;
-        sessions.sweep_once(Instant::now(), timeout);
+        sessions.sweep_once(Instant::now());
         assert!(session.expired());
-        sessions.sweep_once(Instant::now(), timeout);
+        sessions.sweep_once(Instant::now());
         let counted = sessions.stats.snapshot(0);
         assert_eq!(counted.pings_sent, 1);
         assert_eq!(counted.keep_alive_timeouts, 1, "an expiry is counted once");

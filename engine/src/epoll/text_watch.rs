@@ -24,7 +24,9 @@
 //! frames before the refused one ([`Refusal::keep`]), so those are read and
 //! echoed before the connection fails.
 
+use crate::protocol::frame::{self, OpCode};
 use crate::protocol::utf8::Utf8Stream;
+use crate::protocol::CloseCode;
 
 /// Where the watch is within the client's frame stream.
 #[derive(Debug)]
@@ -56,10 +58,10 @@ pub enum Refused {
 impl Refused {
     /// The close code the connection fails with: 1007 for invalid UTF-8,
     /// 1002 (protocol error) for an unmasked frame.
-    pub fn close_code(self) -> u16 {
+    pub fn close_code(self) -> CloseCode {
         match self {
-            Refused::InvalidUtf8 => 1007,
-            Refused::Unmasked => 1002,
+            Refused::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Refused::Unmasked => CloseCode::PROTOCOL_ERROR,
         }
     }
 
@@ -114,9 +116,6 @@ impl Default for TextWatch {
 /// Payload bytes unmasked per step, on the stack.
 const UNMASK_CHUNK: usize = 1024;
 
-/// The MASK bit in a header's second byte.
-const MASK_BIT: u8 = 0x80;
-
 impl TextWatch {
     /// A watch at the start of the client's frame stream.
     pub fn new() -> Self {
@@ -149,7 +148,7 @@ impl TextWatch {
                     *have += take;
                     self.fed += take as u64;
                     bytes = &bytes[take..];
-                    if *have >= 2 && header[1] & MASK_BIT == 0 {
+                    if *have >= 2 && !frame::is_masked(header[1]) {
                         return Err(self.refuse(Refused::Unmasked, chunk_start));
                     }
                     if *have == header_len(&header[..*have]) {
@@ -196,38 +195,26 @@ impl TextWatch {
 
     /// A complete header is in: decide whether its payload is text.
     fn start_frame(&mut self, header: &[u8; 14]) {
-        let fin = header[0] & 0x80 != 0;
-        let reserved_bits = header[0] & 0x70 != 0;
-        let opcode = header[0] & 0x0f;
-        let masked = header[1] & MASK_BIT != 0;
-        let (len, at) = match header[1] & 0x7f {
-            126 => (u64::from(u16::from_be_bytes([header[2], header[3]])), 4),
-            127 => (
-                u64::from_be_bytes(header[2..10].try_into().unwrap_or([0; 8])),
-                10,
-            ),
-            short => (u64::from(short), 2),
+        let head = frame::read_wire_head(header);
+        let (len, mask) = (head.len, head.mask);
+        let opcode = match head.opcode {
+            Some(opcode) if head.rsv == 0 => opcode,
+            _ => {
+                self.position = Position::Stopped;
+                return;
+            }
         };
-        let mask = if masked {
-            [header[at], header[at + 1], header[at + 2], header[at + 3]]
-        } else {
-            [0; 4]
-        };
-        if reserved_bits || matches!(opcode, 3..=7 | 11..=15) {
-            self.position = Position::Stopped;
-            return;
-        }
         let text = match opcode {
-            0 => self.in_text_message,
-            1 => {
+            OpCode::Continuation => self.in_text_message,
+            OpCode::Text => {
                 self.utf8.reset();
                 true
             }
             _ => false,
         };
-        // Control frames (8-10) may interleave a fragmented message.
-        if opcode < 8 {
-            self.in_text_message = text && !fin;
+        // Control frames may interleave a fragmented message.
+        if !frame::is_control(opcode) {
+            self.in_text_message = text && !head.fin;
         }
         self.position = if len == 0 {
             Position::Header {
@@ -247,16 +234,7 @@ impl TextWatch {
 
 /// The header length implied by its first bytes (2 until byte 1 is known).
 fn header_len(partial: &[u8]) -> usize {
-    let Some(&second) = partial.get(1) else {
-        return 2;
-    };
-    let extended = match second & 0x7f {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    let mask = if second & MASK_BIT != 0 { 4 } else { 0 };
-    2 + extended + mask
+    partial.get(1).map_or(2, |&second| frame::head_len(second))
 }
 
 /// Unmasks `payload` into a stack buffer piece by piece and feeds it to
@@ -285,6 +263,8 @@ mod tests {
     use super::*;
 
     const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+    /// The MASK bit in a header's second byte.
+    const MASK_BIT: u8 = 0x80;
 
     /// A masked client frame.
     fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -427,8 +407,11 @@ mod tests {
 
     #[test]
     fn refusal_reasons_map_to_close_codes() {
-        assert_eq!(Refused::InvalidUtf8.close_code(), 1007);
-        assert_eq!(Refused::Unmasked.close_code(), 1002);
+        assert_eq!(
+            Refused::InvalidUtf8.close_code(),
+            CloseCode::INVALID_PAYLOAD
+        );
+        assert_eq!(Refused::Unmasked.close_code(), CloseCode::PROTOCOL_ERROR);
     }
 
     #[test]

@@ -10,10 +10,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::task::TaskTracker;
 
 use crate::epoll::connection;
-use crate::epoll::context::WorkerContext;
+use crate::epoll::context::{TokioTimer, WorkerContext};
 use crate::epoll::session::{self, Sessions};
+use crate::runtime::endpoints::Endpoints;
 use crate::runtime::fd_limit;
-use crate::runtime::shutdown::ShutdownSignal;
+use crate::runtime::shutdown::{Drain, ShutdownSignal};
 use crate::runtime::worker::WorkerSpec;
 
 /// Pause after an accept error other than running out of descriptors
@@ -32,17 +33,16 @@ pub async fn run(spec: WorkerSpec) {
     } = spec;
     let config = &shared.config;
     let stats = shared.workers[index].clone();
+    let shutdown = Rc::new(ShutdownSignal::default());
     let ctx = Rc::new(WorkerContext {
         index,
         shared: shared.clone(),
         sessions: Rc::new(Sessions::new(config, stats.clone())),
         stats,
-        shutdown: ShutdownSignal::default(),
+        shutdown: shutdown.clone(),
+        endpoints: Endpoints::new(shared.clone(), index, shutdown, TokioTimer),
     });
-    tokio::task::spawn_local(session::sweep(
-        ctx.sessions.clone(),
-        config.keep_alive_timeout,
-    ));
+    tokio::task::spawn_local(session::sweep(ctx.sessions.clone()));
     let connections = TaskTracker::new();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -113,15 +113,15 @@ async fn drain(ctx: &WorkerContext, connections: &TaskTracker) {
     ctx.shutdown.trigger();
     ctx.sessions.close_all();
     connections.close();
-    let timeout = ctx.shared.config.shutdown_timeout;
-    if tokio::time::timeout(timeout, connections.wait())
+    let drain = Drain::start(
+        std::time::Instant::now(),
+        ctx.shared.config.shutdown_timeout,
+    );
+    let deadline = tokio::time::Instant::from_std(drain.deadline());
+    if tokio::time::timeout_at(deadline, connections.wait())
         .await
         .is_err()
     {
-        tracing::warn!(
-            worker = ctx.index,
-            open = ctx.sessions.len(),
-            "shutdown timeout: dropping connections that did not close"
-        );
+        drain.give_up(ctx.index, ctx.sessions.len());
     }
 }

@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use crate::config::{Config, IoBackend};
+use crate::protocol::CloseCode;
 
 /// A monotonically growing count written by one thread only (see the module
 /// docs for why a load and a store are enough).
@@ -113,7 +114,8 @@ const SLOT_4000_4999: usize = 17;
 const SLOT_OTHER: usize = 18;
 
 /// The slot a close code is counted in.
-fn close_code_slot(code: u16) -> usize {
+fn close_code_slot(code: CloseCode) -> usize {
+    let code = code.get();
     match code {
         1000..=1015 => usize::from(code - 1000),
         3000..=3999 => SLOT_3000_3999,
@@ -131,8 +133,6 @@ pub fn close_code_label(slot: usize) -> String {
         code => (1000 + code).to_string(),
     }
 }
-
-pub use crate::protocol::close::{NO_STATUS_RECEIVED, POLICY_VIOLATION};
 
 /// Counters one worker owns (see the module docs).
 #[derive(Debug, Default)]
@@ -225,7 +225,7 @@ impl WorkerStats {
     /// engine decided on rather than one the peer can read.
     pub fn backpressure_closed(&self) {
         self.backpressure_closes.add(1);
-        self.close_sent(POLICY_VIOLATION);
+        self.close_sent(CloseCode::POLICY_VIOLATION);
     }
 
     /// `n` connections were closed as soon as they were accepted, because
@@ -240,13 +240,13 @@ impl WorkerStats {
     }
 
     /// This worker sent a close frame with `code`.
-    pub fn close_sent(&self, code: u16) {
+    pub fn close_sent(&self, code: CloseCode) {
         self.close_codes_sent[close_code_slot(code)].add(1);
     }
 
-    /// A peer sent a close frame with `code` ([`NO_STATUS_RECEIVED`] when
+    /// A peer sent a close frame with `code` ([`CloseCode::NO_STATUS_RECEIVED`] when
     /// the frame had none).
-    pub fn close_received(&self, code: u16) {
+    pub fn close_received(&self, code: CloseCode) {
         self.close_codes_received[close_code_slot(code)].add(1);
     }
 
@@ -441,7 +441,11 @@ mod tests {
             (1016, "other"),
             (5000, "other"),
         ] {
-            assert_eq!(close_code_label(close_code_slot(code)), label, "{code}");
+            assert_eq!(
+                close_code_label(close_code_slot(CloseCode::new(code))),
+                label,
+                "{code}"
+            );
         }
     }
 
@@ -454,8 +458,8 @@ mod tests {
         stats.message_received(20);
         stats.message_sent(20);
         stats.handshake_rejected(RejectReason::Timeout);
-        stats.close_sent(1000);
-        stats.close_received(4001);
+        stats.close_sent(CloseCode::NORMAL);
+        stats.close_received(CloseCode::new(4001));
         stats.backpressure_closed();
         stats.connections_dropped(3);
         let snapshot = stats.snapshot(7);
@@ -472,7 +476,7 @@ mod tests {
         assert_eq!(snapshot.backpressure_closes, 1);
         assert_eq!(snapshot.connections_dropped, 3);
         assert_eq!(
-            snapshot.close_codes_sent[close_code_slot(POLICY_VIOLATION)],
+            snapshot.close_codes_sent[close_code_slot(CloseCode::POLICY_VIOLATION)],
             1,
             "a backpressure close counts its 1008 too"
         );

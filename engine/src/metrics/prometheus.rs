@@ -215,7 +215,7 @@ mod tests {
         let stats = WorkerStats::new(Some(0));
         stats.websocket_opened();
         stats.handshake_rejected(RejectReason::Origin);
-        stats.close_received(1000);
+        stats.close_received(crate::protocol::CloseCode::NORMAL);
         stats.backpressure_closed();
         let info = EngineInfo {
             version: "9.9.9",

@@ -29,6 +29,7 @@
 use std::ops::Range;
 
 use super::close;
+use super::close_code::CloseCode;
 use super::frame::{self, FrameHead, HeadParse, OpCode, MAX_CLIENT_HEADER, MAX_CONTROL_PAYLOAD};
 use super::utf8::Utf8Stream;
 
@@ -66,7 +67,7 @@ pub enum Event<'a> {
     /// A valid close frame with this payload: answer it and close.
     Close(&'a [u8]),
     /// The stream broke a rule: close with this code.
-    Fail(u16),
+    Fail(CloseCode),
 }
 
 /// One piece of a whole-message data frame, for [`Event::Echo`] and
@@ -224,7 +225,7 @@ impl Decoder {
         chunk: &mut [u8],
         at: usize,
         max_message: u64,
-    ) -> Result<Option<usize>, u16> {
+    ) -> Result<Option<usize>, CloseCode> {
         let have = usize::from(self.header_have);
         let in_place = have == 0;
         let parsed = if in_place {
@@ -258,21 +259,23 @@ impl Decoder {
     }
 
     /// Applies the message rules to a new frame and sets up its payload.
-    fn begin_frame(&mut self, head: FrameHead, max_message: u64) -> Result<(), u16> {
+    fn begin_frame(&mut self, head: FrameHead, max_message: u64) -> Result<(), CloseCode> {
         let kind = match head.opcode {
             OpCode::Text | OpCode::Binary if self.fragmented.is_some() => {
-                return Err(close::PROTOCOL_ERROR)
+                return Err(CloseCode::PROTOCOL_ERROR)
             }
             OpCode::Text | OpCode::Binary if head.fin => Kind::Whole,
             OpCode::Text | OpCode::Binary => Kind::Fragment,
-            OpCode::Continuation if self.fragmented.is_none() => return Err(close::PROTOCOL_ERROR),
+            OpCode::Continuation if self.fragmented.is_none() => {
+                return Err(CloseCode::PROTOCOL_ERROR)
+            }
             OpCode::Continuation => Kind::Fragment,
             OpCode::Close | OpCode::Ping | OpCode::Pong => Kind::Control,
         };
         match kind {
             Kind::Whole => {
                 if head.len > max_message {
-                    return Err(close::MESSAGE_TOO_BIG);
+                    return Err(CloseCode::MESSAGE_TOO_BIG);
                 }
                 self.text = head.opcode == OpCode::Text && !head.compressed;
                 self.utf8.reset();
@@ -287,7 +290,7 @@ impl Decoder {
                 }
                 self.message_len += head.len;
                 if self.message_len > max_message {
-                    return Err(close::MESSAGE_TOO_BIG);
+                    return Err(CloseCode::MESSAGE_TOO_BIG);
                 }
             }
             Kind::Control => {}
@@ -320,7 +323,7 @@ impl Decoder {
                     let valid = self.utf8.feed(&chunk[range.clone()])
                         && (!message_end || self.utf8.is_complete());
                     if !valid {
-                        self.fail(close::INVALID_PAYLOAD, on);
+                        self.fail(CloseCode::INVALID_PAYLOAD, on);
                         return chunk.len();
                     }
                 }
@@ -394,7 +397,7 @@ impl Decoder {
         }
     }
 
-    fn fail(&mut self, code: u16, on: &mut impl FnMut(Event<'_>)) {
+    fn fail(&mut self, code: CloseCode, on: &mut impl FnMut(Event<'_>)) {
         self.phase = Phase::Done;
         self.control = None;
         on(Event::Fail(code));
@@ -466,7 +469,7 @@ mod tests {
                         false,
                         0..0,
                         OpCode::Close,
-                        u64::from(code),
+                        u64::from(code.get()),
                         false,
                         Vec::new(),
                     ),
@@ -493,7 +496,7 @@ mod tests {
                     2 => out.extend(encode(OpCode::Pong, &bytes)),
                     3 => {}
                     4 => out.extend(encode(OpCode::Close, &bytes)),
-                    _ => out.extend(frame::close_frame(len as u16)),
+                    _ => out.extend(frame::close_frame(CloseCode::new(len as u16))),
                 }
             }
         }
@@ -589,7 +592,7 @@ mod tests {
                         }
                     });
                 }
-                assert_eq!(failed, Some(code), "{wire:x?} cut at {cut}");
+                assert_eq!(failed, Some(CloseCode::new(code)), "{wire:x?} cut at {cut}");
                 assert!(decoder.is_done());
             }
         }
@@ -604,7 +607,7 @@ mod tests {
                 failed = Some(code);
             }
         });
-        assert_eq!(failed, Some(1007));
+        assert_eq!(failed, Some(CloseCode::INVALID_PAYLOAD));
     }
 
     #[test]
@@ -626,7 +629,11 @@ mod tests {
                 refused = Some(code);
             }
         });
-        assert_eq!(refused, Some(1002), "RSV1 without the extension");
+        assert_eq!(
+            refused,
+            Some(CloseCode::PROTOCOL_ERROR),
+            "RSV1 without the extension"
+        );
 
         let mut decoder = Decoder::new();
         decoder.enable_compression();
@@ -666,6 +673,10 @@ mod tests {
                 refused = Some(code);
             }
         });
-        assert_eq!(refused, Some(1002), "RSV1 on a continuation");
+        assert_eq!(
+            refused,
+            Some(CloseCode::PROTOCOL_ERROR),
+            "RSV1 on a continuation"
+        );
     }
 }

@@ -8,19 +8,30 @@
 
 pub use fastwebsockets::OpCode;
 
+use super::close_code::CloseCode;
+
 /// Largest payload of a control frame (RFC 6455 §5.5).
 pub const MAX_CONTROL_PAYLOAD: usize = 125;
 /// Longest client (masked) header.
 pub const MAX_CLIENT_HEADER: usize = 14;
 /// An unmasked server ping with an empty payload (keep-alive).
-pub const PING_FRAME: [u8; 2] = [0x89, 0x00];
+pub const PING_FRAME: [u8; 2] = [FIN | OpCode::Ping as u8, 0x00];
+/// An unmasked server close frame with code 1001 (going away) and no
+/// reason: what every WebSocket gets at shutdown.
+pub const GOING_AWAY_FRAME: [u8; 4] = close_frame_of(CloseCode::GOING_AWAY);
 
+/// The FIN bit of a header's first byte.
 const FIN: u8 = 0x80;
 /// RSV1: the message is compressed (permessage-deflate, RFC 7692 §6).
 const RSV1: u8 = 0x40;
 /// RSV2 and RSV3: no extension this server speaks uses them.
 const RSV2_RSV3: u8 = 0x30;
+/// The opcode bits of a header's first byte.
+const OPCODE: u8 = 0x0f;
+/// The MASK bit of a header's second byte.
 const MASKED: u8 = 0x80;
+/// The length bits of a header's second byte.
+const LENGTH: u8 = 0x7f;
 
 /// A parsed client frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +56,72 @@ pub enum HeadParse {
     /// A whole header of this many bytes.
     Complete(FrameHead, usize),
     /// Not a frame this server accepts: close with this code.
-    Invalid(u16),
+    Invalid(CloseCode),
+}
+
+/// A header's fields as they are on the wire, before any rule is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireHead {
+    /// Final fragment of its message.
+    pub fin: bool,
+    /// The reserved bits RSV1-3, as they are in the first byte (`0x70`).
+    pub rsv: u8,
+    /// The opcode; `None` for a reserved one (3-7, 11-15).
+    pub opcode: Option<OpCode>,
+    /// The MASK bit is set.
+    pub masked: bool,
+    /// Payload length in bytes.
+    pub len: u64,
+    /// The mask key (zeros when unmasked).
+    pub mask: [u8; 4],
+}
+
+/// The length of a header whose second byte is `second`: 2 bytes, plus 2
+/// or 8 for an extended length, plus 4 for a mask key.
+pub fn head_len(second: u8) -> usize {
+    let extended = match second & LENGTH {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if is_masked(second) { 4 } else { 0 };
+    2 + extended + mask
+}
+
+/// Whether a header whose second byte is `second` carries a mask key, as
+/// every client frame must (RFC 6455 §5.1).
+pub fn is_masked(second: u8) -> bool {
+    second & MASKED != 0
+}
+
+/// The payload length a header declares; `head` holds at least its first
+/// [`head_len`]`(head[1])` bytes.
+fn payload_len(head: &[u8]) -> u64 {
+    match head[1] & LENGTH {
+        126 => u64::from(u16::from_be_bytes([head[2], head[3]])),
+        127 => u64::from_be_bytes(head[2..10].try_into().expect("8 bytes")),
+        short => u64::from(short),
+    }
+}
+
+/// Reads a whole header's fields with no rule applied; `head` holds at
+/// least its first [`head_len`]`(head[1])` bytes.
+pub fn read_wire_head(head: &[u8]) -> WireHead {
+    let (first, second) = (head[0], head[1]);
+    let masked = is_masked(second);
+    let len = head_len(second);
+    WireHead {
+        fin: first & FIN != 0,
+        rsv: first & (RSV1 | RSV2_RSV3),
+        opcode: OpCode::try_from(first & OPCODE).ok(),
+        masked,
+        len: payload_len(head),
+        mask: if masked {
+            head[len - 4..len].try_into().expect("4 bytes")
+        } else {
+            [0; 4]
+        },
+    }
 }
 
 /// Parses a client header from the start of `bytes` (at least one byte).
@@ -55,41 +131,33 @@ pub enum HeadParse {
 /// fragmented or oversized control frames and 64-bit lengths with the top
 /// bit set.
 pub fn parse_head(bytes: &[u8], compression: bool) -> HeadParse {
-    use super::close::PROTOCOL_ERROR;
+    const INVALID: HeadParse = HeadParse::Invalid(CloseCode::PROTOCOL_ERROR);
     let first = bytes[0];
-    let Ok(opcode) = OpCode::try_from(first & 0x0f) else {
-        return HeadParse::Invalid(PROTOCOL_ERROR);
+    let Ok(opcode) = OpCode::try_from(first & OPCODE) else {
+        return INVALID;
     };
     let compressed = first & RSV1 != 0;
     let rsv1_allowed = compression && matches!(opcode, OpCode::Text | OpCode::Binary);
     if first & RSV2_RSV3 != 0 || (compressed && !rsv1_allowed) {
-        return HeadParse::Invalid(PROTOCOL_ERROR);
+        return INVALID;
     }
     let fin = first & FIN != 0;
     if is_control(opcode) && !fin {
-        return HeadParse::Invalid(PROTOCOL_ERROR);
+        return INVALID;
     }
     let Some(&second) = bytes.get(1) else {
         return HeadParse::Incomplete(2);
     };
-    if second & MASKED == 0 {
-        return HeadParse::Invalid(PROTOCOL_ERROR);
+    if !is_masked(second) {
+        return INVALID;
     }
-    let (extended, header_len) = match second & 0x7f {
-        126 => (2, 8),
-        127 => (8, 14),
-        _ => (0, 6),
-    };
+    let header_len = head_len(second);
     if bytes.len() < header_len {
         return HeadParse::Incomplete(header_len);
     }
-    let len = match extended {
-        2 => u64::from(u16::from_be_bytes([bytes[2], bytes[3]])),
-        8 => u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes")),
-        _ => u64::from(second & 0x7f),
-    };
+    let len = payload_len(bytes);
     if len >> 63 != 0 || (is_control(opcode) && len > MAX_CONTROL_PAYLOAD as u64) {
-        return HeadParse::Invalid(PROTOCOL_ERROR);
+        return INVALID;
     }
     let key = header_len - 4;
     let mask = bytes[key..header_len].try_into().expect("4 bytes");
@@ -162,8 +230,14 @@ pub fn encode_message(opcode: OpCode, compressed: bool, payload: &[u8]) -> Vec<u
 }
 
 /// A server close frame with `code` and no reason.
-pub fn close_frame(code: u16) -> Vec<u8> {
-    encode(OpCode::Close, &code.to_be_bytes())
+pub fn close_frame(code: CloseCode) -> Vec<u8> {
+    close_frame_of(code).to_vec()
+}
+
+/// A server close frame with `code` and no reason, as a constant.
+const fn close_frame_of(code: CloseCode) -> [u8; 4] {
+    let [high, low] = code.to_be_bytes();
+    [FIN | OpCode::Close as u8, 2, high, low]
 }
 
 /// The masked length field of a client header for a `len`-byte payload.
@@ -220,8 +294,39 @@ mod tests {
     }
 
     #[test]
+    fn control_frames_of_our_own_are_encoded_frames() {
+        assert_eq!(PING_FRAME.to_vec(), encode(OpCode::Ping, b""));
+        assert_eq!(
+            GOING_AWAY_FRAME.to_vec(),
+            encode(OpCode::Close, &1001u16.to_be_bytes())
+        );
+        assert_eq!(
+            close_frame(CloseCode::MESSAGE_TOO_BIG),
+            encode(OpCode::Close, &1009u16.to_be_bytes())
+        );
+    }
+
+    #[test]
+    fn wire_heads_are_read_whatever_the_rules_say() {
+        let mut wire = masked(0x82, 300);
+        assert_eq!(head_len(wire[1]), wire.len());
+        let head = read_wire_head(&wire);
+        assert_eq!(
+            (head.fin, head.rsv, head.opcode, head.masked),
+            (true, 0, Some(OpCode::Binary), true)
+        );
+        assert_eq!((head.len, head.mask), (300, [1, 2, 3, 4]));
+        wire[0] = 0x43; // RSV1, reserved opcode 3, not final
+        wire[1] &= !MASKED;
+        let head = read_wire_head(&wire);
+        assert_eq!(head_len(wire[1]), 4, "no mask key");
+        assert!(!head.fin && head.rsv == RSV1 && head.opcode.is_none() && !head.masked);
+        assert_eq!((head.len, head.mask), (300, [0; 4]));
+    }
+
+    #[test]
     fn refuses_what_the_rfc_forbids() {
-        let invalid = HeadParse::Invalid(1002);
+        let invalid = HeadParse::Invalid(CloseCode::PROTOCOL_ERROR);
         for compression in [false, true] {
             let parse = |bytes: &[u8]| parse_head(bytes, compression);
             assert_eq!(parse(&[0xA2, 0x80]), invalid, "RSV2");

@@ -12,7 +12,8 @@
 //!
 //! - [`frame`]: header layout, opcodes, the server's header encoding;
 //! - [`utf8`]: incremental UTF-8 validation across chunks;
-//! - [`close`]: which close payloads a peer may send;
+//! - [`close_code`]: close codes as a type; [`close`]: which close
+//!   payloads a peer may send;
 //! - [`decoder`]: the incremental, in-place frame decoder;
 //! - [`plan`]: what each decoded event asks of a connection on the
 //!   io_uring path (the echo as ranges of the receive buffer);
@@ -23,6 +24,7 @@
 //! this module is held to (`engine/tests/differential.rs`).
 
 pub mod close;
+pub mod close_code;
 pub mod decoder;
 pub mod deflate;
 pub mod frame;
@@ -32,4 +34,5 @@ pub mod utf8;
 #[cfg(test)]
 mod parity_tests;
 
+pub use close_code::CloseCode;
 pub use decoder::{DataFrame, Decoder, Event};

@@ -62,7 +62,7 @@ use proptest::prelude::*;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::close;
-use super::{Decoder, Event};
+use super::{CloseCode, Decoder, Event};
 use crate::epoll::message::MessageAssembler;
 
 /// What a reader reported, in order.
@@ -82,7 +82,7 @@ enum End {
     /// A valid close frame.
     Closed,
     /// A broken rule and the close code it calls for.
-    Fail(u16),
+    Fail(CloseCode),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,13 +195,15 @@ fn reference(chunks: &[Vec<u8>], max_message: usize) -> Outcome {
         let frame = match ws.read_frame().now_or_never().expect("never waits") {
             Ok(frame) => frame,
             Err(WebSocketError::UnexpectedEOF) => break End::Eof,
-            Err(WebSocketError::InvalidUTF8) => break End::Fail(close::INVALID_PAYLOAD),
-            Err(WebSocketError::FrameTooLarge) => break End::Fail(close::MESSAGE_TOO_BIG),
-            Err(_) => break End::Fail(close::PROTOCOL_ERROR),
+            Err(WebSocketError::InvalidUTF8) => break End::Fail(CloseCode::INVALID_PAYLOAD),
+            Err(WebSocketError::FrameTooLarge) => break End::Fail(CloseCode::MESSAGE_TOO_BIG),
+            Err(_) => break End::Fail(CloseCode::PROTOCOL_ERROR),
         };
         let payload = frame.payload.to_vec();
         let step = match frame.opcode {
-            OpCode::Text | OpCode::Binary if message.in_progress() => Err(close::PROTOCOL_ERROR),
+            OpCode::Text | OpCode::Binary if message.in_progress() => {
+                Err(CloseCode::PROTOCOL_ERROR)
+            }
             OpCode::Text | OpCode::Binary if frame.fin => {
                 items.push(Item::Message(frame.opcode as u8, payload));
                 Ok(())
@@ -225,7 +227,7 @@ fn reference(chunks: &[Vec<u8>], max_message: usize) -> Outcome {
                 Err(code) => Err(code),
             },
             OpCode::Pong if payload.len() > super::frame::MAX_CONTROL_PAYLOAD => {
-                Err(close::PROTOCOL_ERROR)
+                Err(CloseCode::PROTOCOL_ERROR)
             }
             OpCode::Pong => {
                 items.push(Item::Pong(payload));
@@ -344,35 +346,35 @@ struct Rules {
 impl Rules {
     /// The close codes of every rule `frame` breaks (empty when it breaks
     /// none); a frame that breaks none moves the state on.
-    fn broken(&mut self, frame: &FrameSpec, max_message: usize) -> Vec<u16> {
+    fn broken(&mut self, frame: &FrameSpec, max_message: usize) -> Vec<CloseCode> {
         let mut codes = Vec::new();
         let opcode = frame.first & 0x0f;
         let fin = frame.first & 0x80 != 0;
         let control = frame.is_control();
         let len = frame.payload.len();
         if frame.first & 0x70 != 0 || !matches!(opcode, 0 | 1 | 2 | 8 | 9 | 10) {
-            codes.push(close::PROTOCOL_ERROR);
+            codes.push(CloseCode::PROTOCOL_ERROR);
         }
         if control && (!fin || len > super::frame::MAX_CONTROL_PAYLOAD) {
-            codes.push(close::PROTOCOL_ERROR);
+            codes.push(CloseCode::PROTOCOL_ERROR);
         }
         if frame.length == Length::TopBit {
             // Against §5.2, and a length over any limit.
-            codes.extend([close::PROTOCOL_ERROR, close::MESSAGE_TOO_BIG]);
+            codes.extend([CloseCode::PROTOCOL_ERROR, CloseCode::MESSAGE_TOO_BIG]);
         }
         if len > max_message && (!control || len > super::frame::MAX_CONTROL_PAYLOAD) {
-            codes.push(close::MESSAGE_TOO_BIG);
+            codes.push(CloseCode::MESSAGE_TOO_BIG);
         }
         match (opcode, &self.message) {
-            (1 | 2, Some(_)) | (0, None) => codes.push(close::PROTOCOL_ERROR),
+            (1 | 2, Some(_)) | (0, None) => codes.push(CloseCode::PROTOCOL_ERROR),
             (0, Some((_, so_far))) if so_far.len() + len > max_message => {
-                codes.push(close::MESSAGE_TOO_BIG)
+                codes.push(CloseCode::MESSAGE_TOO_BIG)
             }
             _ => {}
         }
         if opcode == 1 && fin && std::str::from_utf8(&frame.payload).is_err() {
             // A whole text frame's UTF-8 is a rule of its own.
-            codes.push(close::INVALID_PAYLOAD);
+            codes.push(CloseCode::INVALID_PAYLOAD);
         }
         if !codes.is_empty() {
             return codes;
@@ -390,7 +392,7 @@ impl Rules {
                         Err(e) => !fin && e.error_len().is_none(),
                     };
                     if !valid {
-                        return vec![close::INVALID_PAYLOAD];
+                        return vec![CloseCode::INVALID_PAYLOAD];
                     }
                 }
                 if !fin {
@@ -409,16 +411,16 @@ impl Rules {
 }
 
 /// The close payload rules (§5.5.1, §7.4), apart from `close::check_payload`.
-fn close_rule(payload: &[u8]) -> Result<(), u16> {
+fn close_rule(payload: &[u8]) -> Result<(), CloseCode> {
     match payload {
         [] => Ok(()),
-        [_] => Err(close::PROTOCOL_ERROR),
+        [_] => Err(CloseCode::PROTOCOL_ERROR),
         [high, low, reason @ ..] => {
             let code = u16::from_be_bytes([*high, *low]);
             if !matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) {
-                Err(close::PROTOCOL_ERROR)
+                Err(CloseCode::PROTOCOL_ERROR)
             } else if std::str::from_utf8(reason).is_err() {
-                Err(close::INVALID_PAYLOAD)
+                Err(CloseCode::INVALID_PAYLOAD)
             } else {
                 Ok(())
             }
@@ -595,7 +597,7 @@ impl Stream {
 
     /// The first frame that breaks a rule, and the close codes of the
     /// rules it breaks.
-    fn first_broken(&self) -> Option<(usize, Vec<u16>)> {
+    fn first_broken(&self) -> Option<(usize, Vec<CloseCode>)> {
         let mut rules = Rules::default();
         self.frames.iter().enumerate().find_map(|(i, f)| {
             let codes = rules.broken(f, self.max_message);
@@ -671,7 +673,7 @@ fn check(stream: &Stream) -> Result<(), TestCaseError> {
             prop_assert_eq!(&decoded.items, &before.items);
             let cut_here = stream.cut_last.is_some() && first == all - 1;
             if !cut_here || decoded.end != End::Eof {
-                prop_assert_eq!(decoded.end, End::Fail(close::PROTOCOL_ERROR));
+                prop_assert_eq!(decoded.end, End::Fail(CloseCode::PROTOCOL_ERROR));
             }
         }
         Some((_, Parting::ControlOverLimit)) => {
@@ -680,7 +682,10 @@ fn check(stream: &Stream) -> Result<(), TestCaseError> {
             let cut_here = stream.cut_last.is_some() && first == all - 1;
             if !cut_here {
                 prop_assert!(
-                    matches!(reference.end, End::Fail(1002 | 1009)),
+                    matches!(
+                        reference.end,
+                        End::Fail(CloseCode::PROTOCOL_ERROR | CloseCode::MESSAGE_TOO_BIG)
+                    ),
                     "{:?}",
                     reference
                 );
@@ -740,7 +745,7 @@ fn an_unmasked_frame_is_where_they_part() {
     let (decoded, reference) = both(&stream, 2);
     let ok = Item::Message(1, b"ok".to_vec());
     assert_eq!(decoded.items, vec![ok.clone()]);
-    assert_eq!(decoded.end, End::Fail(1002));
+    assert_eq!(decoded.end, End::Fail(CloseCode::PROTOCOL_ERROR));
     assert_eq!(reference.items, vec![ok, Item::Message(2, b"hi".to_vec())]);
     check(&stream).expect("a legitimate difference");
 }

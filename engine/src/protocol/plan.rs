@@ -18,9 +18,11 @@
 //! Public so that the fuzz targets in `engine/fuzz` drive the decoder
 //! exactly as the loop does.
 
+use super::close;
+use super::close_code::CloseCode;
 use super::deflate::{ConnDeflate, Echo, Piece, WorkerDeflate};
 use super::frame::{self, OpCode};
-use super::{close, DataFrame, Event};
+use super::{DataFrame, Event};
 
 /// What decoding one chunk asks of the connection, applied once the
 /// decoder has let go of the chunk (the buffer is borrowed while decoding).
@@ -55,14 +57,14 @@ pub enum Action {
     Pong,
     /// A valid close frame with this code; `reply` echoes it.
     Close {
-        /// The peer's close code ([`close::NO_STATUS_RECEIVED`] if none).
-        code: u16,
+        /// The peer's close code ([`CloseCode::NO_STATUS_RECEIVED`] if none).
+        code: CloseCode,
         /// Our answer, unless our close frame went out already.
         reply: Option<Vec<u8>>,
     },
     /// The stream broke a rule: drop what is not yet committed and close
     /// with this code.
-    Fail(u16),
+    Fail(CloseCode),
 }
 
 /// A connection's permessage-deflate state and its worker's, for
@@ -108,7 +110,7 @@ pub fn decide(
             let Some(compression) = compression else {
                 // The decoder reports compressed frames only once compression
                 // was enabled, which comes with this state.
-                actions.push(Action::Fail(close::PROTOCOL_ERROR));
+                actions.push(Action::Fail(CloseCode::PROTOCOL_ERROR));
                 return;
             };
             if close_sent {
@@ -149,7 +151,7 @@ pub fn decide(
             message_end,
         } => {
             let Some(compression) = compression else {
-                actions.push(Action::Fail(close::PROTOCOL_ERROR));
+                actions.push(Action::Fail(CloseCode::PROTOCOL_ERROR));
                 return;
             };
             if close_sent {
@@ -254,7 +256,7 @@ fn echo_in_place(piece: &DataFrame, held: bool, actions: &mut Vec<Action>) {
 
 impl Compression<'_> {
     /// Feeds the next compressed bytes of a message to the inflater.
-    fn inflate(&mut self, piece: Piece<'_>) -> Result<Option<Echo>, u16> {
+    fn inflate(&mut self, piece: Piece<'_>) -> Result<Option<Echo>, CloseCode> {
         self.conn.feed(self.worker, piece, self.max_message)
     }
 }
@@ -270,7 +272,7 @@ mod tests {
     /// What the connection sends for `wire`, fed in chunks of `chunk`
     /// bytes, with permessage-deflate agreed by `offer`: the bytes of every
     /// committed echo in order, and the close code of a failure.
-    fn serve(offer: &str, wire: &[u8], chunk: usize, max: u64) -> (Vec<u8>, Option<u16>) {
+    fn serve(offer: &str, wire: &[u8], chunk: usize, max: u64) -> (Vec<u8>, Option<CloseCode>) {
         let agreed = negotiate([offer.as_bytes()], Policy::default()).expect("agreed");
         let mut conn = ConnDeflate::new(agreed);
         let mut worker = WorkerDeflate::new();
@@ -426,7 +428,7 @@ mod tests {
         for (wire, code) in cases {
             for chunk in [5, wire.len()] {
                 let (out, failed) = serve("permessage-deflate", &wire, chunk, 64 << 10);
-                assert_eq!(failed, Some(code), "chunk {chunk}, {code}");
+                assert_eq!(failed, Some(CloseCode::new(code)), "chunk {chunk}, {code}");
                 assert!(out.is_empty(), "chunk {chunk}, {code}: {out:x?}");
             }
         }

@@ -1,43 +1,101 @@
-//! The HTTP response path both backends share: one request in, one response
-//! out, with the WebSocket slot taken when an upgrade is accepted.
+//! One worker's HTTP side, on either backend: answering a request (routing,
+//! the WebSocket slot when an upgrade is accepted, counting refusals), and
+//! the read-only endpoints (`/healthz`, `/metrics`, `/stats`).
+//!
+//! The backends differ only in how a `/stats` stream sleeps between
+//! events: on tokio's timer (epoll) or on the io_uring loop's own timers.
+//! That is the one thing a backend supplies ([`WorkerTimer`]).
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::http::{self, Observe, Route};
+use crate::http::{self, stats_stream, Observe, Route};
 use crate::runtime::shared::{Admission, Shared};
+use crate::runtime::shutdown::ShutdownSignal;
 
-/// Answers one request for worker `worker` on either backend: routes it,
-/// takes a WebSocket slot into `admission` when an upgrade is accepted, and
-/// counts refused upgrades.
-pub fn respond<B>(
-    request: &hyper::Request<B>,
-    shared: &Arc<Shared>,
+/// How a worker's futures sleep.
+pub trait WorkerTimer: Clone + 'static {
+    /// A future that completes `period` from now.
+    fn sleep(&self, period: Duration) -> Pin<Box<dyn Future<Output = ()>>>;
+}
+
+/// One worker's HTTP endpoints.
+pub struct Endpoints<T> {
+    shared: Arc<Shared>,
     worker: usize,
-    admission: &RefCell<Option<Admission>>,
-    observe: &impl Observe,
-) -> http::HttpResponse {
-    let routed = http::route(
-        request,
-        &shared.config,
-        || {
-            let granted = shared.admit(worker);
-            let ok = granted.is_some();
-            *admission.borrow_mut() = granted;
-            ok
-        },
-        observe,
-    );
-    match routed {
-        Route::Respond(response) | Route::Upgrade(response) => response,
-        Route::Reject(rejection, response) => {
-            shared.workers[worker].handshake_rejected(rejection);
-            tracing::debug!(
-                ?rejection,
-                path = request.uri().path(),
-                "websocket upgrade refused"
-            );
-            response
+    /// Raised when the worker stops: it ends the `/stats` streams.
+    shutdown: Rc<ShutdownSignal>,
+    timer: T,
+}
+
+impl<T: WorkerTimer> Endpoints<T> {
+    /// The endpoints of worker `worker`, whose streams end when `shutdown`
+    /// is raised and sleep on `timer`.
+    pub fn new(shared: Arc<Shared>, worker: usize, shutdown: Rc<ShutdownSignal>, timer: T) -> Self {
+        Self {
+            shared,
+            worker,
+            shutdown,
+            timer,
         }
+    }
+
+    /// Answers one request: routes it, takes a WebSocket slot into
+    /// `admission` when an upgrade is accepted, and counts refused upgrades.
+    pub fn respond<B>(
+        &self,
+        request: &hyper::Request<B>,
+        admission: &RefCell<Option<Admission>>,
+    ) -> http::HttpResponse {
+        let shared = &self.shared;
+        let routed = http::route(
+            request,
+            &shared.config,
+            || {
+                let granted = shared.admit(self.worker);
+                let ok = granted.is_some();
+                *admission.borrow_mut() = granted;
+                ok
+            },
+            self,
+        );
+        match routed {
+            Route::Respond(response) | Route::Upgrade(response) => response,
+            Route::Reject(rejection, response) => {
+                shared.workers[self.worker].handshake_rejected(rejection);
+                tracing::debug!(
+                    ?rejection,
+                    path = request.uri().path(),
+                    "websocket upgrade refused"
+                );
+                response
+            }
+        }
+    }
+}
+
+/// The read-only endpoints, answered by whichever worker got the request.
+impl<T: WorkerTimer> Observe for Endpoints<T> {
+    fn health(&self) -> String {
+        self.shared.health_json()
+    }
+
+    fn metrics(&self) -> String {
+        self.shared.metrics_text()
+    }
+
+    fn stats(&self) -> http::Body {
+        let shared = self.shared.clone();
+        let shutdown = self.shutdown.clone();
+        let timer = self.timer.clone();
+        stats_stream::body(
+            move || shared.snapshot(),
+            async move { shutdown.wait().await },
+            move |period| timer.sleep(period),
+        )
     }
 }

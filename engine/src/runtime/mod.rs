@@ -4,6 +4,8 @@
 //!   slots under `--max-connections` ([`shared::Admission`]);
 //! - [`worker`]: starting and pinning a worker thread ([`worker::WorkerSpec`]);
 //! - [`endpoints`]: the HTTP response path (routing, admission, counting);
+//! - [`keep_alive`]: the keep-alive and deadline rules of an open
+//!   WebSocket, and the sweep period that checks them;
 //! - [`listener`]: the `SO_REUSEPORT` listeners and kernel socket buffers;
 //! - [`fd_limit`]: the file-descriptor limit, and accepting at it;
 //! - [`shutdown`]: the worker-local stop flag and the process's signals;
@@ -16,6 +18,7 @@
 pub mod allocator;
 pub mod endpoints;
 pub mod fd_limit;
+pub mod keep_alive;
 pub mod listener;
 pub mod process;
 pub mod shared;

@@ -1,7 +1,8 @@
-//! Graceful shutdown: the process-level signal wait and the worker-local flag
-//! that HTTP-phase connections watch.
+//! Graceful shutdown: the process-level signal wait, the worker-local flag
+//! that HTTP-phase connections watch, and the bound on a worker's drain.
 
 use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -28,6 +29,42 @@ impl ShutdownSignal {
             return;
         }
         notified.await;
+    }
+}
+
+/// A worker's graceful shutdown, bounded by `--shutdown-timeout`: when it
+/// gives up on connections that did not close, and what it says then.
+#[derive(Debug, Clone, Copy)]
+pub struct Drain {
+    deadline: Instant,
+}
+
+impl Drain {
+    /// A drain that began at `now` and may last `timeout`.
+    pub fn start(now: Instant, timeout: Duration) -> Self {
+        Self {
+            deadline: now + timeout,
+        }
+    }
+
+    /// When the drain gives up.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the drain's time is up at `now`.
+    pub fn is_over(&self, now: Instant) -> bool {
+        now >= self.deadline
+    }
+
+    /// Logs that worker `worker` drops its `open` connections that did not
+    /// close in time.
+    pub fn give_up(&self, worker: usize, open: usize) {
+        tracing::warn!(
+            worker,
+            open,
+            "shutdown timeout: dropping connections that did not close"
+        );
     }
 }
 

@@ -13,6 +13,7 @@ use async_task::Task;
 use super::outbox::Outbox;
 use crate::http::request_head::HeadEnd;
 use crate::protocol::Decoder;
+use crate::runtime::keep_alive::{KeepAlive, Owed};
 use crate::runtime::shared::Admission;
 
 /// Where a connection's multishot recv stands.
@@ -94,16 +95,12 @@ pub struct WebSocketState {
     /// Bytes queued so far of the echo frame under way: backpressure does
     /// not count them, so a peer may send a whole frame before it reads.
     pub frame_queued: u64,
-    /// Our close frame has gone out (shutdown, or an answer): nothing more.
-    pub close_sent: bool,
-    /// A ping is due at the next frame boundary.
-    pub ping_due: bool,
-    /// Close 1001 is due at the next frame boundary (shutdown).
-    pub going_away_due: bool,
-    /// When the next keep-alive ping is due (loop clock, ms).
-    pub next_ping_ms: u64,
-    /// When the unanswered ping went out (loop clock, ms).
-    pub pong_wait_since_ms: Option<u64>,
+    /// The ping or close 1001 owed at the next frame boundary, and whether
+    /// our close frame went out (then nothing more does).
+    pub owed: Owed,
+    /// When the next keep-alive ping is due and since when a pong is
+    /// awaited (loop clock, ms).
+    pub keep_alive: KeepAlive<u64>,
     /// The WebSocket's slot under `--max-connections`, held for its `Drop`,
     /// which gives the slot back when the connection is removed.
     pub _admission: Admission,

@@ -6,7 +6,7 @@
 //! hyper's `with_upgrades` needs `Send` I/O and this handle is `!Send` (it
 //! lives on its worker's loop), so the upgrade is done by hand as on the
 //! epoll backend: `serve_connection(...).without_shutdown()` hands the
-//! adapter back with any bytes hyper read past the request (DESIGN.md).
+//! adapter back with any bytes hyper read past the request.
 //! Reads stop at the end of each request head, so those are normally none
 //! and the first frames stay in the receive buffers, to be echoed in place.
 
@@ -15,7 +15,6 @@ use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -24,22 +23,12 @@ use hyper::service::service_fn;
 
 use super::event_loop::SharedLoop;
 use super::timers::Timers;
-use crate::http::{self, stats_stream, Observe};
-use crate::runtime::endpoints::respond;
-use crate::runtime::shared::{Admission, Shared};
-use crate::runtime::shutdown::ShutdownSignal;
+use crate::runtime::endpoints::Endpoints;
+use crate::runtime::shared::Admission;
 
-/// What the HTTP phase of every connection on one worker shares.
-pub struct HttpEnv {
-    /// State shared with the other workers.
-    pub shared: Arc<Shared>,
-    /// This worker's index.
-    pub worker: usize,
-    /// The worker's timers (for `/stats`).
-    pub timers: Rc<Timers>,
-    /// Raised when the worker stops (ends `/stats` streams).
-    pub shutdown: Rc<ShutdownSignal>,
-}
+/// The HTTP endpoints of an io_uring worker, whose `/stats` streams sleep
+/// on the worker's own timers.
+pub type UringEndpoints = Endpoints<Rc<Timers>>;
 
 /// hyper's I/O handle for one connection slot of the loop.
 pub struct HttpIo {
@@ -131,12 +120,12 @@ impl Drop for HttpIo {
 }
 
 /// Serves HTTP on `io` until it closes or is upgraded.
-pub async fn serve(io: HttpIo, env: Rc<HttpEnv>) {
+pub async fn serve(io: HttpIo, endpoints: Rc<UringEndpoints>) {
     let admission: Rc<RefCell<Option<Admission>>> = Rc::default();
     let service = {
-        let (env, admission) = (env.clone(), admission.clone());
+        let admission = admission.clone();
         service_fn(move |request| {
-            let response = respond(&request, &env.shared, env.worker, &admission, &*env);
+            let response = endpoints.respond(&request, &admission);
             async move { Ok::<_, Infallible>(response) }
         })
     };
@@ -154,27 +143,5 @@ pub async fn serve(io: HttpIo, env: Rc<HttpEnv>) {
             None => drop(parts),
         },
         Err(e) => tracing::debug!("http connection ended: {e}"),
-    }
-}
-
-/// The read-only endpoints, answered by whichever worker got the request.
-impl Observe for HttpEnv {
-    fn health(&self) -> String {
-        self.shared.health_json()
-    }
-
-    fn metrics(&self) -> String {
-        self.shared.metrics_text()
-    }
-
-    fn stats(&self) -> http::Body {
-        let shared = self.shared.clone();
-        let shutdown = self.shutdown.clone();
-        let timers = self.timers.clone();
-        stats_stream::body(
-            move || shared.snapshot(),
-            async move { shutdown.wait().await },
-            move |period| Box::pin(timers.sleep(period)),
-        )
     }
 }

@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use super::event_loop::Loop;
 use super::executor::Executor;
-use super::http_io::{self, HttpEnv, HttpIo};
+use super::http_io::{self, HttpIo};
 use super::timers::Timers;
 use crate::runtime::allocator::QuietCollector;
-use crate::runtime::shutdown::ShutdownSignal;
+use crate::runtime::endpoints::Endpoints;
+use crate::runtime::shutdown::{Drain, ShutdownSignal};
 use crate::runtime::worker::WorkerSpec;
 
 /// Runs one io_uring worker on the calling thread until the server stops.
@@ -35,21 +36,21 @@ pub fn run(spec: WorkerSpec) {
     let executor = Executor::default();
     let timers = Rc::new(Timers::default());
     let shutdown = Rc::new(ShutdownSignal::default());
-    let env = Rc::new(HttpEnv {
-        shared: shared.clone(),
-        worker: index,
-        timers: timers.clone(),
-        shutdown: shutdown.clone(),
-    });
+    let endpoints = Rc::new(Endpoints::new(
+        shared.clone(),
+        index,
+        shutdown.clone(),
+        timers.clone(),
+    ));
     let _ = ready.send(Ok(()));
-    let mut shutdown_deadline = None;
+    let mut drain: Option<Drain> = None;
     let mut quiet = QuietCollector::new(Instant::now());
     loop {
         if event_loop.borrow().has_accepted() {
             let accepted = event_loop.borrow_mut().take_accepted();
             for (key, generation) in accepted {
                 let io = HttpIo::new(event_loop.clone(), key, generation);
-                let task = executor.spawn(http_io::serve(io, env.clone()));
+                let task = executor.spawn(http_io::serve(io, endpoints.clone()));
                 event_loop.borrow_mut().set_http_task(key, generation, task);
             }
         }
@@ -58,24 +59,20 @@ pub fn run(spec: WorkerSpec) {
             // Every sweep period (the loop's multishot timeout): deadlines,
             // timers and the stop flag; the clock is read only here.
             let now = Instant::now();
-            if shutdown_deadline.is_none() && *stop.borrow() {
+            if drain.is_none() && *stop.borrow() {
                 shutdown.trigger();
                 event_loop.borrow_mut().begin_shutdown();
-                shutdown_deadline = Some(now + shared.config.shutdown_timeout);
+                drain = Some(Drain::start(now, shared.config.shutdown_timeout));
             }
-            if shutdown_deadline.is_some_and(|deadline| now >= deadline) {
-                tracing::warn!(
-                    worker = index,
-                    open = event_loop.borrow().connections(),
-                    "shutdown timeout: dropping connections that did not close"
-                );
+            if let Some(drain) = drain.filter(|drain| drain.is_over(now)) {
+                drain.give_up(index, event_loop.borrow().connections());
                 break;
             }
             timers.fire(now);
             event_loop.borrow_mut().sweep(now);
             quiet.tick(now, event_loop.borrow().completions());
         }
-        if shutdown_deadline.is_some() && event_loop.borrow().connections() == 0 {
+        if drain.is_some() && event_loop.borrow().connections() == 0 {
             break;
         }
         // Sleep in the ring unless futures are ready to run.
@@ -91,6 +88,6 @@ pub fn run(spec: WorkerSpec) {
     while executor.has_ready() {
         executor.run_ready();
     }
-    drop(env);
+    drop(endpoints);
     drop(event_loop);
 }

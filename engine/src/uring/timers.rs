@@ -11,6 +11,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::runtime::endpoints::WorkerTimer;
+
 /// The pending sleeps of one worker. There are few (one per `/stats`
 /// stream), so a plain list is the right structure.
 #[derive(Default)]
@@ -46,6 +48,13 @@ impl Timers {
             due
         };
         due.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// The `/stats` streams of an io_uring worker sleep on its timers.
+impl WorkerTimer for Rc<Timers> {
+    fn sleep(&self, period: Duration) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(Timers::sleep(self, period))
     }
 }
 

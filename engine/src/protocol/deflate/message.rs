@@ -24,7 +24,7 @@
 
 use super::negotiation::{Agreed, MAX_WINDOW_BITS, MIN_WINDOW_BITS};
 use super::raw_stream::{Deflater, InflateError, Inflater, Progress};
-use crate::protocol::close;
+use crate::protocol::close_code::CloseCode;
 use crate::protocol::utf8::Utf8Stream;
 
 /// Bytes of inflated output checked at a time.
@@ -193,7 +193,7 @@ impl ConnDeflate {
         worker: &mut WorkerDeflate,
         piece: Piece<'_>,
         max_message: u64,
-    ) -> Result<Option<Echo>, u16> {
+    ) -> Result<Option<Echo>, CloseCode> {
         let passthrough = self.agreed.passthrough();
         let check = || Check {
             left: max_message,
@@ -217,7 +217,7 @@ impl ConnDeflate {
         }
         let Some(message) = self.message.as_mut() else {
             debug_assert!(false, "compressed bytes without a message under way");
-            return Err(close::PROTOCOL_ERROR);
+            return Err(CloseCode::PROTOCOL_ERROR);
         };
         let inflater = match message.inflater.as_mut() {
             Some(own) => own,
@@ -265,7 +265,7 @@ impl Check {
         scratch: &mut [u8],
         bytes: &[u8],
         end: bool,
-    ) -> Result<(), u16> {
+    ) -> Result<(), CloseCode> {
         let (utf8, inflated) = (&mut self.utf8, &mut self.inflated);
         // The sink stops inflation only for bytes that cannot be UTF-8.
         let mut sink = |out: &[u8]| {
@@ -284,15 +284,15 @@ impl Check {
             result = inflater.finish(scratch, &mut self.left, &mut sink);
         }
         match result {
-            Err(InflateError::TooBig) => return Err(close::MESSAGE_TOO_BIG),
+            Err(InflateError::TooBig) => return Err(CloseCode::MESSAGE_TOO_BIG),
             Err(InflateError::Undecodable) | Ok(Progress::Stopped) => {
-                return Err(close::INVALID_PAYLOAD)
+                return Err(CloseCode::INVALID_PAYLOAD)
             }
             Ok(Progress::Done) => {}
         }
         if end {
             if self.utf8.is_some_and(|utf8| !utf8.is_complete()) {
-                return Err(close::INVALID_PAYLOAD);
+                return Err(CloseCode::INVALID_PAYLOAD);
             }
             if inflater.ended() {
                 // A final block ended the stream: a kept window cannot go on.
@@ -391,7 +391,7 @@ mod tests {
         let wire = compressed(&bad);
         assert_eq!(
             conn.feed(&mut worker, whole(true, &wire), 1 << 20),
-            Err(1007)
+            Err(CloseCode::INVALID_PAYLOAD)
         );
         assert_eq!(
             conn.feed(&mut worker, whole(false, &wire), 1 << 20),
@@ -405,13 +405,16 @@ mod tests {
             end: false,
             text: true,
         };
-        assert_eq!(conn.feed(&mut worker, first, 1 << 20), Err(1007));
+        assert_eq!(
+            conn.feed(&mut worker, first, 1 << 20),
+            Err(CloseCode::INVALID_PAYLOAD)
+        );
         assert!(!conn.in_flight());
         // A character cut at the message's end.
         let cut = compressed(&"€".as_bytes()[..2]);
         assert_eq!(
             conn.feed(&mut worker, whole(true, &cut), 1 << 20),
-            Err(1007)
+            Err(CloseCode::INVALID_PAYLOAD)
         );
     }
 
@@ -425,10 +428,13 @@ mod tests {
             conn.feed(&mut worker, whole(false, &wire), 4096),
             Ok(Some(Echo::Passthrough))
         );
-        assert_eq!(conn.feed(&mut worker, whole(false, &wire), 4095), Err(1009));
+        assert_eq!(
+            conn.feed(&mut worker, whole(false, &wire), 4095),
+            Err(CloseCode::MESSAGE_TOO_BIG)
+        );
         assert_eq!(
             conn.feed(&mut worker, whole(false, b"\xff\xff"), 4095),
-            Err(1007)
+            Err(CloseCode::INVALID_PAYLOAD)
         );
     }
 
@@ -488,7 +494,7 @@ mod tests {
         let mut fresh = ConnDeflate::new(agreed("permessage-deflate", false));
         assert_eq!(
             fresh.feed(&mut worker, whole(true, &second), 1 << 20),
-            Err(1007)
+            Err(CloseCode::INVALID_PAYLOAD)
         );
     }
 }

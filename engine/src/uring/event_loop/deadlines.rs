@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::ops::{user_data, Op};
 use super::Loop;
 use crate::metrics::RejectReason;
+use crate::runtime::keep_alive::Due;
 use crate::uring::conn::Phase;
 
 /// A connection deadline the sweep found passed.
@@ -55,42 +56,37 @@ impl Loop {
         }
     }
 
-    /// Which deadline of `key`, if any, has passed at `now`. A due ping is
-    /// marked (and its next one scheduled) here.
+    /// Which deadline of `key`, if any, has passed at `now`
+    /// ([`Deadlines::check`](crate::runtime::keep_alive::Deadlines::check)
+    /// for a WebSocket, the handshake timeout in the HTTP phase). A due
+    /// ping is marked (and its next one scheduled) here.
     pub(super) fn deadline_passed(&mut self, key: usize, now: u64) -> Deadline {
         let limits = self.limits;
         let conn = &mut self.conns[key];
         if conn.closing {
             return Deadline::None;
         }
-        if let (Some(since), Some(timeout)) =
-            (conn.over_cap_since_ms, limits.backpressure_timeout_ms)
-        {
-            if now.saturating_sub(since) >= timeout {
-                return Deadline::Backpressure;
-            }
-        }
+        let backlogged_since = conn.over_cap_since_ms;
         match &mut conn.phase {
-            Phase::Http(_) if now >= conn.handshake_deadline_ms => Deadline::Handshake,
-            Phase::Http(_) => Deadline::None,
             Phase::WebSocket(ws) => {
-                let Some(interval) = limits.keep_alive_interval_ms else {
-                    return Deadline::None;
-                };
-                if let (Some(since), Some(timeout)) =
-                    (ws.pong_wait_since_ms, limits.keep_alive_timeout_ms)
+                match limits
+                    .deadlines
+                    .check(now, backlogged_since, &mut ws.keep_alive)
                 {
-                    if now.saturating_sub(since) >= timeout {
-                        return Deadline::Pong;
+                    Due::Nothing => Deadline::None,
+                    Due::BackpressureTimeout => Deadline::Backpressure,
+                    Due::PongTimeout => Deadline::Pong,
+                    Due::Ping => {
+                        ws.owed.ping();
+                        Deadline::Ping
                     }
                 }
-                if now >= ws.next_ping_ms {
-                    ws.next_ping_ms = now + interval;
-                    ws.ping_due = true;
-                    return Deadline::Ping;
-                }
-                Deadline::None
             }
+            Phase::Http(_) if limits.deadlines.backpressure_expired(now, backlogged_since) => {
+                Deadline::Backpressure
+            }
+            Phase::Http(_) if now >= conn.handshake_deadline_ms => Deadline::Handshake,
+            Phase::Http(_) => Deadline::None,
         }
     }
 
@@ -111,7 +107,7 @@ impl Loop {
                     self.begin_close(key);
                 }
                 Phase::WebSocket(ws) => {
-                    ws.going_away_due = true;
+                    ws.owed.going_away();
                     self.send_due_control(key);
                 }
             }

@@ -4,8 +4,7 @@
 //! that waited for the end of a frame.
 
 use super::Loop;
-use crate::protocol::close;
-use crate::protocol::frame::{self, PING_FRAME};
+use crate::protocol::frame;
 use crate::protocol::plan::{decide, Action};
 use crate::uring::conn::Phase;
 use crate::uring::outbox::{copy_into, Outbox, Piece};
@@ -46,7 +45,7 @@ impl Loop {
                 &mut heap_copy
             }
         };
-        let close_sent = ws.close_sent;
+        let close_sent = ws.owed.close_sent();
         let assembled = &mut ws.assembled;
         ws.decoder.feed(chunk, max_message, |event| {
             decide(event, close_sent, assembled, None, &mut actions)
@@ -109,7 +108,7 @@ impl Loop {
             Action::Discarded { len } => stats.message_received(len as usize),
             Action::Pong => {
                 if let Some(ws) = self.conns[key].websocket() {
-                    ws.pong_wait_since_ms = None;
+                    ws.keep_alive.pong_received();
                 }
             }
             Action::Close { code, reply } => {
@@ -126,7 +125,7 @@ impl Loop {
                     stats.close_sent(code);
                 }
                 if let Some(ws) = self.conns[key].websocket() {
-                    ws.close_sent = true;
+                    ws.owed.send_close();
                 }
                 self.begin_close(key);
             }
@@ -140,7 +139,7 @@ impl Loop {
                     ws.copying = false;
                     ws.frame_queued = 0;
                     ws.assembled = None;
-                    !std::mem::replace(&mut ws.close_sent, true)
+                    ws.owed.send_close()
                 });
                 if first_close {
                     self.queue(
@@ -246,30 +245,30 @@ impl Loop {
         }
     }
 
-    /// Sends a ping or close 1001 that waited for the end of a frame.
+    /// Sends a ping or close 1001 that waited for the end of a frame
+    /// ([`Owed::take`](crate::runtime::keep_alive::Owed::take)).
     pub(super) fn send_due_control(&mut self, key: usize) {
         let now = self.now_ms;
         let Some(ws) = self.conns[key].websocket() else {
             return;
         };
-        if ws.mid_frame || ws.close_sent {
+        if ws.mid_frame {
             return;
         }
-        let frame = if std::mem::take(&mut ws.going_away_due) {
-            ws.close_sent = true;
-            self.stats.close_sent(close::GOING_AWAY);
-            frame::close_frame(close::GOING_AWAY)
-        } else if std::mem::take(&mut ws.ping_due) {
-            ws.pong_wait_since_ms.get_or_insert(now);
-            self.stats.ping_sent();
-            PING_FRAME.to_vec()
-        } else {
+        let Some(control) = ws.owed.take() else {
             return;
         };
+        match control.close_code() {
+            Some(code) => self.stats.close_sent(code),
+            None => {
+                ws.keep_alive.ping_sent(now);
+                self.stats.ping_sent();
+            }
+        }
         self.queue(
             key,
             Piece::Owned {
-                bytes: frame,
+                bytes: control.frame().to_vec(),
                 start: 0,
             },
         );

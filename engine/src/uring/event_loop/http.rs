@@ -8,6 +8,7 @@ use std::io;
 use super::echo::Source;
 use super::Loop;
 use crate::protocol::Decoder;
+use crate::runtime::keep_alive::Owed;
 use crate::runtime::shared::Admission;
 use crate::uring::conn::{Conn, Phase, WebSocketState};
 use crate::uring::outbox::Piece;
@@ -154,9 +155,11 @@ impl Loop {
         admission: Admission,
         prefix: &[u8],
     ) {
-        let now = self.now_ms;
-        let interval = self.limits.keep_alive_interval_ms;
-        let going_away = self.stopping;
+        let keep_alive = self.limits.deadlines.open(self.now_ms);
+        let mut owed = Owed::default();
+        if self.stopping {
+            owed.going_away();
+        }
         let Some(conn) = self.http_conn(key, generation) else {
             return;
         };
@@ -166,11 +169,8 @@ impl Loop {
             copying: false,
             frame_queued: 0,
             mid_frame: false,
-            close_sent: false,
-            ping_due: false,
-            going_away_due: going_away,
-            next_ping_ms: interval.map_or(u64::MAX, |i| now + i),
-            pong_wait_since_ms: None,
+            owed,
+            keep_alive,
             _admission: admission,
         };
         let Phase::Http(mut http) = std::mem::replace(&mut conn.phase, Phase::WebSocket(state))

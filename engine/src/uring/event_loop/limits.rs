@@ -2,47 +2,64 @@
 
 use std::time::Duration;
 
-/// The longest the loop sleeps without looking at its stop flag and
-/// connection deadlines.
-const MAX_SWEEP_PERIOD: Duration = Duration::from_millis(100);
-/// The shortest sweep period.
-const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(10);
+use crate::config::Config;
+use crate::runtime::keep_alive::{sweep_period, Deadlines};
 
-/// The limits and periods the loop enforces, from the [`Config`](crate::config::Config).
+/// The limits and periods the loop enforces, from the [`Config`].
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Limits {
+    /// `--max-message-size`.
     pub(super) max_message: usize,
+    /// `--max-backpressure`.
     pub(super) max_backpressure: usize,
-    pub(super) backpressure_timeout_ms: Option<u64>,
-    pub(super) keep_alive_interval_ms: Option<u64>,
-    pub(super) keep_alive_timeout_ms: Option<u64>,
+    /// Keep-alive and backpressure deadlines, in the loop's milliseconds.
+    pub(super) deadlines: Deadlines<u64>,
+    /// `--handshake-timeout`, in milliseconds.
     pub(super) handshake_timeout_ms: u64,
+    /// How often the loop ticks: the sweep period of every deadline it
+    /// checks, the handshake timeout included.
     pub(super) sweep_period: Duration,
 }
 
 impl Limits {
-    pub(super) fn new(config: &crate::config::Config) -> Self {
-        let ms = |d: Duration| d.as_millis() as u64;
-        let periods = [
-            config.keep_alive_interval,
-            config.keep_alive_timeout,
-            config.backpressure_timeout,
-            Some(config.handshake_timeout),
-        ];
-        let shortest = periods
-            .iter()
-            .flatten()
-            .min()
-            .copied()
-            .unwrap_or(MAX_SWEEP_PERIOD);
+    /// The limits `config` sets.
+    pub(super) fn new(config: &Config) -> Self {
+        let deadlines = Deadlines::new(config);
+        let shortest = deadlines.shortest().map_or(config.handshake_timeout, |d| {
+            d.min(config.handshake_timeout)
+        });
         Self {
             max_message: config.max_message_size,
             max_backpressure: config.max_backpressure,
-            backpressure_timeout_ms: config.backpressure_timeout.map(ms),
-            keep_alive_interval_ms: config.keep_alive_interval.map(ms),
-            keep_alive_timeout_ms: config.keep_alive_timeout.map(ms),
-            handshake_timeout_ms: ms(config.handshake_timeout),
-            sweep_period: (shortest / 4).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD),
+            deadlines: deadlines.in_millis(),
+            handshake_timeout_ms: config.handshake_timeout.as_millis() as u64,
+            sweep_period: sweep_period(shortest),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tick_covers_the_handshake_timeout_too() {
+        let config = Config {
+            keep_alive_interval: None,
+            backpressure_timeout: None,
+            handshake_timeout: Duration::from_millis(200),
+            ..Config::default()
+        };
+        let limits = Limits::new(&config);
+        assert_eq!(limits.sweep_period, Duration::from_millis(50));
+        assert_eq!(limits.handshake_timeout_ms, 200);
+        let config = Config {
+            keep_alive_interval: Some(Duration::from_secs(120)),
+            handshake_timeout: Duration::from_secs(10),
+            ..Config::default()
+        };
+        let limits = Limits::new(&config);
+        assert_eq!(limits.sweep_period, Duration::from_millis(100));
+        assert_eq!(limits.deadlines.interval, Some(120_000));
     }
 }
