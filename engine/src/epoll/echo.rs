@@ -2,7 +2,7 @@
 //!
 //! Frames are read with fastwebsockets and echoed with
 //! `Frame::new(fin, opcode, None, payload)`: the mask is dropped because a
-//! server must never send masked frames (the pitfall in DESIGN.md). Close
+//! server must never send masked frames (RFC 6455, section 5.1). Close
 //! frames are handled here rather than by fastwebsockets' auto-close, which
 //! echoes oversized close frames and leaves no room for our own checks.
 

@@ -49,8 +49,8 @@
 //! them: the second 4 KiB page after a connection's first 4 KiB or so of
 //! input, and a freed buffer keeps its pages when the allocator hands it to
 //! the next connection. Under churn the RSS so crept up for many minutes
-//! (the 15,000-connection soak: +34% over 8 minutes, `results/soak.md`)
-//! before every buffer in use was resident. The first read therefore
+//! (the 15,000-connection soak: `results/reliability.md`, "A bug the soak
+//! found") before every buffer in use was resident. The first read therefore
 //! initialises the codec's whole buffer ([`ReadBuf::initialize_unfilled`],
 //! which marks nothing as read): each WebSocket costs from its first byte
 //! what it would cost after its first few kilobytes, and the RSS follows

@@ -5,11 +5,9 @@
 //! feature, as this workspace does), and on hosts whose THP mode is
 //! `always` the kernel uses them anyway; the first allocation in a fresh
 //! 2 MiB region then faults in all 2 MiB at once. For an engine whose idle
-//! WebSocket is a few hundred bytes that turns memory into a staircase:
-//! measured on the io_uring backend with one worker, one connection raised
-//! RSS by 2.1 MB and 200 connections by 4.2 MB, while with huge pages off
-//! the same 200 connections cost 0.25 MB and the engine starts at 4.2 MB
-//! instead of 9.8 MB (`docs/how-it-works.md`, "Memory").
+//! WebSocket is a few hundred bytes that turns memory into a staircase of
+//! 2 MiB steps (the figures, with and without huge pages, are in
+//! `docs/how-it-works.md`, "Memory").
 
 /// Turns transparent huge pages off for this process
 /// (`prctl(PR_SET_THP_DISABLE)`), so resident memory grows with what the

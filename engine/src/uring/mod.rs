@@ -9,8 +9,9 @@
 //! ([`crate::http::request_head`]).
 //!
 //! Why not tokio-uring: it re-arms a poll for every recv (no multishot, no
-//! provided-buffer rings) and measured 0.75x plain tokio here (DESIGN.md).
-//! This backend uses the `io-uring` crate directly, as uWebSockets does.
+//! provided-buffer rings), which made it slower than plain tokio here
+//! (`results/history.md`, "Why not tokio-uring"). This backend uses the
+//! `io-uring` crate directly, as uWebSockets does.
 
 mod buf_ring;
 mod conn;

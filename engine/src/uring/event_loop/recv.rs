@@ -43,9 +43,9 @@ impl Loop {
                 .flags(squeue::Flags::BUFFER_SELECT),
             // A WebSocket: plain multishot recv, each completion in one
             // buffer (after the previous one's bytes: the ring is incremental).
-            // Bundles (several buffers per completion) measured 1.8% more
-            // CPU per echo at 100 x 500 Hz x 20 B (median of 5, against
-            // 1.005x the C floor without), and no better at 200 x 16 KiB.
+            // Bundles (several buffers per completion) cost more CPU per
+            // echo at the fixed rate and were no better at 200 x 16 KiB
+            // (`results/history.md`, "Changes measured on the way").
             Phase::WebSocket(_) => opcode::RecvMulti::new(fd, GROUP_ID).build(),
         };
         self.push(entry.user_data(user_data(key, Op::Recv)));
