@@ -53,7 +53,10 @@ Usage: scripts/measure-engine.py [--repeats 5] [--duration 5] [--servers KEYS]
                                  [--scenarios NAMES] [--held-share 40]
                                  [--quick] [--no-syscalls]
                                  [--ring-sizes 128,1024,4096] [--baseline LABEL=PATH]
-                                 [--no-build] [--out results/engine-io.md]
+                                 [--build LABEL=PATH] [--no-build]
+                                 [--out results/engine-io.md]
+`--build before=PATH` adds a second ringecho build (both backends) to every
+scenario, side by side with this tree's, for a before/after comparison.
 It runs `cargo build --release` for ringecho, loadgen and fws_echo first (a
 no-op when they are up to date) and builds the C floor with make. Run it
 alone on the machine (other work on the two CPUs shows in every figure), for
@@ -727,6 +730,10 @@ def main():
                         help="also sweep --receive-buffers for uring, e.g. 128,1024,4096")
     parser.add_argument("--baseline", action="append", default=[], metavar="LABEL=PATH",
                         help="another ringecho binary for the concurrent fixed-rate scenario (--io uring)")
+    parser.add_argument("--build", action="append", default=[], metavar="LABEL=PATH",
+                        help="another ringecho binary measured as two more servers, LABEL-uring and "
+                             "LABEL-epoll, in every scenario (say, the commit before a change), with "
+                             "ratio columns against them")
     parser.add_argument("--no-build", action="store_true",
                         help="use the release binaries as they are (default: cargo build --release first)")
     args = parser.parse_args()
@@ -756,6 +763,14 @@ def main():
         if not label or not os.path.exists(path):
             sys.exit(f"--baseline wants LABEL=PATH to an existing binary, got {spec!r}")
         baselines.append((label, "uring", path))
+    for spec in args.build:
+        label, _, path = spec.partition("=")
+        if not label or not os.path.exists(path):
+            sys.exit(f"--build wants LABEL=PATH to an existing binary, got {spec!r}")
+        for backend, name in (("uring", "io_uring"), ("epoll", "epoll")):
+            servers.append(Server(f"{label}-{backend}", f"ringecho {name} ({label})",
+                                  lambda big, b=backend, p=path: start_server(b, binary=p)))
+            REFERENCES.append((f"{label}-{backend}", f"/ {label} {name}"))
 
     # Everything this script does itself stays off the server's core.
     os.sched_setaffinity(0, {int(LOAD_CPU)})
