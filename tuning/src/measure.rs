@@ -35,15 +35,12 @@ use std::time::Duration;
 use bench::harness::{Loadgen, RunningServer, ServerSpec};
 use bench::HarnessError;
 
-use crate::plan::{Run, Timing};
+use crate::plan::{Run, Timing, SETTLE};
 use crate::sample::Sample;
 use crate::workload::Workload;
 
 /// Pause after the server announced its address before reading its idle RSS.
 const IDLE_SETTLE: Duration = Duration::from_millis(200);
-/// loadgen's own warmup inside the measured run: connect, then this long
-/// before the histograms start.
-pub const SETTLE: Duration = Duration::from_millis(500);
 /// The log line the engine prints the first time its receive ring runs dry.
 const RAN_DRY_MARKER: &str = "receive buffer ring ran dry";
 

@@ -225,6 +225,10 @@ pub fn runs(settings: &[Setting], repeats: usize) -> Vec<Run> {
     runs
 }
 
+/// loadgen's own warmup inside the measured run: connect, then this long
+/// before the histograms start.
+pub const SETTLE: Duration = Duration::from_millis(500);
+
 /// Time budget of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
@@ -240,7 +244,7 @@ pub struct Timing {
 pub fn estimate_run(timing: Timing, connections: usize) -> Duration {
     const START_STOP: Duration = Duration::from_millis(800);
     let connect = Duration::from_secs_f64(2.0 * connections as f64 / 2000.0);
-    timing.warmup + crate::measure::SETTLE + timing.measure + START_STOP + connect
+    timing.warmup + SETTLE + timing.measure + START_STOP + connect
 }
 
 /// `4096` -> `4KiB`, `1536` -> `1536B`: the exact value in the engine's size syntax.

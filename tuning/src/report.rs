@@ -133,7 +133,7 @@ pub fn render(input: &ReportInput<'_>) -> String {
          interleaved (odd repeats in reverse order); {} of {} runs measured",
         format_duration(input.timing.warmup),
         format_duration(input.timing.measure),
-        crate::measure::SETTLE.as_millis(),
+        crate::plan::SETTLE.as_millis(),
         input.repeats,
         input.runs.0,
         input.runs.1
