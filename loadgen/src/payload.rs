@@ -169,9 +169,13 @@ pub struct Pending {
 /// Why an echo did not match what was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mismatch {
-    /// The echo is not as long as the message.
+    /// The echo carries the message's sequence number but is not as long
+    /// as the message (or is too short to carry a sequence number at all).
     Length,
-    /// The echo carries another sequence number (lost, duplicated or reordered).
+    /// The echo carries another sequence number (lost, duplicated or
+    /// reordered). Checked before the length: once an echo is missing,
+    /// every later echo answers another message, which usually has
+    /// another length too, and that is a wrong order, not a wrong length.
     Order,
     /// Same length and sequence number, but other bytes differ.
     Content,
@@ -190,11 +194,14 @@ pub fn verify(
     template: &[u8],
 ) -> Result<(), Mismatch> {
     let hdr = kind.min_size();
-    if echo.len() != pending.len as usize {
+    if echo.len() < hdr {
         return Err(Mismatch::Length);
     }
     if kind.read_seq(echo) != Some(pending.seq) {
         return Err(Mismatch::Order);
+    }
+    if echo.len() != pending.len as usize {
+        return Err(Mismatch::Length);
     }
     let mut expect = [0u8; 32];
     kind.write_header(&mut expect, pending.seq, pending.sent_ns);
@@ -268,11 +275,14 @@ impl EchoCheck {
             return Err(Mismatch::Order);
         };
         let hdr = kind.min_size();
-        if self.received != p.len as usize {
+        if self.received < hdr {
             return Err(Mismatch::Length);
         }
         if kind.read_seq(&self.header[..hdr]) != Some(p.seq) {
             return Err(Mismatch::Order);
+        }
+        if self.received != p.len as usize {
+            return Err(Mismatch::Length);
         }
         let mut expect = [0u8; 32];
         kind.write_header(&mut expect, p.seq, p.sent_ns);
@@ -307,6 +317,42 @@ mod tests {
         assert_eq!(verify(kind, &bad, &p, &t), Err(Mismatch::Content));
         let other = Pending { seq: 43, ..p };
         assert_eq!(verify(kind, &echo, &other, &t), Err(Mismatch::Order));
+        assert_eq!(
+            verify(kind, &echo[..kind.min_size() - 1], &p, &t),
+            Err(Mismatch::Length),
+            "too short to carry a sequence number"
+        );
+    }
+
+    /// A server that skips one echo answers every later message in the
+    /// place of an earlier one, mostly with another length: the verdict
+    /// is the order, whatever the lengths (both ways of checking).
+    #[test]
+    fn the_echo_of_another_message_is_an_order_error_at_any_length() {
+        for kind in [PayloadKind::Binary, PayloadKind::Text] {
+            let tmpl = Template::new(kind, 100);
+            let filler = tmpl.filler(3);
+            let awaited = Pending {
+                seq: 5,
+                len: 40,
+                sent_ns: 10,
+                intended_ns: 10,
+            };
+            for len in [kind.min_size(), 39, 40, 41, 100] {
+                let mut echo = filler[..len].to_vec();
+                kind.write_header(&mut echo, 6, 20);
+                assert_eq!(
+                    verify(kind, &echo, &awaited, filler),
+                    Err(Mismatch::Order),
+                    "{kind:?} {len}"
+                );
+                let mut check = EchoCheck::new(Some(awaited));
+                for piece in echo.chunks(7) {
+                    check.piece(kind, piece, filler);
+                }
+                assert_eq!(check.finish(kind), Err(Mismatch::Order), "{kind:?} {len}");
+            }
+        }
     }
 
     #[test]

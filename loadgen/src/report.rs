@@ -166,9 +166,9 @@ pub struct Connections {
 pub struct Errors {
     /// Sum of the kinds below.
     pub total: u64,
-    /// Echo length differs.
+    /// Right sequence number, other length (or too short to carry one).
     pub length: u64,
-    /// Wrong sequence number (lost, duplicated, reordered).
+    /// Wrong sequence number (lost, duplicated, reordered), whatever the length.
     pub order: u64,
     /// Other bytes differ.
     pub content: u64,

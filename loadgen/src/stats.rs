@@ -31,7 +31,7 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Echoes that did not match what was sent, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ErrorCounts {
-    /// Echo length differs from the message.
+    /// Right sequence number, but the echo's length differs from the message.
     pub length: u64,
     /// Echo carries another sequence number than the oldest outstanding message.
     pub order: u64,
