@@ -259,6 +259,13 @@ fn report(run: &Run) -> &Value {
     })
 }
 
+/// The p50 a server that answers after 2 ms must give. The bound catches
+/// latency counted from the wrong moment (in open mode a tick is 10 ms
+/// apart, half a tick off is 5 ms) or in the wrong unit, not the wake-up
+/// delays of a shared 2-core machine running these tests in parallel,
+/// which have reached 1.2 ms.
+const P50_OVER_A_2MS_SERVER_US: std::ops::Range<f64> = 2000.0..4500.0;
+
 fn closed_mode_p50_matches_a_known_server_delay(io: Io) {
     let s = serve(Behavior::Echo {
         delay: Duration::from_millis(2),
@@ -269,7 +276,7 @@ fn closed_mode_p50_matches_a_known_server_delay(io: Io) {
     assert_eq!(j["schema_version"], 1);
     let p50 = f(j, "latency_us.corrected.p50");
     assert!(
-        (2000.0..2600.0).contains(&p50),
+        P50_OVER_A_2MS_SERVER_US.contains(&p50),
         "p50 {p50} us, expected ~2000 us"
     );
     // Closed loop: nothing to correct.
@@ -304,7 +311,7 @@ fn open_mode_p50_matches_a_known_server_delay(io: Io) {
     let j = report(&r);
     let p50 = f(j, "latency_us.corrected.p50");
     assert!(
-        (2000.0..2600.0).contains(&p50),
+        P50_OVER_A_2MS_SERVER_US.contains(&p50),
         "p50 {p50} us, expected ~2000 us"
     );
     // 4 connections x 100 Hz x 2 s.
