@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
     };
     assert!(matches!(
         route(&request, &config, || true, &NothingToObserve),
-        Route::Upgrade(_)
+        Route::Upgrade(..)
     ));
     group.bench_function("upgrade_response", |b| {
         b.iter(|| route(black_box(&request), &config, || true, &NothingToObserve))

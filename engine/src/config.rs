@@ -186,6 +186,22 @@ pub struct Options {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
     pub handshake_timeout: Duration,
 
+    /// Accept permessage-deflate (RFC 7692) when a client offers it.
+    ///
+    /// By default the server asks for no context takeover in both
+    /// directions: each message is compressed on its own, one inflater and
+    /// one deflater per worker serve every connection, and an idle
+    /// connection holds no compression memory. When the client's window
+    /// fits the server's, the echo is the client's own compressed bytes.
+    #[arg(long)]
+    pub permessage_deflate: bool,
+
+    /// With --permessage-deflate: keep LZ77 windows across messages where
+    /// the client allows it (better compression, for memory per connection:
+    /// about 40 KiB to inflate and 256 KiB to deflate; see the README).
+    #[arg(long, requires = "permessage_deflate")]
+    pub deflate_context_takeover: bool,
+
     /// On SIGINT/SIGTERM, wait this long for clients to finish the close handshake.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
     pub shutdown_timeout: Duration,
@@ -234,6 +250,8 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Grace period for the close handshake at shutdown.
     pub shutdown_timeout: Duration,
+    /// How permessage-deflate is negotiated; `None`: it is declined.
+    pub permessage_deflate: Option<crate::protocol::deflate::Policy>,
 }
 
 /// The kernel socket buffer sizes asked for with `--socket-receive-buffer`
@@ -375,6 +393,11 @@ impl Options {
             backpressure_timeout: non_zero(self.backpressure_timeout),
             handshake_timeout: self.handshake_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            permessage_deflate: self.permessage_deflate.then_some(
+                crate::protocol::deflate::Policy {
+                    context_takeover: self.deflate_context_takeover,
+                },
+            ),
         })
     }
 }

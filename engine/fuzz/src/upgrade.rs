@@ -205,7 +205,7 @@ fn check_route(request: &Request<()>, config: &Config, slot_free: bool) {
     );
     let expected = expected_status(request, &config.allowed_origins, slot_free);
     let (status, headers) = match &routed {
-        Route::Respond(r) | Route::Upgrade(r) | Route::Reject(_, r) => (r.status(), r.headers()),
+        Route::Respond(r) | Route::Upgrade(r, _) | Route::Reject(_, r) => (r.status(), r.headers()),
     };
     assert_eq!(status, expected, "{request:?}");
     let on_ws = request.uri().path() == "/ws";
@@ -216,7 +216,7 @@ fn check_route(request: &Request<()>, config: &Config, slot_free: bool) {
     ) && on_ws;
     assert_eq!(asked.get(), checks_passed, "{request:?}");
     match (&routed, status) {
-        (Route::Upgrade(_), StatusCode::SWITCHING_PROTOCOLS) => {
+        (Route::Upgrade(..), StatusCode::SWITCHING_PROTOCOLS) => {
             let key = request.headers()[header::SEC_WEBSOCKET_KEY].as_bytes();
             assert_eq!(
                 headers[header::SEC_WEBSOCKET_ACCEPT].as_bytes(),
@@ -239,7 +239,7 @@ fn check_route(request: &Request<()>, config: &Config, slot_free: bool) {
             assert_eq!(*reason, wanted);
         }
         (Route::Respond(_), _) => assert!(!on_ws, "/ws answered without a decision"),
-        (Route::Upgrade(_), _) => panic!("an upgrade answered {status}"),
+        (Route::Upgrade(..), _) => panic!("an upgrade answered {status}"),
     }
 }
 

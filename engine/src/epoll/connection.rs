@@ -22,7 +22,7 @@ use crate::epoll::echo;
 use crate::epoll::session::SessionStream;
 use crate::http;
 use crate::metrics::RejectReason;
-use crate::runtime::shared::Admission;
+use crate::runtime::endpoints::Accepted;
 
 /// Serves `io` until it closes, the handshake times out or the worker stops.
 pub async fn serve<S>(io: S, ctx: Rc<WorkerContext>)
@@ -37,18 +37,25 @@ where
     };
     let guard = ctx.sessions.open();
     let session = guard.session().clone();
-    let stream = SessionStream::new(upgraded.io, upgraded.prefix, session.clone());
+    let deflate = upgraded.accepted.deflate;
+    let stream = SessionStream::new(
+        upgraded.io,
+        upgraded.prefix,
+        session.clone(),
+        deflate.is_some(),
+    );
     let websocket = WebSocket::after_handshake(stream, Role::Server);
     let end = echo::run(
         websocket,
         session,
         &ctx.stats,
         ctx.shared.config.max_message_size,
+        deflate.map(|agreed| echo::Compression::new(agreed, &ctx.deflate)),
     )
     .await;
     tracing::debug!(?end, "websocket ended");
     drop(guard);
-    drop(upgraded.admission);
+    drop(upgraded.accepted);
 }
 
 /// A connection whose upgrade was accepted.
@@ -56,7 +63,7 @@ struct Upgraded<S> {
     io: S,
     /// Bytes the client sent after the upgrade request.
     prefix: Bytes,
-    admission: Admission,
+    accepted: Accepted,
 }
 
 /// Serves HTTP until a WebSocket upgrade is accepted (`Some`) or the
@@ -66,13 +73,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
 {
     // Set by the service when it answers 101: the WebSocket's connection slot.
-    let admission: Rc<RefCell<Option<Admission>>> = Rc::default();
+    let accepted: Rc<RefCell<Option<Accepted>>> = Rc::default();
     let seen_request = Rc::new(Cell::new(false));
     let service = {
-        let (ctx, admission, seen_request) = (ctx.clone(), admission.clone(), seen_request.clone());
+        let (ctx, accepted, seen_request) = (ctx.clone(), accepted.clone(), seen_request.clone());
         service_fn(move |request| {
             seen_request.set(true);
-            let response = ctx.endpoints.respond(&request, &admission);
+            let response = ctx.endpoints.respond(&request, &accepted);
             async move { Ok::<_, Infallible>(response) }
         })
     };
@@ -114,12 +121,12 @@ where
         }
     };
     // None: a plain HTTP connection that the client closed.
-    let admission = admission.take()?;
+    let accepted = accepted.take()?;
     Some(Upgraded {
         io: parts.io.into_inner(),
         // `read_buf` is a view into hyper's whole read buffer; keep only the
         // bytes (usually none) and let the buffer go.
         prefix: Bytes::copy_from_slice(&parts.read_buf),
-        admission,
+        accepted,
     })
 }

@@ -1,5 +1,6 @@
 //! What one epoll worker's tasks share.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use crate::epoll::session::Sessions;
 use crate::metrics::WorkerStats;
+use crate::protocol::deflate::WorkerDeflate;
 use crate::runtime::endpoints::{Endpoints, WorkerTimer};
 use crate::runtime::shared::Shared;
 use crate::runtime::shutdown::ShutdownSignal;
@@ -26,6 +28,9 @@ pub struct WorkerContext {
     pub shutdown: Rc<ShutdownSignal>,
     /// The HTTP endpoints this worker answers.
     pub endpoints: Endpoints<TokioTimer>,
+    /// The worker's inflater and deflaters for permessage-deflate, made
+    /// when the first connection agrees on it.
+    pub deflate: RefCell<Option<Box<WorkerDeflate>>>,
 }
 
 /// tokio's timer, for the worker's `/stats` streams.

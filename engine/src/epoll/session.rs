@@ -65,6 +65,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
+
+use fastwebsockets::OpCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
@@ -91,6 +93,11 @@ pub struct Session {
     backpressure_expired: Cell<bool>,
     /// The close code of a refusal by the transport, once the codec saw it.
     refused_with: Cell<Option<CloseCode>>,
+    /// permessage-deflate: the original first byte of each data message
+    /// the codec has yet to take (see the text watch).
+    message_starts: RefCell<std::collections::VecDeque<u8>>,
+    /// permessage-deflate: the next frame written gets RSV1.
+    compressed_write: Cell<bool>,
     /// The owning worker's counters.
     stats: Arc<WorkerStats>,
 }
@@ -107,7 +114,33 @@ impl Session {
             write_blocked_since: Cell::new(None),
             backpressure_expired: Cell::new(false),
             refused_with: Cell::new(None),
+            message_starts: RefCell::default(),
+            compressed_write: Cell::new(false),
         }
+    }
+
+    /// What the client's next data message really is, given the opcode the
+    /// codec read: whether it is compressed, and its opcode before the text
+    /// watch made compressed text binary. Without compression it is
+    /// `opcode`, uncompressed.
+    pub fn take_message_start(&self, opcode: OpCode) -> (bool, OpCode) {
+        match self.message_starts.borrow_mut().pop_front() {
+            Some(first) => {
+                let original = if first & 0x0f == 1 {
+                    OpCode::Text
+                } else {
+                    OpCode::Binary
+                };
+                (first & 0x40 != 0, original)
+            }
+            None => (false, opcode),
+        }
+    }
+
+    /// Sets RSV1 on the next frame written (a compressed echo); the codec
+    /// cannot set it.
+    pub fn compress_next_frame(&self) {
+        self.compressed_write.set(true);
     }
 
     /// The echo loop saw a pong: the peer is alive.
@@ -360,13 +393,18 @@ pub struct SessionStream<S> {
 
 impl<S> SessionStream<S> {
     /// Wraps `inner`; `prefix` holds bytes already read from it.
-    pub fn new(inner: S, prefix: Bytes, session: Rc<Session>) -> Self {
+    /// `compression`: permessage-deflate was agreed.
+    pub fn new(inner: S, prefix: Bytes, session: Rc<Session>, compression: bool) -> Self {
+        let mut text_watch = TextWatch::new();
+        if compression {
+            text_watch.enable_compression();
+        }
         Self {
             inner,
             prefix,
             control: &[],
             session,
-            text_watch: TextWatch::new(),
+            text_watch,
             refused: None,
             read_buffer_committed: false,
         }
@@ -446,7 +484,12 @@ impl<S> SessionStream<S> {
     /// On a refusal the bytes of the refused frame are withheld, so the
     /// codec still gets every frame before it, and reads fail from then on.
     fn watch_new_bytes(&mut self, buf: &mut ReadBuf<'_>, before: usize) -> Poll<io::Result<()>> {
-        if let Err(refusal) = self.text_watch.feed(&buf.filled()[before..]) {
+        let watched = self.text_watch.feed_mut(&mut buf.filled_mut()[before..]);
+        let starts = self.text_watch.message_starts();
+        if !starts.is_empty() {
+            self.session.message_starts.borrow_mut().append(starts);
+        }
+        if let Err(refusal) = watched {
             self.refused = Some(refusal.reason);
             buf.set_filled(before + refusal.keep);
             if refusal.keep == 0 {
@@ -497,12 +540,43 @@ impl<S: AsyncWrite + Unpin> SessionStream<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> SessionStream<S> {
+    /// Writes the start of a compressed echo: the codec begins every frame
+    /// with a write whose first byte is the frame's first, and that byte
+    /// goes out with RSV1 set (permessage-deflate). Once it is out, the
+    /// rest of the frame is written as it is.
+    fn poll_write_compressed(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let Some(at) = bufs.iter().position(|buf| !buf.is_empty()) else {
+            return Poll::Ready(Ok(0));
+        };
+        let first = [bufs[at][0] | 0x40];
+        let mut with_rsv1 = Vec::with_capacity(bufs.len() - at + 1);
+        with_rsv1.push(io::IoSlice::new(&first));
+        with_rsv1.push(io::IoSlice::new(&bufs[at][1..]));
+        with_rsv1.extend(bufs[at + 1..].iter().map(|buf| io::IoSlice::new(buf)));
+        let poll = self.poll_tracked(cx, |inner, cx| inner.poll_write_vectored(cx, &with_rsv1));
+        if let Poll::Ready(Ok(n)) = poll {
+            if n > 0 {
+                self.session.compressed_write.set(false);
+            }
+        }
+        poll
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.session.compressed_write.get() {
+            return self.poll_write_compressed(cx, &[io::IoSlice::new(buf)]);
+        }
         self.poll_tracked(cx, |inner, cx| inner.poll_write(cx, buf))
     }
 
@@ -511,6 +585,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.session.compressed_write.get() {
+            return self.poll_write_compressed(cx, bufs);
+        }
         self.poll_tracked(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
     }
 
@@ -565,7 +642,7 @@ mod tests {
         let session = guard.session().clone();
         // A 16-byte pipe nobody reads: the second write has to wait.
         let (near, _far) = tokio::io::duplex(16);
-        let mut stream = SessionStream::new(near, Bytes::new(), session.clone());
+        let mut stream = SessionStream::new(near, Bytes::new(), session.clone(), false);
         let mut cx = Context::from_waker(noop_waker_ref());
         let mut write =
             |stream: &mut SessionStream<_>| Pin::new(stream).poll_write(&mut cx, &[0; 16]);
@@ -612,7 +689,7 @@ mod tests {
         let guard = sessions.open();
         let session = guard.session().clone();
         let (near, mut far) = tokio::io::duplex(16);
-        let mut stream = SessionStream::new(near, Bytes::new(), session.clone());
+        let mut stream = SessionStream::new(near, Bytes::new(), session.clone(), false);
         let mut cx = Context::from_waker(noop_waker_ref());
         let mut write =
             |stream: &mut SessionStream<_>| Pin::new(stream).poll_write(&mut cx, &[0; 16]);

@@ -23,6 +23,19 @@
 //! A refusal says which of the bytes fed in that call still belong to
 //! frames before the refused one ([`Refusal::keep`]), so those are read and
 //! echoed before the connection fails.
+//!
+//! # permessage-deflate
+//!
+//! fastwebsockets refuses RSV1, and checks the UTF-8 of text frames whose
+//! payload, compressed, is not text. Once the extension was agreed
+//! ([`TextWatch::enable_compression`]) the watch therefore rewrites the
+//! first byte of each data message's first header as it passes: RSV1 is
+//! cleared and a compressed text frame becomes binary, so the codec reads it
+//! as bytes. The original first byte of every data message is kept, in
+//! order, in [`TextWatch::message_starts`], from which the echo loop learns
+//! which messages are compressed and of what type. RSV1 anywhere else (a
+//! continuation, a control frame) or RSV2/RSV3 is left in place, and the
+//! codec refuses it (1002).
 
 use crate::protocol::frame::{self, OpCode};
 use crate::protocol::utf8::Utf8Stream;
@@ -96,6 +109,11 @@ pub struct TextWatch {
     /// Stream offset (bytes fed so far) where the current frame began.
     frame_start: u64,
     fed: u64,
+    /// permessage-deflate was agreed: compressed messages are rewritten.
+    compression: bool,
+    /// The original first byte of each data message, in order (only with
+    /// compression).
+    message_starts: std::collections::VecDeque<u8>,
 }
 
 impl Default for TextWatch {
@@ -109,6 +127,8 @@ impl Default for TextWatch {
             utf8: Utf8Stream::default(),
             frame_start: 0,
             fed: 0,
+            compression: false,
+            message_starts: std::collections::VecDeque::new(),
         }
     }
 }
@@ -122,12 +142,30 @@ impl TextWatch {
         Self::default()
     }
 
-    /// Feeds the next bytes read from the client. An `Err` means a frame
-    /// was refused: a text frame holds invalid UTF-8, or a frame is not
-    /// masked. Only the first [`Refusal::keep`] of these bytes belong to
-    /// frames before it. Once refused, every later call is refused too,
-    /// keeping nothing.
-    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Refusal> {
+    /// Reads compressed messages from now on (see the module docs).
+    pub fn enable_compression(&mut self) {
+        self.compression = true;
+    }
+
+    /// The original first byte of each data message seen so far, oldest
+    /// first, for the echo loop to take (only with compression).
+    pub fn message_starts(&mut self) -> &mut std::collections::VecDeque<u8> {
+        &mut self.message_starts
+    }
+
+    /// [`TextWatch::feed_mut`] on bytes that are not rewritten (tests).
+    #[cfg(test)]
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), Refusal> {
+        self.feed_mut(&mut bytes.to_vec())
+    }
+
+    /// Feeds the next bytes read from the client, rewriting compressed
+    /// messages' first bytes in place when compression is on. An `Err`
+    /// means a frame was refused: a text frame holds invalid UTF-8, or a
+    /// frame is not masked. Only the first [`Refusal::keep`] of these bytes
+    /// belong to frames before it. Once refused, every later call is
+    /// refused too, keeping nothing.
+    pub fn feed_mut(&mut self, mut bytes: &mut [u8]) -> Result<(), Refusal> {
         let chunk_start = self.fed;
         while !bytes.is_empty() {
             match &mut self.position {
@@ -141,13 +179,16 @@ impl TextWatch {
                 Position::Header { header, have } => {
                     if *have == 0 {
                         self.frame_start = self.fed;
+                        if self.compression {
+                            bytes[0] = note_message_start(bytes[0], &mut self.message_starts);
+                        }
                     }
                     let needed = header_len(&header[..*have]);
                     let take = (needed - *have).min(bytes.len());
                     header[*have..*have + take].copy_from_slice(&bytes[..take]);
                     *have += take;
                     self.fed += take as u64;
-                    bytes = &bytes[take..];
+                    bytes = &mut std::mem::take(&mut bytes)[take..];
                     if *have >= 2 && !frame::is_masked(header[1]) {
                         return Err(self.refuse(Refused::Unmasked, chunk_start));
                     }
@@ -163,7 +204,7 @@ impl TextWatch {
                     text,
                 } => {
                     let take = (*left).min(bytes.len() as u64) as usize;
-                    let (payload, rest) = bytes.split_at(take);
+                    let (payload, rest) = std::mem::take(&mut bytes).split_at_mut(take);
                     if *text && !check_masked_text(&mut self.utf8, payload, mask, mask_at) {
                         return Err(self.refuse(Refused::InvalidUtf8, chunk_start));
                     }
@@ -229,6 +270,25 @@ impl TextWatch {
                 text,
             }
         };
+    }
+}
+
+/// Notes the first byte of a frame header: a data message's is kept in
+/// `starts`, and a compressed one is returned rewritten so that the codec
+/// reads it (RSV1 cleared, text made binary). Anything else is returned
+/// as it is.
+fn note_message_start(first: u8, starts: &mut std::collections::VecDeque<u8>) -> u8 {
+    const RSV1: u8 = 0x40;
+    const RSV2_RSV3: u8 = 0x30;
+    let opcode = first & 0x0f;
+    if !matches!(opcode, 1 | 2) {
+        return first;
+    }
+    starts.push_back(first);
+    if first & RSV1 != 0 && first & RSV2_RSV3 == 0 {
+        (first & 0x80) | 2
+    } else {
+        first
     }
 }
 

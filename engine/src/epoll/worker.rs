@@ -2,6 +2,7 @@
 //! connection, and the drain at shutdown. Workers share nothing on the hot
 //! path.
 
+use std::cell::RefCell;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ pub async fn run(spec: WorkerSpec) {
         stats,
         shutdown: shutdown.clone(),
         endpoints: Endpoints::new(shared.clone(), index, shutdown, TokioTimer),
+        deflate: RefCell::default(),
     });
     tokio::task::spawn_local(session::sweep(ctx.sessions.clone()));
     let connections = TaskTracker::new();

@@ -27,6 +27,7 @@ use sha1::{Digest, Sha1};
 
 use crate::config::Config;
 use crate::metrics::RejectReason;
+use crate::protocol::deflate::{self, Agreed};
 
 /// The sample page, embedded at build time.
 pub const SAMPLE_PAGE: &str = include_str!("page.html");
@@ -63,8 +64,9 @@ pub trait Observe {
 pub enum Route {
     /// Answer with this response and keep serving HTTP.
     Respond(HttpResponse),
-    /// Accept the upgrade: send this 101, then speak WebSocket.
-    Upgrade(HttpResponse),
+    /// Accept the upgrade: send this 101, then speak WebSocket, compressed
+    /// with these parameters if permessage-deflate was agreed.
+    Upgrade(HttpResponse, Option<Agreed>),
     /// Refuse a WebSocket upgrade with this response.
     Reject(RejectReason, HttpResponse),
 }
@@ -179,7 +181,17 @@ fn websocket_handshake<B>(
         header::SEC_WEBSOCKET_ACCEPT,
         HeaderValue::from_str(&accept_key(key.as_bytes())).expect("base64 is a valid header value"),
     );
-    Route::Upgrade(response)
+    let deflate = config.permessage_deflate.and_then(|policy| {
+        let offers = headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS);
+        deflate::negotiate(offers.iter().map(HeaderValue::as_bytes), policy)
+    });
+    if let Some(agreed) = &deflate {
+        h.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_str(&agreed.response_header()).expect("the answer is made of tokens"),
+        );
+    }
+    Route::Upgrade(response, deflate)
 }
 
 /// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).

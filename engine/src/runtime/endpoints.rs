@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::http::{self, stats_stream, Observe, Route};
+use crate::protocol::deflate::Agreed;
 use crate::runtime::shared::{Admission, Shared};
 use crate::runtime::shutdown::ShutdownSignal;
 
@@ -21,6 +22,15 @@ use crate::runtime::shutdown::ShutdownSignal;
 pub trait WorkerTimer: Clone + 'static {
     /// A future that completes `period` from now.
     fn sleep(&self, period: Duration) -> Pin<Box<dyn Future<Output = ()>>>;
+}
+
+/// An upgrade the router accepted: the WebSocket's connection slot and the
+/// permessage-deflate parameters the handshake agreed on, if any.
+pub struct Accepted {
+    /// The slot under `--max-connections`, given back when dropped.
+    pub admission: Admission,
+    /// permessage-deflate, when agreed.
+    pub deflate: Option<Agreed>,
 }
 
 /// One worker's HTTP endpoints.
@@ -44,14 +54,16 @@ impl<T: WorkerTimer> Endpoints<T> {
         }
     }
 
-    /// Answers one request: routes it, takes a WebSocket slot into
-    /// `admission` when an upgrade is accepted, and counts refused upgrades.
+    /// Answers one request: routes it, fills `accepted` (the WebSocket's
+    /// slot and its compression) when an upgrade is accepted, and counts
+    /// refused upgrades.
     pub fn respond<B>(
         &self,
         request: &hyper::Request<B>,
-        admission: &RefCell<Option<Admission>>,
+        accepted: &RefCell<Option<Accepted>>,
     ) -> http::HttpResponse {
         let shared = &self.shared;
+        let admission = RefCell::new(None);
         let routed = http::route(
             request,
             &shared.config,
@@ -64,7 +76,12 @@ impl<T: WorkerTimer> Endpoints<T> {
             self,
         );
         match routed {
-            Route::Respond(response) | Route::Upgrade(response) => response,
+            Route::Respond(response) => response,
+            Route::Upgrade(response, deflate) => {
+                let admission = admission.take().expect("an accepted upgrade was admitted");
+                *accepted.borrow_mut() = Some(Accepted { admission, deflate });
+                response
+            }
             Route::Reject(rejection, response) => {
                 shared.workers[self.worker].handshake_rejected(rejection);
                 tracing::debug!(

@@ -12,6 +12,7 @@ use async_task::Task;
 
 use super::outbox::Outbox;
 use crate::http::request_head::HeadEnd;
+use crate::protocol::deflate::ConnDeflate;
 use crate::protocol::Decoder;
 use crate::runtime::keep_alive::{KeepAlive, Owed};
 use crate::runtime::shared::Admission;
@@ -86,6 +87,9 @@ pub struct WebSocketState {
     /// WebSocket spends 8 bytes on it, not 24.
     #[allow(clippy::box_collection)]
     pub assembled: Option<Box<Vec<u8>>>,
+    /// permessage-deflate, when agreed: the parameters and a compressed
+    /// message in flight. Boxed: 8 bytes on a WebSocket without it.
+    pub deflate: Option<Box<ConnDeflate>>,
     /// The text frame under way is being copied out of the ring: its echo
     /// is the last queued piece, an owned one, and grows as it arrives.
     pub copying: bool,

@@ -23,8 +23,7 @@ use hyper::service::service_fn;
 
 use super::event_loop::SharedLoop;
 use super::timers::Timers;
-use crate::runtime::endpoints::Endpoints;
-use crate::runtime::shared::Admission;
+use crate::runtime::endpoints::{Accepted, Endpoints};
 
 /// The HTTP endpoints of an io_uring worker, whose `/stats` streams sleep
 /// on the worker's own timers.
@@ -50,11 +49,15 @@ impl HttpIo {
     }
 
     /// Hands the connection to the loop as a WebSocket.
-    fn upgrade(mut self, admission: Admission, prefix: &[u8]) {
+    fn upgrade(mut self, accepted: Accepted, prefix: &[u8]) {
         self.upgraded = true;
-        self.event_loop
-            .borrow_mut()
-            .upgrade(self.key, self.generation, admission, prefix);
+        self.event_loop.borrow_mut().upgrade(
+            self.key,
+            self.generation,
+            accepted.admission,
+            accepted.deflate,
+            prefix,
+        );
     }
 }
 
@@ -121,11 +124,11 @@ impl Drop for HttpIo {
 
 /// Serves HTTP on `io` until it closes or is upgraded.
 pub async fn serve(io: HttpIo, endpoints: Rc<UringEndpoints>) {
-    let admission: Rc<RefCell<Option<Admission>>> = Rc::default();
+    let accepted: Rc<RefCell<Option<Accepted>>> = Rc::default();
     let service = {
-        let admission = admission.clone();
+        let accepted = accepted.clone();
         service_fn(move |request| {
-            let response = endpoints.respond(&request, &admission);
+            let response = endpoints.respond(&request, &accepted);
             async move { Ok::<_, Infallible>(response) }
         })
     };
@@ -137,8 +140,8 @@ pub async fn serve(io: HttpIo, endpoints: Rc<UringEndpoints>) {
         .without_shutdown()
         .await;
     match served {
-        Ok(parts) => match admission.take() {
-            Some(admission) => parts.io.upgrade(admission, &parts.read_buf),
+        Ok(parts) => match accepted.take() {
+            Some(accepted) => parts.io.upgrade(accepted, &parts.read_buf),
             // A plain HTTP connection that the client closed.
             None => drop(parts),
         },

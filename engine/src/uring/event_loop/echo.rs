@@ -5,7 +5,7 @@
 
 use super::Loop;
 use crate::protocol::frame;
-use crate::protocol::plan::{decide, Action};
+use crate::protocol::plan::{decide, Action, Compression};
 use crate::uring::conn::Phase;
 use crate::uring::outbox::{copy_into, Outbox, Piece};
 
@@ -47,8 +47,22 @@ impl Loop {
         };
         let close_sent = ws.owed.close_sent();
         let assembled = &mut ws.assembled;
+        let mut compression = match (ws.deflate.as_deref_mut(), self.deflate.as_deref_mut()) {
+            (Some(conn), Some(worker)) => Some(Compression {
+                conn,
+                worker,
+                max_message: max_message as u64,
+            }),
+            _ => None,
+        };
         ws.decoder.feed(chunk, max_message, |event| {
-            decide(event, close_sent, assembled, None, &mut actions)
+            decide(
+                event,
+                close_sent,
+                assembled,
+                compression.as_mut(),
+                &mut actions,
+            )
         });
         let chunk: &[u8] = chunk;
         // The chunk's bytes are only read from here on.

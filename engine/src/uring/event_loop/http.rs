@@ -7,6 +7,7 @@ use std::io;
 
 use super::echo::Source;
 use super::Loop;
+use crate::protocol::deflate::{Agreed, ConnDeflate};
 use crate::protocol::Decoder;
 use crate::runtime::keep_alive::Owed;
 use crate::runtime::shared::Admission;
@@ -153,6 +154,7 @@ impl Loop {
         key: usize,
         generation: u32,
         admission: Admission,
+        deflate: Option<Agreed>,
         prefix: &[u8],
     ) {
         let keep_alive = self.limits.deadlines.open(self.now_ms);
@@ -160,12 +162,18 @@ impl Loop {
         if self.stopping {
             owed.going_away();
         }
+        let mut decoder = Decoder::new();
+        if deflate.is_some() {
+            decoder.enable_compression();
+            self.deflate.get_or_insert_with(Box::default);
+        }
         let Some(conn) = self.http_conn(key, generation) else {
             return;
         };
         let state = WebSocketState {
-            decoder: Decoder::new(),
+            decoder,
             assembled: None,
+            deflate: deflate.map(|agreed| Box::new(ConnDeflate::new(agreed))),
             copying: false,
             frame_queued: 0,
             mid_frame: false,

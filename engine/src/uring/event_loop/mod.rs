@@ -94,6 +94,7 @@ use super::conn::Conn;
 use super::outbox::OutboxPool;
 use super::ring;
 use crate::metrics::WorkerStats;
+use crate::protocol::deflate::WorkerDeflate;
 use crate::protocol::plan::Action;
 use crate::runtime::fd_limit;
 use crate::runtime::shared::Shared;
@@ -134,6 +135,9 @@ pub struct Loop {
     accepted: Vec<(usize, u32)>,
     /// Scratch: what decoding a chunk asks for.
     actions: Vec<Action>,
+    /// The worker's inflater and deflaters for permessage-deflate, made
+    /// when the first connection agrees on it.
+    deflate: Option<Box<WorkerDeflate>>,
     /// The ring ran dry once (logged once).
     ran_dry: bool,
     /// A generation stamp per accepted connection, so that a handle to a
@@ -184,6 +188,7 @@ impl Loop {
             outboxes: OutboxPool::default(),
             accepted: Vec::new(),
             actions: Vec::new(),
+            deflate: None,
             ran_dry: false,
             next_generation: 0,
             stats,
