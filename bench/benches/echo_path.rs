@@ -41,9 +41,10 @@ fn echo_batch(
         ReplayStream::new(input.clone()),
         Bytes::new(),
         session.clone(),
+        false,
     );
     let ws = WebSocket::after_handshake(stream, Role::Server);
-    rt.block_on(echo::run(ws, session, stats, 16 << 20))
+    rt.block_on(echo::run(ws, session, stats, 16 << 20, None))
 }
 
 fn bench(c: &mut Criterion) {

@@ -1,10 +1,12 @@
-//! Autobahn TestSuite conformance: cases 1 to 10 (301 cases), driven by the
-//! `kosoku` runner against each I/O backend.
+//! Autobahn TestSuite conformance, driven by the `kosoku` runner against
+//! each I/O backend: cases 1 to 10 (301 cases) as the engine starts, and the
+//! whole suite (517 cases, 12.x and 13.x being permessage-deflate) with
+//! `--permessage-deflate`.
 //!
 //! `scripts/test-all.sh` installs kosoku into `target/tools/venv`; the
 //! `RINGECHO_KOSOKU` variable can point at another copy. The runner's report
 //! (index.json, per-case JSON and HTML) and a `summary.txt` land in
-//! `target/autobahn/<backend>/`.
+//! `target/autobahn/<backend>/` and `target/autobahn/<backend>-deflate/`.
 
 mod common;
 
@@ -21,12 +23,15 @@ use common::{backend_tests, ws, Backend};
 
 /// How many cases kosoku runs with sections 12 and 13 (compression) excluded.
 const EXPECTED_CASES: usize = 301;
+/// How many cases the whole suite has.
+const EXPECTED_CASES_ALL: usize = 517;
 
 /// The longest a whole kosoku run may take.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
 
 /// Verdicts that count as a pass for a case's message exchange. NON-STRICT
-/// diverges from a SHOULD only; it passes but is listed in the summary.
+/// diverges from a SHOULD only; it passes cases 1-10 but is listed in the
+/// summary. The whole suite with compression admits no NON-STRICT.
 const PASSING_BEHAVIORS: [&str; 3] = ["OK", "NON-STRICT", "INFORMATIONAL"];
 /// Verdicts that count as a pass for a case's closing handshake.
 const PASSING_CLOSE_BEHAVIORS: [&str; 2] = ["OK", "INFORMATIONAL"];
@@ -63,8 +68,9 @@ struct CaseResult {
 }
 
 impl CaseResult {
-    fn passed(&self) -> bool {
+    fn passed(&self, strict: bool) -> bool {
         PASSING_BEHAVIORS.contains(&self.behavior.as_str())
+            && !(strict && self.behavior == "NON-STRICT")
             && PASSING_CLOSE_BEHAVIORS.contains(&self.behavior_close.as_str())
     }
 
@@ -137,6 +143,7 @@ fn read_index(report_dir: &Path, runner_log: &str) -> BTreeMap<CaseId, CaseResul
 
 /// Counts per verdict and every case that was not a clean OK.
 fn summarize(
+    suite: Suite,
     backend: Backend,
     runner_status: ExitStatus,
     results: &BTreeMap<CaseId, CaseResult>,
@@ -159,7 +166,8 @@ fn summarize(
         .map(|(behavior, count)| format!("{behavior} {count}"))
         .collect();
     let mut summary = format!(
-        "Autobahn cases 1-10 against --io {}: {} cases: {} (kosoku {runner_status})\n",
+        "Autobahn {} against --io {}: {} cases: {} (kosoku {runner_status})\n",
+        suite.describe(),
         backend.name(),
         results.len(),
         counts.join(", "),
@@ -172,7 +180,7 @@ fn summarize(
             "  {id}: {} (close: {}, remote close code {remote_close_code}){}\n",
             result.behavior,
             result.behavior_close,
-            if result.passed() {
+            if result.passed(suite.strict()) {
                 ""
             } else {
                 "  <- not a pass"
@@ -182,11 +190,69 @@ fn summarize(
     summary
 }
 
+/// Which part of the suite a run covers.
+#[derive(Debug, Clone, Copy)]
+enum Suite {
+    /// Cases 1-10, the engine as it starts (compression off).
+    WithoutCompression,
+    /// All 517 cases, with `--permessage-deflate`.
+    All,
+}
+
+impl Suite {
+    fn describe(self) -> &'static str {
+        match self {
+            Suite::WithoutCompression => "cases 1-10",
+            Suite::All => "cases 1-13 with --permessage-deflate",
+        }
+    }
+
+    /// NON-STRICT fails the case.
+    fn strict(self) -> bool {
+        matches!(self, Suite::All)
+    }
+
+    fn report_dir(self, backend: Backend) -> PathBuf {
+        let name = match self {
+            Suite::WithoutCompression => backend.name().to_owned(),
+            Suite::All => format!("{}-deflate", backend.name()),
+        };
+        workspace_root().join("target/autobahn").join(name)
+    }
+
+    fn server_args(self) -> &'static [&'static str] {
+        match self {
+            Suite::WithoutCompression => &[],
+            Suite::All => &["--permessage-deflate"],
+        }
+    }
+
+    fn runner_args(self) -> &'static [&'static str] {
+        match self {
+            Suite::WithoutCompression => &["-x", "12.*", "-x", "13.*"],
+            Suite::All => &[],
+        }
+    }
+
+    fn expected_cases(self) -> usize {
+        match self {
+            Suite::WithoutCompression => EXPECTED_CASES,
+            Suite::All => EXPECTED_CASES_ALL,
+        }
+    }
+}
+
 async fn passes_autobahn_cases_1_to_10(backend: Backend) {
+    run_suite(Suite::WithoutCompression, backend).await;
+}
+
+async fn passes_all_of_autobahn_with_permessage_deflate(backend: Backend) {
+    run_suite(Suite::All, backend).await;
+}
+
+async fn run_suite(suite: Suite, backend: Backend) {
     let kosoku = kosoku();
-    let report_dir = workspace_root()
-        .join("target/autobahn")
-        .join(backend.name());
+    let report_dir = suite.report_dir(backend);
     if report_dir.exists() {
         fs::remove_dir_all(&report_dir).expect("remove the previous report");
     }
@@ -194,10 +260,11 @@ async fn passes_autobahn_cases_1_to_10(backend: Backend) {
     let log_path = report_dir.join("kosoku.log");
     let log = File::create(&log_path).expect("create kosoku.log");
 
-    let server = Server::start(backend, &[]).await;
+    let server = Server::start(backend, suite.server_args()).await;
     let mut runner = KillOnDrop::spawn(
         Command::new(kosoku)
-            .args(["-x", "12.*", "-x", "13.*", "-p", "4", "-o"])
+            .args(suite.runner_args())
+            .args(["-p", "4", "-o"])
             .arg(&report_dir)
             .arg(ws::echo_url(server.addr()))
             .stdin(Stdio::null())
@@ -211,14 +278,14 @@ async fn passes_autobahn_cases_1_to_10(backend: Backend) {
     let runner_log = fs::read_to_string(&log_path).unwrap_or_default();
 
     let results = read_index(&report_dir, &runner_log);
-    let summary = summarize(backend, runner_status, &results);
+    let summary = summarize(suite, backend, runner_status, &results);
     fs::write(report_dir.join("summary.txt"), &summary).expect("write summary.txt");
     println!("{summary}");
 
-    assert_eq!(results.len(), EXPECTED_CASES, "number of cases run");
+    assert_eq!(results.len(), suite.expected_cases(), "number of cases run");
     let failed: Vec<String> = results
         .iter()
-        .filter(|(_, result)| !result.passed())
+        .filter(|(_, result)| !result.passed(suite.strict()))
         .map(|(id, _)| id.to_string())
         .collect();
     assert!(
@@ -231,4 +298,7 @@ async fn passes_autobahn_cases_1_to_10(backend: Backend) {
     );
 }
 
-backend_tests!(passes_autobahn_cases_1_to_10);
+backend_tests!(
+    passes_autobahn_cases_1_to_10,
+    passes_all_of_autobahn_with_permessage_deflate
+);

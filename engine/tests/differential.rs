@@ -26,6 +26,16 @@
 //! echoed, or a close with the expected error code), so the reference itself
 //! is checked against that model too.
 //!
+//! Compressed streams: some streams offer permessage-deflate (both servers
+//! accept it) and carry compressed messages (RSV1, raw DEFLATE from flate2
+//! at a random level, fragments cut anywhere in the compressed bytes) mixed
+//! with plain ones, ending in the compression failures too (a stream that
+//! does not inflate, compressed invalid UTF-8, a bomb past the limit, RSV1
+//! on a continuation). The model's echo of a compressed message is the
+//! client's own compressed bytes in one frame with RSV1 (passthrough: the
+//! offer leaves both windows at 15 bits and the server asks for no context
+//! takeover).
+//!
 //! Today both backends run the same echo loop, so they agree by
 //! construction; the test is there to hold a rewritten io_uring path to the
 //! epoll reference. A failure prints the seed, the stream index, the first
@@ -53,8 +63,19 @@ use common::server::Server;
 use common::{within, Backend};
 
 /// Both servers run with these: a 64 KiB message limit and no server pings,
-/// so the only frames a server sends are answers to the client.
-const SERVER_ARGS: &[&str] = &["--max-message-size", "64KiB", "--keep-alive-interval", "0"];
+/// so the only frames a server sends are answers to the client;
+/// permessage-deflate is accepted, but only compressed streams offer it.
+const SERVER_ARGS: &[&str] = &[
+    "--max-message-size",
+    "64KiB",
+    "--keep-alive-interval",
+    "0",
+    "--permessage-deflate",
+];
+/// What compressed streams offer.
+const DEFLATE_OFFER: &str = "permessage-deflate";
+/// RSV1: a compressed message's first frame.
+const RSV1: u8 = 0x40;
 /// `--max-message-size` in bytes (inclusive).
 const MESSAGE_LIMIT: usize = 64 * 1024;
 
@@ -251,7 +272,28 @@ enum Ending {
     OverLimitFrame,
     /// Fragments that add up to more than the message limit: 1009.
     OverLimitFragments,
+    /// A compressed message that is not a DEFLATE stream: 1007.
+    CompressedUndecodable,
+    /// Compressed text that inflates to invalid UTF-8: 1007.
+    CompressedInvalidUtf8,
+    /// A compressed message that inflates past the limit: 1009.
+    CompressedBomb,
+    /// RSV1 on a continuation of a compressed message: 1002.
+    Rsv1Continuation,
 }
+
+/// The endings of compressed streams (reserved bits are left out: RSV1
+/// alone is valid there).
+const COMPRESSED_ENDINGS: &[Ending] = &[
+    Ending::Open,
+    Ending::CloseValid,
+    Ending::InvalidUtf8Text,
+    Ending::OverLimitFrame,
+    Ending::CompressedUndecodable,
+    Ending::CompressedInvalidUtf8,
+    Ending::CompressedBomb,
+    Ending::Rsv1Continuation,
+];
 
 /// Every ending, cycled over the randomly split streams.
 const ENDINGS: &[Ending] = &[
@@ -302,6 +344,8 @@ struct Plan {
     budget: usize,
     /// Carry messages of exactly 65535 and 65536 bytes.
     with_limit_sizes: bool,
+    /// Offer permessage-deflate and send compressed messages too.
+    compressed: bool,
 }
 
 /// The test set: a few short streams sent byte by byte, then every ending
@@ -312,6 +356,7 @@ fn plans() -> Vec<Plan> {
         ending,
         budget: 500,
         with_limit_sizes: false,
+        compressed: false,
     };
     let mut plans = vec![
         bytewise(Ending::CloseValid),
@@ -332,6 +377,26 @@ fn plans() -> Vec<Plan> {
                 // Few enough writes (about 1000) to finish in time.
                 budget: (limit * 1000).clamp(1000, 300_000),
                 with_limit_sizes: big && round == 0,
+                compressed: false,
+            });
+        }
+    }
+    plans.push(Plan {
+        compressed: true,
+        ..bytewise(Ending::CompressedInvalidUtf8)
+    });
+    for round in 0..2 {
+        for (i, &ending) in COMPRESSED_ENDINGS.iter().enumerate() {
+            let mut limit = CHUNK_LIMITS[(i * 3 + round * 5) % CHUNK_LIMITS.len()];
+            if ending.is_big() {
+                limit = limit.max(BIG_CHUNK_LIMIT);
+            }
+            plans.push(Plan {
+                split: Split::UpTo(limit),
+                ending,
+                budget: (limit * 1000).clamp(1000, 300_000),
+                with_limit_sizes: false,
+                compressed: true,
             });
         }
     }
@@ -362,6 +427,23 @@ struct Generator {
     rng: Rng,
     wire: Vec<u8>,
     expected: Vec<u8>,
+    /// Some messages are compressed.
+    compressed: bool,
+}
+
+/// `message` compressed as a client without context takeover does it:
+/// raw DEFLATE at `level`, sync-flushed, the `00 00 ff ff` tail left off.
+fn deflate(message: &[u8], level: u32) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level));
+    encoder.write_all(message).expect("deflate");
+    // A flush of the encoder is a sync flush.
+    encoder.flush().expect("sync flush");
+    let mut out = std::mem::take(encoder.get_mut());
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out.truncate(out.len() - 4);
+    out
 }
 
 impl Generator {
@@ -422,7 +504,15 @@ impl Generator {
     /// frames in between, and its echo.
     fn message(&mut self, len: usize, form: Option<LenForm>) {
         let opcode = self.rng.pick(&[TEXT, BINARY]);
-        let payload = self.payload(opcode, len);
+        let (first_bits, payload) = if self.compressed && self.rng.chance(70) {
+            // Inflated and compressed sizes both stay within the limit.
+            let inflated = self.payload(opcode, len.min(MESSAGE_LIMIT - 1024));
+            let level = self.rng.pick(&[0, 1, 6, 9]);
+            (RSV1 | opcode, deflate(&inflated, level))
+        } else {
+            (opcode, self.payload(opcode, len))
+        };
+        let len = payload.len();
         let parts = if form.is_some() || self.rng.chance(50) {
             1
         } else {
@@ -433,7 +523,7 @@ impl Generator {
         cuts.push(len);
         let mut start = 0;
         for (i, &end) in cuts.iter().enumerate() {
-            let first = if i == 0 { opcode } else { CONTINUATION };
+            let first = if i == 0 { first_bits } else { CONTINUATION };
             let fin = if i == cuts.len() - 1 { FIN } else { 0 };
             match form {
                 Some(form) => self.frame_as(fin | first, &payload[start..end], form),
@@ -446,7 +536,7 @@ impl Generator {
                 }
             }
         }
-        self.expected.extend(server_frame(opcode, &payload));
+        self.expected.extend(server_frame(first_bits, &payload));
     }
 
     /// A message size, from boundaries and ranges, at most `room`.
@@ -588,6 +678,30 @@ impl Generator {
                 self.frame(FIN | BINARY, &payload);
                 1009
             }
+            Ending::CompressedUndecodable => {
+                let opcode = rng.pick(&[TEXT, BINARY]);
+                let junk = rng.pick(&[&[0xFF, 0xFF, 0xFF][..], &[0x03, 0x02, 0x00], &[0x07, 0x00]]);
+                self.frame(FIN | RSV1 | opcode, junk);
+                1007
+            }
+            Ending::CompressedInvalidUtf8 => {
+                let mut text = rng.text_below(300);
+                text.extend_from_slice(rng.pick(&[&b"\xFF"[..], b"\xED\xA0\x80", b"\xC0\xAF"]));
+                text.extend(rng.text_below(300));
+                let level = rng.pick(&[1, 6]);
+                self.frame(FIN | RSV1 | TEXT, &deflate(&text, level));
+                1007
+            }
+            Ending::CompressedBomb => {
+                let len = rng.between(MESSAGE_LIMIT + 1, 4 * MESSAGE_LIMIT);
+                self.frame(FIN | RSV1 | BINARY, &deflate(&vec![0; len], 9));
+                1009
+            }
+            Ending::Rsv1Continuation => {
+                self.frame(RSV1 | BINARY, &deflate(b"first half", 6));
+                self.frame(FIN | RSV1 | CONTINUATION, b"second half");
+                1002
+            }
             Ending::OverLimitFragments => {
                 let total = rng.between(MESSAGE_LIMIT + 1, MESSAGE_LIMIT + 4000);
                 let payload = rng.bytes(total);
@@ -608,6 +722,7 @@ impl Stream {
             rng: Rng(seed),
             wire: Vec::new(),
             expected: Vec::new(),
+            compressed: plan.compressed,
         };
         generator.valid_part(&plan);
         let ending_at = generator.wire.len();
@@ -617,6 +732,7 @@ impl Stream {
             mut rng,
             wire,
             expected,
+            ..
         } = generator;
         let mut chunks = Vec::new();
         for part in [ending_at, wire.len() - ending_at] {
@@ -645,13 +761,18 @@ impl Stream {
 }
 
 /// Opens a WebSocket to `addr` by hand and returns the socket, with
-/// `TCP_NODELAY` so that every write goes out as it is.
-async fn connect(addr: SocketAddr) -> TcpStream {
+/// `TCP_NODELAY` so that every write goes out as it is; `compressed`:
+/// permessage-deflate is offered and must be accepted.
+async fn connect(addr: SocketAddr, compressed: bool) -> TcpStream {
     let mut socket = within("connect", TcpStream::connect(addr))
         .await
         .expect("connect to the server");
     socket.set_nodelay(true).expect("set TCP_NODELAY");
-    let request = Request::upgrade("/ws").to_bytes(addr);
+    let mut request = Request::upgrade("/ws");
+    if compressed {
+        request = request.header("Sec-WebSocket-Extensions", DEFLATE_OFFER);
+    }
+    let request = request.to_bytes(addr);
     within("sending the upgrade request", socket.write_all(&request))
         .await
         .expect("send the upgrade request");
@@ -659,6 +780,11 @@ async fn connect(addr: SocketAddr) -> TcpStream {
     let response = read_response(&mut socket, &mut rest).await;
     assert_eq!(response.status, 101, "upgrade refused: {response:?}");
     assert!(rest.is_empty(), "the server spoke first: {rest:?}");
+    assert_eq!(
+        response.header("Sec-WebSocket-Extensions").is_some(),
+        compressed,
+        "{response:?}"
+    );
     socket
 }
 
@@ -741,7 +867,7 @@ struct Answer {
 /// byte until it closes the connection, or until it has sent at least the
 /// expected bytes and then stays quiet.
 async fn exchange(addr: SocketAddr, stream: Arc<Stream>) -> Answer {
-    let (mut reader, mut writer) = connect(addr).await.into_split();
+    let (mut reader, mut writer) = connect(addr, stream.plan.compressed).await.into_split();
     let mut answer = Answer::default();
     let quiet = if stream.server_closes {
         CLOSE_GRACE

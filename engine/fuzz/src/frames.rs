@@ -21,12 +21,21 @@
 //!   apart from the decoder) says: every message echoed once as one
 //!   unmasked frame, a pong per ping, the close echoed, or our close with
 //!   the code the first broken rule calls for.
+//!
+//! Half the inputs run with permessage-deflate agreed (no context takeover,
+//! 15-bit windows: the passthrough echo). Then a data message whose first
+//! frame has RSV1 is compressed: the model inflates what has arrived with
+//! flate2 (independently of the engine's inflater) and expects the
+//! client's own compressed bytes back with RSV1 in one frame, or 1007 for
+//! a stream that does not inflate or text that is not UTF-8, or 1009 for a
+//! message that inflates past the limit.
 
 use std::ops::Range;
 
 use arbitrary::Unstructured;
+use ringecho::protocol::deflate::{negotiate, ConnDeflate, Policy, WorkerDeflate};
 use ringecho::protocol::frame::{self, OpCode};
-use ringecho::protocol::plan::{self, Action};
+use ringecho::protocol::plan::{self, Action, Compression};
 use ringecho::protocol::{DataFrame, Decoder, Event};
 
 /// `--max-message-size` values the inputs choose from.
@@ -41,14 +50,23 @@ pub fn check(data: &[u8]) {
         // Our close went out already: nothing more is sent, whatever comes.
         Vec::new()
     } else {
-        expected_reply(&case.wire, case.max_message)
+        expected_reply(&case.wire, case.max_message, case.compression)
     };
-    let whole = serve(&case.wire, &[], case.max_message, case.close_sent);
+    let serve = |chunks: &[usize]| {
+        serve_with(
+            &case.wire,
+            chunks,
+            case.max_message,
+            case.close_sent,
+            case.compression,
+        )
+    };
+    let whole = serve(&[]);
     assert_eq!(
         whole.sent, expected,
         "fed whole: the reply differs from the model"
     );
-    let chunked = serve(&case.wire, &case.chunks, case.max_message, case.close_sent);
+    let chunked = serve(&case.chunks);
     assert_eq!(
         chunked.sent, expected,
         "fed in chunks of {:?}: the reply differs from the model",
@@ -67,6 +85,8 @@ pub struct Case {
     pub max_message: usize,
     /// Our close frame has gone out before the stream starts (shutdown).
     pub close_sent: bool,
+    /// permessage-deflate was agreed.
+    pub compression: bool,
     /// Sizes of the chunks the stream is fed in, cycled; empty: one chunk.
     pub chunks: Vec<usize>,
     /// The client's bytes.
@@ -83,6 +103,7 @@ impl Case {
         let max_message = MAX_MESSAGES[usize::from(settings & 7)];
         let built = settings & 0x08 != 0;
         let close_sent = settings & 0x70 == 0x70;
+        let compression = settings & 0x40 != 0 && !close_sent;
         let count = u.int_in_range(0..=7u8).ok()?;
         let mut chunks = Vec::new();
         for _ in 0..count {
@@ -99,6 +120,7 @@ impl Case {
         Some(Case {
             max_message,
             close_sent,
+            compression,
             chunks,
             wire,
         })
@@ -164,8 +186,25 @@ pub struct Served {
 /// Feeds `wire` to a decoder in chunks of `chunk_sizes` (cycled; empty:
 /// one chunk), applies the plan as the loop does and returns what it sends.
 pub fn serve(wire: &[u8], chunk_sizes: &[usize], max_message: usize, close_sent: bool) -> Served {
+    serve_with(wire, chunk_sizes, max_message, close_sent, false)
+}
+
+/// [`serve`], with permessage-deflate agreed when `compression`.
+pub fn serve_with(
+    wire: &[u8],
+    chunk_sizes: &[usize],
+    max_message: usize,
+    close_sent: bool,
+    compression: bool,
+) -> Served {
     let mut conn = Connection::new(close_sent);
     let mut decoder = Decoder::new();
+    let agreed = negotiate([&b"permessage-deflate"[..]], Policy::default()).expect("agreed");
+    let mut deflate_conn = ConnDeflate::new(agreed);
+    let mut deflate_worker = WorkerDeflate::new();
+    if compression {
+        decoder.enable_compression();
+    }
     let mut watch = EventWatch::default();
     let mut at = 0;
     let mut sizes = chunk_sizes.iter().copied().cycle();
@@ -179,10 +218,21 @@ pub fn serve(wire: &[u8], chunk_sizes: &[usize], max_message: usize, close_sent:
         let chunk_len = chunk.len();
         decoder.feed(&mut chunk, max_message, |event| {
             watch.see(&event, chunk_len);
-            if let Event::Echo(piece) = &event {
+            if let Event::Echo(piece) | Event::Compressed { frame: piece, .. } = &event {
                 frames.push(piece.clone());
             }
-            plan::decide(event, close_sent, &mut conn.assembled, None, &mut actions);
+            let mut deflate = compression.then_some(Compression {
+                conn: &mut deflate_conn,
+                worker: &mut deflate_worker,
+                max_message: max_message as u64,
+            });
+            plan::decide(
+                event,
+                close_sent,
+                &mut conn.assembled,
+                deflate.as_mut(),
+                &mut actions,
+            );
         });
         // The chunk is only read from here on, as in the loop.
         for piece in &frames {
@@ -210,7 +260,8 @@ fn check_in_place_header(chunk: &[u8], piece: &DataFrame) {
         return;
     };
     let header = &chunk[at..piece.range.start];
-    let opcode = if piece.opcode == OpCode::Text { 1 } else { 2 };
+    let rsv1 = if piece.compressed { 0x40 } else { 0 };
+    let opcode = rsv1 | if piece.opcode == OpCode::Text { 1 } else { 2 };
     assert_eq!(
         header,
         &server_header(opcode, piece.len)[..],
@@ -376,20 +427,24 @@ impl Connection {
 /// What goes out for a stream that ends inside a frame: a binary frame's
 /// header and payload so far (binary echoes stream), nothing of a text
 /// frame or a fragmented message.
-pub fn expected_reply(wire: &[u8], max_message: usize) -> Vec<u8> {
+pub fn expected_reply(wire: &[u8], max_message: usize, compression: bool) -> Vec<u8> {
+    let cap = max_message;
     let max_message = max_message as u64;
     let mut out = Vec::new();
     let fail = |mut out: Vec<u8>, code: u16| {
         out.extend(server_frame(0x8, &code.to_be_bytes()));
         out
     };
-    // The fragmented message under way: opcode and payload so far.
+    // The fragmented message under way: opcode (RSV1 included when it is
+    // compressed) and payload so far.
     let mut message: Option<(u8, Vec<u8>)> = None;
     let mut rest = wire;
     while let Some(&first) = rest.first() {
         let opcode = first & 0x0f;
         let control = opcode >= 8;
-        if first & 0x70 != 0 || !matches!(opcode, 0 | 1 | 2 | 8 | 9 | 10) {
+        let rsv = first & 0x70;
+        let compressed_start = compression && rsv == 0x40 && matches!(opcode, 1 | 2);
+        if (rsv != 0 && !compressed_start) || !matches!(opcode, 0 | 1 | 2 | 8 | 9 | 10) {
             return fail(out, 1002);
         }
         if control && first & 0x80 == 0 {
@@ -435,6 +490,33 @@ pub fn expected_reply(wire: &[u8], max_message: usize) -> Vec<u8> {
             .collect();
         let complete = available as u64 == len;
         match opcode {
+            1 | 2 if fin && compressed_start => {
+                if let Err(code) = inflate_check(&payload, complete, cap, opcode == 1) {
+                    return fail(out, code);
+                }
+                if complete {
+                    out.extend(server_frame(0x40 | opcode, &payload));
+                }
+            }
+            1 | 2 if compressed_start => {
+                message = Some((0x40 | opcode, payload.clone()));
+                if let Err(code) = inflate_check(&payload, false, cap, opcode == 1) {
+                    return fail(out, code);
+                }
+            }
+            0 if message.as_ref().is_some_and(|(op, _)| op & 0x40 != 0) => {
+                let (message_opcode, so_far) = message.as_mut().expect("under way");
+                so_far.extend_from_slice(&payload);
+                let ends = complete && fin;
+                let text = *message_opcode & 0x0f == 1;
+                if let Err(code) = inflate_check(so_far, ends, cap, text) {
+                    return fail(out, code);
+                }
+                if ends {
+                    let (message_opcode, so_far) = message.take().expect("under way");
+                    out.extend(server_frame(message_opcode, &so_far));
+                }
+            }
             1 | 2 if fin => {
                 if opcode == 1 && !text_may_continue(&payload, complete) {
                     return fail(out, 1007);
@@ -482,6 +564,34 @@ pub fn expected_reply(wire: &[u8], max_message: usize) -> Vec<u8> {
 
 /// Whether `text` is UTF-8 so far: with `ends`, whole; otherwise it may
 /// stop inside a character that the next bytes complete.
+/// The model's check of a compressed message's bytes so far: inflated with
+/// flate2 (the tail put back once the message has ended), at most
+/// `cap + 1` bytes. What was inflated up to the cap must be text that may
+/// continue (1007); past the cap is 1009; a stream flate2 refuses is 1007.
+fn inflate_check(compressed: &[u8], ends: bool, cap: usize, text: bool) -> Result<(), u16> {
+    let mut input = compressed.to_vec();
+    if ends {
+        input.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    }
+    let mut inflater = flate2::Decompress::new_with_window_bits(false, 15);
+    let mut out = Vec::with_capacity(cap + 1);
+    let status = inflater.decompress_vec(&input, &mut out, flate2::FlushDecompress::None);
+    let checked = &out[..out.len().min(cap)];
+    if text && !text_may_continue(checked, false) {
+        return Err(1007);
+    }
+    if out.len() > cap {
+        return Err(1009);
+    }
+    if status.is_err() {
+        return Err(1007);
+    }
+    if text && ends && !text_may_continue(&out, true) {
+        return Err(1007);
+    }
+    Ok(())
+}
+
 fn text_may_continue(text: &[u8], ends: bool) -> bool {
     match std::str::from_utf8(text) {
         Ok(_) => true,
@@ -555,26 +665,26 @@ mod tests {
         expected.extend(server_frame(0xA, b"p"));
         expected.extend(server_frame(2, b"abcd"));
         expected.extend(server_frame(8, &[0x03, 0xe8]));
-        assert_eq!(expected_reply(&wire, 100), expected);
+        assert_eq!(expected_reply(&wire, 100, false), expected);
     }
 
     #[test]
     fn model_fails_with_the_first_broken_rule() {
         assert_eq!(
-            expected_reply(&client(0x81, b"\xff"), 100),
+            expected_reply(&client(0x81, b"\xff"), 100, false),
             server_frame(8, &1007u16.to_be_bytes())
         );
         assert_eq!(
-            expected_reply(&client(0x82, &[0; 101]), 100),
+            expected_reply(&client(0x82, &[0; 101]), 100, false),
             server_frame(8, &1009u16.to_be_bytes())
         );
         assert_eq!(
-            expected_reply(&[0x82, 0x01, b'x'], 100),
+            expected_reply(&[0x82, 0x01, b'x'], 100, false),
             server_frame(8, &1002u16.to_be_bytes()),
             "unmasked"
         );
         assert_eq!(
-            expected_reply(&client(0x88, &[0x03, 0xe8, 0xff]), 100),
+            expected_reply(&client(0x88, &[0x03, 0xe8, 0xff]), 100, false),
             server_frame(8, &1007u16.to_be_bytes())
         );
     }
@@ -586,7 +696,7 @@ mod tests {
         wire.extend(client(0x80, "llo".as_bytes()));
         wire.extend(client(0x82, &[7; 300]));
         wire.extend(client(0x81, b"bad \xc3\x28"));
-        let expected = expected_reply(&wire, 1000);
+        let expected = expected_reply(&wire, 1000, false);
         assert!(expected.ends_with(&server_frame(8, &1007u16.to_be_bytes())));
         for size in 1..wire.len() {
             assert_eq!(serve(&wire, &[size], 1000, false).sent, expected, "{size}");
@@ -598,7 +708,7 @@ mod tests {
         let wire = client(0x82, &[5; 50]);
         let cut = &wire[..20];
         let reply = serve(cut, &[7], 100, false).sent;
-        assert_eq!(reply, expected_reply(cut, 100));
+        assert_eq!(reply, expected_reply(cut, 100, false));
         assert_eq!(&reply[..2], &[0x82, 50]);
         assert_eq!(reply.len(), 2 + 14);
     }

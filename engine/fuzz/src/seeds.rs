@@ -13,6 +13,23 @@ fn frames_input(max: u8, built: bool, chunk_bytes: &[u8], body: &[u8]) -> Vec<u8
     input
 }
 
+/// The settings bit of a `frames` input that agrees on permessage-deflate.
+const COMPRESSION: u8 = 0x40;
+
+/// `message` compressed as a permessage-deflate client does (raw DEFLATE,
+/// sync flush, the `00 00 ff ff` tail left off).
+fn deflated(message: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(message).expect("deflate");
+    // A flush of the encoder is a sync flush.
+    encoder.flush().expect("sync flush");
+    let mut out = std::mem::take(encoder.get_mut());
+    out.truncate(out.len() - 4);
+    out
+}
+
 /// One frame descriptor (see [`build_frames`]).
 pub fn descriptor(first: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut d = vec![first, flags];
@@ -46,6 +63,25 @@ pub fn frames() -> Vec<(&'static str, Vec<u8>)> {
     let unmasked = descriptor(0x82, 0x80, b"x");
     let mut session = [text.clone(), binary.clone(), fragmented.clone()].concat();
     session.extend_from_slice(&close);
+    let json = b"{\"id\":1,\"x\":10.5,\"state\":\"running\"}".repeat(20);
+    let compressed_text = descriptor(0xC1, 0, &deflated(&json));
+    let payload = deflated(&json);
+    let (a, b) = payload.split_at(payload.len() / 2);
+    let compressed_fragments = [
+        descriptor(0x42, 0, a),
+        descriptor(0x89, 0, b"ping"),
+        descriptor(0x80, 0, b),
+    ]
+    .concat();
+    let compressed_bad_utf8 = descriptor(0xC1, 0, &deflated(b"ok\xed\xa0\x80 and more"));
+    let bomb = descriptor(0xC2, 1, &deflated(&[0; 4000]));
+    let compressed_session = [
+        compressed_text.clone(),
+        text.clone(),
+        compressed_fragments.clone(),
+        close.clone(),
+    ]
+    .concat();
     vec![
         ("text", frames_input(7, true, &[], &text)),
         ("binary-split", frames_input(7, true, &[1, 3], &binary)),
@@ -59,6 +95,26 @@ pub fn frames() -> Vec<(&'static str, Vec<u8>)> {
         ("close", frames_input(7, true, &[1], &close)),
         ("raw", frames_input(7, false, &[4], &build_frames(&session))),
         ("closing", frames_input(0x77, true, &[], &session)),
+        (
+            "compressed-text",
+            frames_input(7 | COMPRESSION, true, &[3, 20], &compressed_text),
+        ),
+        (
+            "compressed-fragments",
+            frames_input(7 | COMPRESSION, true, &[5], &compressed_fragments),
+        ),
+        (
+            "compressed-bad-utf8",
+            frames_input(7 | COMPRESSION, true, &[2], &compressed_bad_utf8),
+        ),
+        (
+            "compressed-bomb",
+            frames_input(4 | COMPRESSION, true, &[9], &bomb),
+        ),
+        (
+            "compressed-session",
+            frames_input(6 | COMPRESSION, true, &[1, 40], &compressed_session),
+        ),
     ]
 }
 

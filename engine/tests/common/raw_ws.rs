@@ -27,10 +27,25 @@ impl RawWebSocket {
     /// Opens a TCP connection to `addr` and completes a WebSocket handshake
     /// on `/ws`, checking the 101 response and its `Sec-WebSocket-Accept`.
     pub async fn connect(addr: SocketAddr) -> RawWebSocket {
+        RawWebSocket::connect_with(addr, Request::upgrade("/ws"))
+            .await
+            .0
+    }
+
+    /// [`RawWebSocket::connect`] offering `offer` in
+    /// `Sec-WebSocket-Extensions`; also returns the server's answer in that
+    /// header, if any.
+    #[allow(dead_code)]
+    pub async fn connect_offering(addr: SocketAddr, offer: &str) -> (RawWebSocket, Option<String>) {
+        let request = Request::upgrade("/ws").header("Sec-WebSocket-Extensions", offer);
+        RawWebSocket::connect_with(addr, request).await
+    }
+
+    async fn connect_with(addr: SocketAddr, request: Request) -> (RawWebSocket, Option<String>) {
         let mut stream = within("connect", TcpStream::connect(addr))
             .await
             .expect("connect to the server");
-        let request = Request::upgrade("/ws").to_bytes(addr);
+        let request = request.to_bytes(addr);
         within("sending the upgrade request", stream.write_all(&request))
             .await
             .expect("send the upgrade request");
@@ -42,7 +57,10 @@ impl RawWebSocket {
             Some(SAMPLE_ACCEPT),
             "wrong accept key in {response:?}"
         );
-        RawWebSocket { stream, received }
+        let extensions = response
+            .header("Sec-WebSocket-Extensions")
+            .map(str::to_owned);
+        (RawWebSocket { stream, received }, extensions)
     }
 
     /// Sends `frame`, masked. Fails the test if the write fails.

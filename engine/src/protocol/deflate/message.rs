@@ -439,6 +439,39 @@ mod tests {
     }
 
     #[test]
+    fn the_verdict_does_not_depend_on_how_the_message_is_cut() {
+        // Invalid UTF-8 early in a message far over the cap: 1007 always;
+        // valid text over the cap: 1009 always.
+        let mut bad = vec![b'a'; 100_000];
+        bad[10] = 0xff;
+        for (message, code) in [
+            (bad, CloseCode::INVALID_PAYLOAD),
+            (vec![b'a'; 100_000], CloseCode::MESSAGE_TOO_BIG),
+        ] {
+            let wire = compressed(&message);
+            for cut in [1, 3, wire.len() / 2, wire.len()] {
+                let mut worker = WorkerDeflate::new();
+                let mut conn = ConnDeflate::new(agreed("permessage-deflate", false));
+                let mut verdict = Ok(None);
+                let parts: Vec<&[u8]> = wire.chunks(cut).collect();
+                for (i, part) in parts.iter().enumerate() {
+                    let piece = Piece {
+                        bytes: part,
+                        start: i == 0,
+                        end: i == parts.len() - 1,
+                        text: true,
+                    };
+                    verdict = conn.feed(&mut worker, piece, 1000);
+                    if verdict.is_err() {
+                        break;
+                    }
+                }
+                assert_eq!(verdict, Err(code), "cut every {cut} bytes");
+            }
+        }
+    }
+
+    #[test]
     fn a_smaller_server_window_gets_a_recompressed_echo() {
         let mut worker = WorkerDeflate::new();
         let mut conn = ConnDeflate::new(agreed(

@@ -89,18 +89,23 @@ impl Inflater {
             let (in_before, out_before) = (self.raw.total_in(), self.raw.total_out());
             let status = self
                 .raw
-                .decompress(input, &mut scratch[..room], FlushDecompress::None)
-                .map_err(|_| InflateError::Undecodable)?;
+                .decompress(input, &mut scratch[..room], FlushDecompress::None);
             let consumed = (self.raw.total_in() - in_before) as usize;
             let produced = (self.raw.total_out() - out_before) as usize;
             input = &input[consumed..];
+            // The verdict must not depend on how the input was cut: what was
+            // inflated up to the cap is always handed over (and checked)
+            // first, then the cap, then the stream's own error, in the order
+            // the bytes come.
+            let allowed = produced.min(usize::try_from(*left).unwrap_or(usize::MAX));
+            if allowed > 0 && !out(&scratch[..allowed]) {
+                return Ok(Progress::Stopped);
+            }
             if produced as u64 > *left {
                 return Err(InflateError::TooBig);
             }
             *left -= produced as u64;
-            if produced > 0 && !out(&scratch[..produced]) {
-                return Ok(Progress::Stopped);
-            }
+            let status = status.map_err(|_| InflateError::Undecodable)?;
             match status {
                 Status::StreamEnd => self.ended = true,
                 // More output may be pending while the room was filled;
@@ -292,7 +297,7 @@ mod tests {
             true
         });
         assert_eq!(result, Err(InflateError::TooBig));
-        assert_eq!(seen, 0, "nothing past the cap reaches the output");
+        assert_eq!(seen, 1000, "nothing past the cap reaches the output");
         assert_eq!(
             inflater.raw.total_out(),
             1001,
