@@ -5,7 +5,8 @@
 //! The client compresses with flate2 (raw DEFLATE, sync flush, the
 //! `00 00 ff ff` tail left off) and checks the echoes by inflating them.
 //! Autobahn's sections 12 and 13 (`autobahn.rs`) run the extension
-//! against an independent implementation.
+//! against an independent implementation, and loadgen
+//! `--permessage-deflate` drives compressed load through both echoes.
 
 mod common;
 
@@ -241,10 +242,74 @@ async fn context_takeover_when_asked_for(backend: Backend) {
     }
 }
 
+/// Runs loadgen against `server` with `args` for a second; returns its
+/// exit code and JSON report.
+fn run_loadgen(server: &Server, args: &[&str]) -> (i32, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let json = dir.path().join("report.json");
+    let output = std::process::Command::new(common::loadgen::binary())
+        .arg(format!("ws://{}/ws", server.addr()))
+        .args(["-c", "10", "--rate", "50", "-s", "200..1400", "--snapshots"])
+        .args(["--duration", "1s", "--warmup", "300ms", "--quiet", "--json"])
+        .arg(&json)
+        .args(args)
+        .output()
+        .expect("run loadgen");
+    let report = std::fs::read(&json).unwrap_or_else(|_| {
+        panic!(
+            "loadgen wrote no report: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let report = serde_json::from_slice(&report).expect("loadgen's report is JSON");
+    (output.status.code().unwrap_or(-1), report)
+}
+
+async fn loadgen_drives_compressed_echoes(backend: Backend) {
+    let server = deflating(backend, &[]).await;
+    let default = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    for (offer, answer) in [
+        // The passthrough echo: the client's own compressed bytes.
+        (None, default.to_owned()),
+        // A server window smaller than the client's: inflate and deflate.
+        (
+            Some(
+                "permessage-deflate; client_no_context_takeover; server_no_context_takeover; \
+                 server_max_window_bits=10",
+            ),
+            format!("{default}; server_max_window_bits=10"),
+        ),
+    ] {
+        let args = match offer {
+            None => vec!["--permessage-deflate"],
+            Some(offer) => vec!["--deflate-offer", offer],
+        };
+        let (code, report) = run_loadgen(&server, &args);
+        assert_eq!(code, 0, "{offer:?}: {}", report["exit"]);
+        assert_eq!(report["errors"]["total"], 0, "{offer:?}");
+        assert!(report["messages"].as_u64().unwrap() > 0, "{offer:?}");
+        assert_eq!(
+            report["connections"]["extensions"][&answer], 10,
+            "{offer:?}: {}",
+            report["connections"]
+        );
+    }
+    // A server that does not take the extension: every connection fails.
+    let plain = Server::start(backend, &[]).await;
+    let (code, report) = run_loadgen(&plain, &["--permessage-deflate"]);
+    assert_eq!(code, 3, "{}", report["exit"]);
+    assert_eq!(
+        report["connections"]["failures"]["deflate_not_agreed"], 10,
+        "{}",
+        report["connections"]
+    );
+}
+
 backend_tests!(
     negotiates_and_echoes_the_compressed_bytes,
     a_smaller_server_window_gets_a_recompressed_echo,
     declines_what_it_cannot_honour_without_failing_the_handshake,
     bad_compressed_input_gets_its_close_code,
-    context_takeover_when_asked_for
+    context_takeover_when_asked_for,
+    loadgen_drives_compressed_echoes
 );

@@ -78,30 +78,6 @@ fn artifacts_dir() -> PathBuf {
     dir
 }
 
-/// The `loadgen` binary of the same profile as the engine under test,
-/// built if needed (a no-op when it is up to date).
-fn loadgen_binary() -> PathBuf {
-    let dir = Path::new(BINARY)
-        .parent()
-        .expect("binaries live in a directory");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the engine crate sits in the workspace");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(workspace)
-        .args(["build", "--quiet", "-p", "loadgen", "--bin", "loadgen"]);
-    if dir.file_name().is_some_and(|name| name == "release") {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build -p loadgen");
-    assert!(status.success(), "cargo build -p loadgen failed");
-    let loadgen = dir.join("loadgen");
-    assert!(loadgen.is_file(), "{} was not built", loadgen.display());
-    loadgen
-}
-
 /// Waits until `log` has the engine's startup line.
 fn wait_for_startup(engine: &mut KillOnDrop, log: &Path) {
     let deadline = Instant::now() + common::NETWORK_TIMEOUT;
@@ -227,7 +203,7 @@ const QUANTILES: [(&str, f64); 5] = [
 #[test]
 fn two_engines_behind_haproxy_two_loadgens_and_a_rolling_restart() {
     let started = Instant::now();
-    let loadgen = loadgen_binary();
+    let loadgen = common::loadgen::binary();
     let out = artifacts_dir();
     let pid = std::process::id();
     let lab = Lab::create(&[

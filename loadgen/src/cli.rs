@@ -107,11 +107,27 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "BYTES|MIN..MAX")]
     pub size: Option<String>,
     /// Send text messages (valid UTF-8, at least 32 B).
-    #[arg(long, conflicts_with = "binary")]
+    #[arg(long, conflicts_with_all = ["binary", "snapshots"])]
     pub text: bool,
     /// Send binary messages (the default, at least 16 B).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "snapshots")]
     pub binary: bool,
+    /// Send text messages shaped like JSON game-state snapshots, which
+    /// compress like real state sync (at least 32 B).
+    #[arg(long)]
+    pub snapshots: bool,
+    /// Offer permessage-deflate (RFC 7692) with no context takeover either
+    /// way, send every message compressed, and inflate and check every
+    /// compressed echo. A connection whose server declines it fails
+    /// (`deflate_not_agreed`); the report lists the parameters agreed.
+    #[arg(long)]
+    pub permessage_deflate: bool,
+    /// The Sec-WebSocket-Extensions offer to make instead of the default
+    /// "permessage-deflate; client_no_context_takeover;
+    /// server_no_context_takeover" (implies --permessage-deflate; it must
+    /// include server_no_context_takeover).
+    #[arg(long, value_name = "OFFER")]
+    pub deflate_offer: Option<String>,
     /// Measured time after the warmup [default: 10s].
     #[arg(short, long, value_name = "DURATION", value_parser = parse_duration_arg)]
     pub duration: Option<Duration>,
@@ -203,8 +219,29 @@ impl RunArgs {
             PayloadKind::Text
         } else if self.binary {
             PayloadKind::Binary
+        } else if self.snapshots {
+            PayloadKind::Json
         } else {
             preset.map(|p| p.payload).unwrap_or(PayloadKind::Binary)
+        };
+        let permessage_deflate = match self.deflate_offer {
+            Some(offer) => {
+                let lower = offer.to_ascii_lowercase();
+                if !(lower.starts_with("permessage-deflate")
+                    && lower.contains("server_no_context_takeover")
+                    && !lower.contains(','))
+                {
+                    return Err(Error::Config(format!(
+                        "--deflate-offer {offer:?}: one permessage-deflate offer with \
+                         server_no_context_takeover (loadgen inflates every echo on its own)"
+                    )));
+                }
+                Some(offer)
+            }
+            None if self.permessage_deflate || preset.is_some_and(|p| p.permessage_deflate) => {
+                Some(crate::deflate::DEFAULT_OFFER.to_string())
+            }
+            None => None,
         };
         let pin = self.pin.as_deref().map(parse_cpus).transpose()?;
         let cfg = RunConfig {
@@ -220,6 +257,7 @@ impl RunArgs {
             in_flight: self.in_flight.or(preset.map(|p| p.in_flight)).unwrap_or(1),
             size,
             payload,
+            permessage_deflate,
             duration: self.duration.unwrap_or(Duration::from_secs(10)),
             warmup: self.warmup.unwrap_or(Duration::from_secs(1)),
             threads: self.threads.unwrap_or(1),

@@ -37,8 +37,9 @@ pub enum ProtocolError {
     /// Servers must not mask frames (RFC 6455 §5.1).
     #[error("server sent a masked frame")]
     Masked,
-    /// An RSV bit is set although no extension was negotiated.
-    #[error("RSV bits set without an extension")]
+    /// An RSV bit is set although no extension was negotiated, or RSV1
+    /// (permessage-deflate) on a frame other than a data message's first.
+    #[error("RSV bits set without an extension that allows them")]
     Rsv,
     /// Opcode 3-7 or 0xB-0xF.
     #[error("reserved opcode {0:#x}")]
@@ -66,6 +67,8 @@ pub struct FrameHead {
     pub header_len: usize,
     /// Payload length.
     pub payload_len: usize,
+    /// RSV1: the message is compressed (permessage-deflate).
+    pub compressed: bool,
 }
 
 impl FrameHead {
@@ -79,9 +82,12 @@ impl FrameHead {
 /// Parses the header of the frame at the start of `buf`.
 ///
 /// Returns `Ok(None)` when `buf` does not hold the whole header yet; the
-/// payload may still be incomplete even when a header is returned.
+/// payload may still be incomplete even when a header is returned. RSV1 is
+/// allowed on a text or binary frame when `compression` says that
+/// permessage-deflate was agreed (the reader checks that it starts a
+/// message); any other RSV bit is an error.
 #[inline]
-pub fn parse_head(buf: &[u8]) -> Result<Option<FrameHead>, ProtocolError> {
+pub fn parse_head(buf: &[u8], compression: bool) -> Result<Option<FrameHead>, ProtocolError> {
     if buf.len() < 2 {
         return Ok(None);
     }
@@ -90,11 +96,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<FrameHead>, ProtocolError> {
     if b1 & 0x80 != 0 {
         return Err(ProtocolError::Masked);
     }
-    if b0 & 0x70 != 0 {
-        return Err(ProtocolError::Rsv);
-    }
     let fin = b0 & 0x80 != 0;
     let opcode = b0 & 0x0F;
+    let compressed = b0 & 0x40 != 0;
+    if b0 & 0x30 != 0
+        || (compressed && !(compression && (opcode == OP_TEXT || opcode == OP_BINARY)))
+    {
+        return Err(ProtocolError::Rsv);
+    }
     let len7 = (b1 & 0x7F) as usize;
     let (header_len, payload_len) = match len7 {
         126 => {
@@ -131,6 +140,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<FrameHead>, ProtocolError> {
         opcode,
         header_len,
         payload_len,
+        compressed,
     }))
 }
 
@@ -206,24 +216,30 @@ mod tests {
 
     #[test]
     fn parses_server_heads() {
-        assert_eq!(parse_head(&[0x82]).unwrap(), None);
-        let h = parse_head(&[0x82, 20]).unwrap().unwrap();
+        assert_eq!(parse_head(&[0x82], false).unwrap(), None);
+        let h = parse_head(&[0x82, 20], false).unwrap().unwrap();
         assert_eq!(
             (h.fin, h.opcode, h.header_len, h.payload_len),
             (true, 2, 2, 20)
         );
-        let h = parse_head(&[0x01, 126, 0x40, 0x00]).unwrap().unwrap();
+        let h = parse_head(&[0x01, 126, 0x40, 0x00], false)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (h.fin, h.opcode, h.header_len, h.payload_len),
             (false, 1, 4, 16384)
         );
-        assert_eq!(parse_head(&[0x82, 127, 0, 0]).unwrap(), None);
-        assert_eq!(parse_head(&[0x82, 0x85]), Err(ProtocolError::Masked));
-        assert_eq!(parse_head(&[0xC2, 1]), Err(ProtocolError::Rsv));
-        assert_eq!(parse_head(&[0x83, 1]), Err(ProtocolError::Opcode(3)));
-        assert_eq!(parse_head(&[0x09, 0]), Err(ProtocolError::Control));
+        assert_eq!(parse_head(&[0x82, 127, 0, 0], false).unwrap(), None);
+        assert_eq!(parse_head(&[0x82, 0x85], false), Err(ProtocolError::Masked));
+        assert_eq!(parse_head(&[0xC2, 1], false), Err(ProtocolError::Rsv));
+        assert!(parse_head(&[0xC2, 1], true).unwrap().unwrap().compressed);
+        assert_eq!(parse_head(&[0xA2, 1], true), Err(ProtocolError::Rsv));
+        assert_eq!(parse_head(&[0xC0, 1], true), Err(ProtocolError::Rsv));
+        assert_eq!(parse_head(&[0xC9, 1], true), Err(ProtocolError::Rsv));
+        assert_eq!(parse_head(&[0x83, 1], false), Err(ProtocolError::Opcode(3)));
+        assert_eq!(parse_head(&[0x09, 0], false), Err(ProtocolError::Control));
         assert_eq!(
-            parse_head(&[0x89, 126, 0, 200]),
+            parse_head(&[0x89, 126, 0, 200], false),
             Err(ProtocolError::Control)
         );
     }

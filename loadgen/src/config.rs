@@ -172,8 +172,11 @@ pub struct RunConfig {
     pub in_flight: usize,
     /// Payload sizes.
     pub size: SizeRange,
-    /// Text or binary messages.
+    /// Text, binary or JSON-snapshot messages.
     pub payload: PayloadKind,
+    /// The permessage-deflate offer (`--permessage-deflate`), if any:
+    /// messages are then compressed and echoes inflated.
+    pub permessage_deflate: Option<String>,
     /// Measured time (after warmup).
     pub duration: Duration,
     /// Time before measuring starts; its samples are discarded.

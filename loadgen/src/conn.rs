@@ -11,8 +11,12 @@
 //! checked in place against the worker's payload [`Template`]: nothing is
 //! gathered or copied per message, whichever way the bytes were cut. The
 //! only per-connection buffers are the bytes to send (reused) and, until
-//! the `101`, the handshake response.
+//! the `101`, the handshake response. With permessage-deflate
+//! ([`crate::deflate`]) messages are compressed and echoes inflated by the
+//! worker's shared state in the template; a compressed echo cut by a
+//! receive boundary is gathered until its end.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 
@@ -20,6 +24,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::codec::{self, ProtocolError};
+use crate::deflate::{self, MessageDeflate};
 use crate::frames::{Flow, FrameReader, FrameSink};
 use crate::handshake::{self, Response};
 use crate::payload::{self, EchoCheck, PayloadKind, Pending, Template};
@@ -123,6 +128,10 @@ pub struct Conn {
     reader: FrameReader,
     /// The message being received in pieces, if any.
     partial: Option<(u8, EchoCheck)>,
+    /// The compressed bytes of that message, when it is compressed.
+    gathered: Option<Vec<u8>>,
+    /// permessage-deflate was agreed: the window (bits) our messages use.
+    client_window: Option<u8>,
     /// Bytes to send, in order; the worker hands them to its I/O driver.
     pub tx: Vec<u8>,
     /// Messages sent and not yet echoed, oldest first.
@@ -160,6 +169,8 @@ impl Conn {
             response: Vec::new(),
             reader: FrameReader::default(),
             partial: None,
+            gathered: None,
+            client_window: None,
             tx: Vec::with_capacity((max_size + 14) * in_flight.min(64)),
             inflight: VecDeque::with_capacity(in_flight.min(1024)),
             next_seq: 0,
@@ -183,6 +194,8 @@ impl Conn {
         self.response.clear();
         self.reader.reset();
         self.partial = None;
+        self.gathered = None;
+        self.client_window = None;
         self.tx.clear();
         self.reconnecting = true;
     }
@@ -192,9 +205,11 @@ impl Conn {
     /// `now_ns`; the intended send time stays. Returns how many.
     pub fn resend_inflight(&mut self, tmpl: &Template, rng: &mut StdRng, now_ns: u64) -> usize {
         let filler = tmpl.filler(self.id);
+        let deflate = compression(tmpl, self.client_window);
         for p in self.inflight.iter_mut() {
             encode_message(
                 &mut self.tx,
+                deflate,
                 tmpl.kind(),
                 filler,
                 p.seq,
@@ -222,6 +237,7 @@ impl Conn {
         self.next_seq += 1;
         encode_message(
             &mut self.tx,
+            compression(tmpl, self.client_window),
             tmpl.kind(),
             tmpl.filler(self.id),
             seq,
@@ -260,10 +276,13 @@ impl Conn {
         self.state = State::Closing;
     }
 
-    /// The TCP connection is up: queues the upgrade request.
-    pub fn on_connected(&mut self, target: &Target) {
+    /// The TCP connection is up: queues the upgrade request, which offers
+    /// the extensions of the worker's template `tmpl` (permessage-deflate).
+    pub fn on_connected(&mut self, target: &Target, tmpl: &Template) {
+        let deflate = tmpl.deflate().map(RefCell::borrow);
+        let offer = deflate.as_ref().map(|d| d.offer());
         self.tx
-            .extend_from_slice(&handshake::request(target, &self.key));
+            .extend_from_slice(&handshake::request(target, &self.key, offer));
         self.state = State::Handshaking;
     }
 
@@ -297,7 +316,13 @@ impl Conn {
                 self.response.extend_from_slice(data);
                 match handshake::parse_response(&self.response, &self.key) {
                     Response::Incomplete => return Outcome::Idle,
-                    Response::Accepted { header_len } => {
+                    Response::Accepted {
+                        header_len,
+                        extensions,
+                    } => {
+                        if let Err(failure) = self.agree(tmpl, extensions.as_deref(), stats) {
+                            return Outcome::Finished(Some(failure));
+                        }
                         self.state = State::Open;
                         self.key = String::new();
                         opened = true;
@@ -324,8 +349,10 @@ impl Conn {
             state: self.state,
             kind: tmpl.kind(),
             filler: tmpl.filler(self.id),
+            deflate: tmpl.deflate(),
             inflight: &mut self.inflight,
             partial: &mut self.partial,
+            gathered: &mut self.gathered,
             tx: &mut self.tx,
             peer_close_code: &mut self.peer_close_code,
             rng,
@@ -349,10 +376,49 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Checks the server's `Sec-WebSocket-Extensions` answer against what
+    /// the template offered, and counts the agreed parameters in `stats`.
+    fn agree(
+        &mut self,
+        tmpl: &Template,
+        answer: Option<&str>,
+        stats: &mut Interval,
+    ) -> Result<(), Failure> {
+        let Some(deflate) = tmpl.deflate() else {
+            return match answer {
+                None => Ok(()),
+                Some(answer) => Err(Failure::new(
+                    "bad_handshake",
+                    format!("the server answered an extension that was not offered: {answer:?}"),
+                )),
+            };
+        };
+        let agreed = deflate::check_answer(deflate.borrow().offer(), answer)
+            .map_err(|why| Failure::new("deflate_not_agreed", why))?;
+        self.client_window = Some(agreed.client_window);
+        self.reader.allow_compression();
+        stats.extensions.count(&agreed.answer, &agreed.answer);
+        Ok(())
+    }
+}
+
+/// The worker's compression state and the connection's window, when its
+/// messages are compressed.
+fn compression(
+    tmpl: &Template,
+    client_window: Option<u8>,
+) -> Option<(&RefCell<MessageDeflate>, u8)> {
+    Some((tmpl.deflate()?, client_window?))
+}
+
 /// Appends one masked data frame of `kind` carrying (`seq`, `sent_ns`) and
-/// `len - header` filler bytes to `out`, with a fresh mask key.
+/// `len - header` filler bytes to `out`, with a fresh mask key; compressed
+/// (RSV1) when `deflate` gives the worker's state and the agreed window.
+#[allow(clippy::too_many_arguments)]
 fn encode_message(
     out: &mut Vec<u8>,
+    deflate: Option<(&RefCell<MessageDeflate>, u8)>,
     kind: PayloadKind,
     filler: &[u8],
     seq: u64,
@@ -361,23 +427,40 @@ fn encode_message(
     rng: &mut StdRng,
 ) {
     let key: [u8; 4] = rng.gen();
-    codec::encode_masked_head(out, kind.opcode(), len, key);
-    let start = out.len();
     let mut header = [0u8; 32];
     let hdr = kind.min_size();
     kind.write_header(&mut header, seq, sent_ns);
+    if let Some((deflate, window)) = deflate {
+        let mut deflate = deflate.borrow_mut();
+        let plain = deflate.plain_buffer();
+        plain.extend_from_slice(&header[..hdr]);
+        plain.extend_from_slice(&filler[hdr..len]);
+        let compressed = deflate.compress_plain(window);
+        codec::encode_masked_head(out, RSV1 | kind.opcode(), compressed.len(), key);
+        let start = out.len();
+        out.extend_from_slice(compressed);
+        codec::apply_mask(&mut out[start..], key);
+        return;
+    }
+    codec::encode_masked_head(out, kind.opcode(), len, key);
+    let start = out.len();
     out.extend_from_slice(&header[..hdr]);
     out.extend_from_slice(&filler[hdr..len]);
     codec::apply_mask(&mut out[start..], key);
 }
+
+/// RSV1 in a frame's first byte, beside the opcode: a compressed message.
+const RSV1: u8 = 0x40;
 
 /// Where a connection's frames go: the echo check, pongs and the Close.
 struct Sink<'a> {
     state: State,
     kind: PayloadKind,
     filler: &'a [u8],
+    deflate: Option<&'a RefCell<MessageDeflate>>,
     inflight: &'a mut VecDeque<Pending>,
     partial: &'a mut Option<(u8, EchoCheck)>,
+    gathered: &'a mut Option<Vec<u8>>,
     tx: &'a mut Vec<u8>,
     peer_close_code: &'a mut Option<u16>,
     rng: &'a mut StdRng,
@@ -390,7 +473,11 @@ struct Sink<'a> {
 
 impl FrameSink for Sink<'_> {
     #[inline]
-    fn message(&mut self, opcode: u8, payload: &[u8]) -> Flow {
+    fn message(&mut self, opcode: u8, compressed: bool, payload: &[u8]) -> Flow {
+        if compressed {
+            self.compressed_message(opcode, payload);
+            return Flow::Continue;
+        }
         self.echoes += on_message(
             self.state,
             self.kind,
@@ -404,20 +491,29 @@ impl FrameSink for Sink<'_> {
         Flow::Continue
     }
 
-    fn message_start(&mut self, opcode: u8) {
+    fn message_start(&mut self, opcode: u8, compressed: bool) {
         let expect = awaited(self.state, self.inflight)
             .then(|| self.inflight.front().copied())
             .flatten();
         *self.partial = Some((opcode, EchoCheck::new(expect)));
+        *self.gathered = compressed.then(Vec::new);
     }
 
     fn message_bytes(&mut self, bytes: &[u8]) {
-        if let Some((_, check)) = self.partial.as_mut() {
+        if let Some(gathered) = self.gathered.as_mut() {
+            gathered.extend_from_slice(bytes);
+        } else if let Some((_, check)) = self.partial.as_mut() {
             check.piece(self.kind, bytes, self.filler);
         }
     }
 
     fn message_end(&mut self) -> Flow {
+        if let Some(gathered) = self.gathered.take() {
+            if let Some((opcode, _)) = self.partial.take() {
+                self.compressed_message(opcode, &gathered);
+            }
+            return Flow::Continue;
+        }
         if let Some((opcode, check)) = self.partial.take() {
             self.echoes += settle(
                 self.state,
@@ -465,6 +561,45 @@ impl FrameSink for Sink<'_> {
                 Flow::Stop
             }
             _ => Flow::Continue, // a Pong
+        }
+    }
+}
+
+impl Sink<'_> {
+    /// Inflates a compressed echo with the worker's inflater and checks it
+    /// like an uncompressed one; one that does not inflate is a content
+    /// error. Compressed bytes without an agreed extension cannot get here
+    /// (the reader refuses RSV1).
+    fn compressed_message(&mut self, opcode: u8, payload: &[u8]) {
+        let Some(deflate) = self.deflate else {
+            return;
+        };
+        let mut deflate = deflate.borrow_mut();
+        match deflate.inflate(payload, self.filler.len()) {
+            Ok(inflated) => {
+                self.echoes += on_message(
+                    self.state,
+                    self.kind,
+                    opcode,
+                    inflated,
+                    self.inflight,
+                    self.filler,
+                    self.stats,
+                    self.now,
+                );
+            }
+            Err(deflate::BadStream) => {
+                self.echoes += settle(
+                    self.state,
+                    self.kind,
+                    opcode,
+                    payload.len(),
+                    self.inflight,
+                    self.stats,
+                    self.now,
+                    |_| Err(payload::Mismatch::Content),
+                );
+            }
         }
     }
 }
@@ -669,7 +804,7 @@ mod tests {
         let key = handshake::new_key([7; 16]);
         let mut c = Conn::new(0, 0, key.clone(), 100, 1);
         let target = Target::parse("ws://127.0.0.1:1/ws").unwrap();
-        c.on_connected(&target);
+        c.on_connected(&target, &tmpl);
         assert_eq!(c.state, State::Handshaking);
         let mut bytes = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -18,9 +18,9 @@
 //! [`FrameSink::message_start`], [`FrameSink::message_bytes`] for each
 //! piece, and [`FrameSink::message_end`].
 //!
-//! A permessage-deflate extension would sit between this reader and the
-//! sink: a frame with RSV1 set would route its payload pieces through an
-//! inflater, and the sink would check the inflated bytes the same way.
+//! With permessage-deflate agreed ([`FrameReader::allow_compression`]), a
+//! data message's first frame may carry RSV1; the sink is told that the
+//! message is compressed and inflates it before its check.
 
 use crate::codec::{self, FrameHead, ProtocolError, OP_BINARY, OP_CONT, OP_TEXT};
 
@@ -35,10 +35,12 @@ pub enum Flow {
 
 /// What the reader hands its frames to.
 pub trait FrameSink {
-    /// A whole, unfragmented data frame: the message's entire payload.
-    fn message(&mut self, opcode: u8, payload: &[u8]) -> Flow;
-    /// The first frame of a data message that arrives in pieces.
-    fn message_start(&mut self, opcode: u8);
+    /// A whole, unfragmented data frame: the message's entire payload
+    /// (compressed when `compressed`).
+    fn message(&mut self, opcode: u8, compressed: bool, payload: &[u8]) -> Flow;
+    /// The first frame of a data message that arrives in pieces
+    /// (compressed when `compressed`).
+    fn message_start(&mut self, opcode: u8, compressed: bool);
     /// The next payload bytes of the message begun by
     /// [`message_start`](Self::message_start).
     fn message_bytes(&mut self, bytes: &[u8]);
@@ -70,6 +72,8 @@ pub struct FrameReader {
     control_len: usize,
     /// A data message has begun and its final frame has not ended yet.
     in_message: bool,
+    /// permessage-deflate was agreed: RSV1 may start a data message.
+    compression: bool,
 }
 
 impl Default for FrameReader {
@@ -81,6 +85,7 @@ impl Default for FrameReader {
             control: [0; 125],
             control_len: 0,
             in_message: false,
+            compression: false,
         }
     }
 }
@@ -93,6 +98,12 @@ impl FrameReader {
     /// Forgets any partial frame (a new connection on the same slot).
     pub fn reset(&mut self) {
         *self = FrameReader::default();
+    }
+
+    /// permessage-deflate was agreed: accept RSV1 on a data message's
+    /// first frame.
+    pub fn allow_compression(&mut self) {
+        self.compression = true;
     }
 
     /// Reads every frame, or part of a frame, in `data` and hands it to
@@ -143,7 +154,7 @@ impl FrameReader {
                 let take = (self.head.len() - old).min(data.len());
                 self.head[old..old + take].copy_from_slice(&data[..take]);
                 self.head_len += take;
-                match codec::parse_head(&self.head[..self.head_len])? {
+                match codec::parse_head(&self.head[..self.head_len], self.compression)? {
                     Some(h) => {
                         data = &data[h.header_len - old..];
                         self.head_len = 0;
@@ -153,10 +164,14 @@ impl FrameReader {
                 }
                 continue;
             }
-            match codec::parse_head(data)? {
+            match codec::parse_head(data, self.compression)? {
                 Some(h) if h.fin && is_data(h.opcode) && !self.in_message => {
                     if h.total_len() <= data.len() {
-                        let flow = sink.message(h.opcode, &data[h.header_len..h.total_len()]);
+                        let flow = sink.message(
+                            h.opcode,
+                            h.compressed,
+                            &data[h.header_len..h.total_len()],
+                        );
                         data = &data[h.total_len()..];
                         if flow == Flow::Stop {
                             return Ok(Flow::Stop);
@@ -192,7 +207,7 @@ impl FrameReader {
                     return Err(ProtocolError::Fragmentation);
                 }
                 self.in_message = true;
-                sink.message_start(h.opcode);
+                sink.message_start(h.opcode, h.compressed);
             }
             OP_CONT => {
                 if !self.in_message {
@@ -228,12 +243,12 @@ mod tests {
     }
 
     impl FrameSink for Log {
-        fn message(&mut self, opcode: u8, payload: &[u8]) -> Flow {
+        fn message(&mut self, opcode: u8, _compressed: bool, payload: &[u8]) -> Flow {
             self.whole += 1;
             self.items.push((opcode, payload.to_vec()));
             Flow::Continue
         }
-        fn message_start(&mut self, opcode: u8) {
+        fn message_start(&mut self, opcode: u8, _compressed: bool) {
             assert!(self.open.is_none());
             self.open = Some((opcode, Vec::new()));
         }

@@ -29,11 +29,16 @@ pub fn expected_accept(key: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
 
-/// The upgrade request for `target` with `key`.
-pub fn request(target: &Target, key: &str) -> Vec<u8> {
+/// The upgrade request for `target` with `key`, offering `extensions`
+/// (a `Sec-WebSocket-Extensions` value) if any.
+pub fn request(target: &Target, key: &str, extensions: Option<&str>) -> Vec<u8> {
+    let extensions = extensions
+        .map(|offer| format!("Sec-WebSocket-Extensions: {offer}\r\n"))
+        .unwrap_or_default();
     format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: loadgen/{}\r\n\r\n",
+         Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n{extensions}\
+         User-Agent: loadgen/{}\r\n\r\n",
         target.path,
         target.host_header(),
         key,
@@ -52,6 +57,8 @@ pub enum Response {
     Accepted {
         /// Length of the response header; anything after it is frame data.
         header_len: usize,
+        /// The `Sec-WebSocket-Extensions` answer, if the server sent one.
+        extensions: Option<String>,
     },
     /// Any other status: the server refused the upgrade.
     Rejected {
@@ -102,7 +109,10 @@ pub fn parse_response(buf: &[u8], key: &str) -> Response {
         return Response::Invalid("101 without 'Connection: Upgrade'".into());
     }
     match header("sec-websocket-accept") {
-        Some(v) if v == expected_accept(key) => Response::Accepted { header_len },
+        Some(v) if v == expected_accept(key) => Response::Accepted {
+            header_len,
+            extensions: header("sec-websocket-extensions"),
+        },
         Some(_) => Response::Invalid("wrong Sec-WebSocket-Accept".into()),
         None => Response::Invalid("101 without Sec-WebSocket-Accept".into()),
     }
@@ -129,7 +139,8 @@ mod tests {
         assert_eq!(
             parse_response(ok, key),
             Response::Accepted {
-                header_len: ok.len() - 2
+                header_len: ok.len() - 2,
+                extensions: None,
             }
         );
         assert_eq!(parse_response(&ok[..20], key), Response::Incomplete);
@@ -153,8 +164,14 @@ mod tests {
     #[test]
     fn request_has_required_headers() {
         let t = Target::parse("ws://127.0.0.1:5000/ws").unwrap();
-        let r = String::from_utf8(request(&t, "k")).unwrap();
+        let r = String::from_utf8(request(&t, "k", None)).unwrap();
         assert!(r.starts_with("GET /ws HTTP/1.1\r\n"));
+        assert!(!r.contains("Extensions"));
+        let offer = "permessage-deflate; client_no_context_takeover";
+        let r = String::from_utf8(request(&t, "k", Some(offer))).unwrap();
+        assert!(r.contains(
+            "\r\nSec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+        ));
         assert!(r.contains("Host: 127.0.0.1:5000\r\n"));
         assert!(r.contains("Sec-WebSocket-Version: 13\r\n"));
         assert!(r.ends_with("\r\n\r\n"));

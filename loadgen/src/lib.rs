@@ -28,7 +28,8 @@
 //! * [`conn`] is a connection's WebSocket side, with no I/O: the
 //!   [`handshake`], the masked frames out ([`codec`]), and the frames in,
 //!   read as they land ([`frames`]) and checked in place against the
-//!   worker's payload template ([`payload`]). [`clock`] gives time and a
+//!   worker's payload template ([`payload`]), inflated first when the
+//!   server compressed them ([`deflate`]). [`clock`] gives time and a
 //!   precise timer, [`sys`] the raw `send`/`recv`.
 //! * For loads from several hosts: [`reconnect`] (`--reconnect`),
 //!   [`start_at`] (a start barrier), and [`report_merge`], which combines
@@ -47,6 +48,7 @@ pub mod closed;
 pub mod codec;
 pub mod config;
 pub mod conn;
+pub mod deflate;
 pub mod error;
 pub mod frames;
 pub mod handshake;

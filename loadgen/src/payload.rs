@@ -7,7 +7,11 @@
 //! * binary: `seq` as u64 little-endian, then `sent_ns` as u64 little-endian
 //!   (16 bytes), then filler bytes that cover all 256 values;
 //! * text: `seq` and `sent_ns` as 16 lowercase hex digits each (32 bytes,
-//!   valid UTF-8), then ASCII letters.
+//!   valid UTF-8), then ASCII letters;
+//! * JSON snapshots: text frames with the text header, then records shaped
+//!   like a game's state snapshot (`{"id":17,"x":-412.5,...},`), with
+//!   pseudo-random numbers: it compresses about as well as real state-sync
+//!   JSON, where the letters of `text` compress to almost nothing.
 //!
 //! The filler is built once per worker and kind ([`Template`]); each
 //! connection reads it from its own offset ([`Template::filler`]), so
@@ -19,7 +23,11 @@
 //! whole is checked with [`verify`]; one that arrives in pieces is checked
 //! piece by piece as it lands, with the same verdict, by [`EchoCheck`].
 
+use std::cell::RefCell;
+
 use serde::Serialize;
+
+use crate::deflate::MessageDeflate;
 
 /// Text or binary WebSocket messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,6 +37,8 @@ pub enum PayloadKind {
     Binary,
     /// Text frames (opcode 0x1), valid UTF-8.
     Text,
+    /// Text frames shaped like JSON game-state snapshots (compressible).
+    Json,
 }
 
 impl PayloadKind {
@@ -36,7 +46,7 @@ impl PayloadKind {
     pub fn opcode(self) -> u8 {
         match self {
             PayloadKind::Binary => 0x2,
-            PayloadKind::Text => 0x1,
+            PayloadKind::Text | PayloadKind::Json => 0x1,
         }
     }
 
@@ -44,7 +54,7 @@ impl PayloadKind {
     pub fn min_size(self) -> usize {
         match self {
             PayloadKind::Binary => 16,
-            PayloadKind::Text => 32,
+            PayloadKind::Text | PayloadKind::Json => 32,
         }
     }
 
@@ -53,15 +63,19 @@ impl PayloadKind {
         match self {
             PayloadKind::Binary => "binary",
             PayloadKind::Text => "text",
+            PayloadKind::Json => "json",
         }
     }
 
     /// Builds `len` bytes of this kind's filler; `salt` shifts the pattern.
     pub fn template(self, len: usize, salt: u64) -> Vec<u8> {
+        if self == PayloadKind::Json {
+            return json_snapshot(len, salt);
+        }
         (0..len)
             .map(|i| match self {
                 PayloadKind::Binary => (i as u64).wrapping_mul(131).wrapping_add(salt) as u8,
-                PayloadKind::Text => b'a' + ((i as u64 + salt) % 26) as u8,
+                _ => b'a' + ((i as u64 + salt) % 26) as u8,
             })
             .collect()
     }
@@ -75,7 +89,7 @@ impl PayloadKind {
                 buf[..8].copy_from_slice(&seq.to_le_bytes());
                 buf[8..16].copy_from_slice(&sent_ns.to_le_bytes());
             }
-            PayloadKind::Text => {
+            PayloadKind::Text | PayloadKind::Json => {
                 write_hex(&mut buf[..16], seq);
                 write_hex(&mut buf[16..32], sent_ns);
             }
@@ -87,9 +101,40 @@ impl PayloadKind {
     pub fn read_seq(self, buf: &[u8]) -> Option<u64> {
         match self {
             PayloadKind::Binary => Some(u64::from_le_bytes(buf.get(..8)?.try_into().ok()?)),
-            PayloadKind::Text => read_hex(buf.get(..16)?),
+            PayloadKind::Text | PayloadKind::Json => read_hex(buf.get(..16)?),
         }
     }
+}
+
+/// `len` bytes of JSON-like state-snapshot records (ASCII, so any cut is
+/// valid UTF-8), with numbers from a generator seeded by `salt`.
+fn json_snapshot(len: usize, salt: u64) -> Vec<u8> {
+    const STATES: [&str; 4] = ["idle", "running", "jumping", "reloading"];
+    let mut rng = salt
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % n
+    };
+    let mut out = String::with_capacity(len + 128);
+    let mut id = 0;
+    while out.len() < len {
+        let (x, y, hp, state) = (next(20_000), next(20_000), next(101), next(4));
+        out.push_str(&format!(
+            "{{\"id\":{id},\"x\":{}.{},\"y\":{}.{},\"hp\":{hp},\"state\":\"{}\"}},",
+            x as i64 - 10_000,
+            x % 10,
+            y as i64 - 10_000,
+            y % 10,
+            STATES[state as usize]
+        ));
+        id += 1;
+    }
+    out.truncate(len);
+    out.into_bytes()
 }
 
 fn write_hex(out: &mut [u8], v: u64) {
@@ -116,11 +161,16 @@ fn read_hex(s: &[u8]) -> Option<u64> {
 pub const FILLER_OFFSETS: usize = 256;
 
 /// The filler of every message of one kind up to one size, built once per
-/// worker: connection `id` uses the bytes from offset `id % 256` on.
-#[derive(Debug, Clone)]
+/// worker: connection `id` uses the bytes from offset `id % 256` on. With
+/// permessage-deflate it also holds the worker's compression state, which
+/// its connections share (the worker is one thread, and a message is
+/// compressed or an echo inflated whole, so a borrow never outlives one
+/// call).
+#[derive(Debug)]
 pub struct Template {
     kind: PayloadKind,
     bytes: Vec<u8>,
+    deflate: Option<RefCell<MessageDeflate>>,
 }
 
 impl Template {
@@ -129,7 +179,20 @@ impl Template {
         Template {
             kind,
             bytes: kind.template(max_size + FILLER_OFFSETS, 0),
+            deflate: None,
         }
+    }
+
+    /// The same, for connections that offer permessage-deflate with `offer`.
+    pub fn with_deflate(mut self, offer: &str) -> Template {
+        self.deflate = Some(RefCell::new(MessageDeflate::new(offer)));
+        self
+    }
+
+    /// The worker's compression state, when its connections offer
+    /// permessage-deflate.
+    pub fn deflate(&self) -> Option<&RefCell<MessageDeflate>> {
+        self.deflate.as_ref()
     }
 
     /// The payload kind.
@@ -396,6 +459,19 @@ mod tests {
         assert_eq!(t.max_size(), 64);
         assert_ne!(t.filler(0)[20..40], t.filler(1)[20..40]);
         assert_eq!(t.filler(3), t.filler(3 + FILLER_OFFSETS));
+    }
+
+    #[test]
+    fn json_snapshots_are_text_that_compresses_like_json() {
+        roundtrip(PayloadKind::Json);
+        let t = PayloadKind::Json.template(1400, 0);
+        assert!(std::str::from_utf8(&t).is_ok());
+        assert!(t.starts_with(b"{\"id\":0,\"x\":"));
+        // Neither incompressible nor a repeated pattern.
+        let mut d = MessageDeflate::new(crate::deflate::DEFAULT_OFFER);
+        d.plain_buffer().extend_from_slice(&t);
+        let ratio = t.len() as f64 / d.compress_plain(15).len() as f64;
+        assert!((1.8..5.0).contains(&ratio), "compresses {ratio:.2}x");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Preset {
     pub in_flight: usize,
     /// Payload kind.
     pub payload: PayloadKind,
+    /// Offer permessage-deflate and compress every message.
+    pub permessage_deflate: bool,
 }
 
 const fn fixed(n: usize) -> SizeRange {
@@ -50,6 +52,7 @@ const fn closed(
         size: fixed(size),
         in_flight: 1,
         payload: PayloadKind::Binary,
+        permessage_deflate: false,
     }
 }
 
@@ -69,6 +72,7 @@ const fn game(
         size: SizeRange { min, max },
         in_flight: 1,
         payload: PayloadKind::Binary,
+        permessage_deflate: false,
     }
 }
 
@@ -140,6 +144,19 @@ pub const PRESETS: &[Preset] = &[
         200,
         1400,
     ),
+    Preset {
+        payload: PayloadKind::Json,
+        permessage_deflate: true,
+        ..game(
+            "snapshots-deflate",
+            "state sync with compression: JSON state snapshots of 200-1400 B at 20 Hz, sent \
+             compressed with permessage-deflate (no context takeover); 1000 players",
+            20.0,
+            1000,
+            200,
+            1400,
+        )
+    },
 ];
 
 /// Looks a preset up by name.
@@ -155,8 +172,13 @@ pub fn describe_all() -> String {
             Mode::Closed => format!("closed, {} in flight", p.in_flight),
             Mode::Open { rate_hz } => format!("open at {rate_hz} Hz"),
         };
+        let deflate = if p.permessage_deflate {
+            ", permessage-deflate"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "\n  {:<14} {} conns x {} {}, {mode}\n  {:<14} {}\n",
+            "\n  {:<14} {} conns x {} {}, {mode}{deflate}\n  {:<14} {}\n",
             p.name,
             p.connections,
             p.size,

@@ -116,6 +116,9 @@ pub struct ConfigSummary {
     pub pin: Option<Vec<usize>>,
     /// Preset the defaults came from.
     pub preset: Option<String>,
+    /// The permessage-deflate offer, when messages were compressed.
+    #[serde(default)]
+    pub permessage_deflate: Option<String>,
 }
 
 impl ConfigSummary {
@@ -140,6 +143,7 @@ impl ConfigSummary {
             threads: c.threads,
             pin: c.pin.clone(),
             preset: c.preset.clone(),
+            permessage_deflate: c.permessage_deflate.clone(),
         }
     }
 }
@@ -159,6 +163,10 @@ pub struct Connections {
     pub lost: BTreeMap<String, u64>,
     /// Human description of every reason key above.
     pub reasons: BTreeMap<String, String>,
+    /// Opened connections by the extensions the server agreed to (its
+    /// `Sec-WebSocket-Extensions` answer), when loadgen offered any.
+    #[serde(default)]
+    pub extensions: BTreeMap<String, u64>,
 }
 
 /// Bad echoes over the whole run (warmup included).
@@ -404,6 +412,7 @@ impl Report {
                 failures: connect_failures.counts.clone(),
                 lost: whole.disconnects.counts.clone(),
                 reasons,
+                extensions: whole.extensions.counts.clone(),
             },
             errors,
             exit: ExitInfo {
@@ -529,6 +538,12 @@ impl fmt::Display for Report {
         for (k, n) in cn.failures.iter().chain(cn.lost.iter()) {
             let d = cn.reasons.get(k).map(String::as_str).unwrap_or(k);
             let _ = writeln!(o, "    {n} x {d} [{k}]");
+        }
+        if let Some(offer) = &c.permessage_deflate {
+            let _ = writeln!(o, "  offered      {offer}");
+            for (answer, n) in &cn.extensions {
+                let _ = writeln!(o, "    agreed by {n}: {answer}");
+            }
         }
         let rc = &self.reconnect;
         if rc.enabled || rc.echoes_lost > 0 {

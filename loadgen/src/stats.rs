@@ -100,6 +100,9 @@ pub struct Interval {
     pub open_now: u64,
     /// Drops, reconnects and lost echoes ([`crate::reconnect`]).
     pub reconnect: ReconnectCounts,
+    /// Connections by the extensions the server agreed to (its
+    /// `Sec-WebSocket-Extensions` answer), when loadgen offered any.
+    pub extensions: ReasonCounts,
 }
 
 impl Default for Interval {
@@ -118,6 +121,7 @@ impl Default for Interval {
             opened: 0,
             open_now: 0,
             reconnect: ReconnectCounts::default(),
+            extensions: ReasonCounts::default(),
         }
     }
 }
@@ -152,6 +156,7 @@ impl Interval {
         self.opened += o.opened;
         self.open_now += o.open_now;
         self.reconnect.add(&o.reconnect);
+        self.extensions.add(&o.extensions);
     }
 }
 

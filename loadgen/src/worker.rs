@@ -140,7 +140,10 @@ fn run_on<D: Driver>(spec: WorkerSpec) -> io::Result<()> {
     let mut w = Worker {
         index: spec.index,
         io: D::new(n_local, &spec.stop)?,
-        tmpl: Template::new(cfg.payload, cfg.size.max),
+        tmpl: match &cfg.permessage_deflate {
+            Some(offer) => Template::new(cfg.payload, cfg.size.max).with_deflate(offer),
+            None => Template::new(cfg.payload, cfg.size.max),
+        },
         cfg,
         t0: spec.t0,
         warm_ns,
@@ -507,7 +510,7 @@ impl<D: Driver> Worker<D> {
         if conn.state != State::Connecting {
             return;
         }
-        conn.on_connected(&self.cfg.target);
+        conn.on_connected(&self.cfg.target, &self.tmpl);
         self.flush(slot);
     }
 

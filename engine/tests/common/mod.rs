@@ -6,6 +6,7 @@
 //! - [`frames`] and [`raw_ws`] build and parse WebSocket frames by hand, for
 //!   the protocol cases a well-behaved client library refuses to produce.
 //! - [`ws`] wraps tokio-tungstenite for the ordinary, well-behaved cases.
+//! - [`loadgen`] builds and finds the load generator.
 //! - [`metrics`] scrapes and parses `/metrics`.
 //! - [`procfs`] reads the server's open fds, CPU time and memory from `/proc`.
 //! - [`nginx`] runs a real nginx in front of the server.
@@ -23,6 +24,7 @@
 pub mod frames;
 pub mod haproxy;
 pub mod http;
+pub mod loadgen;
 pub mod metrics;
 pub mod netns;
 pub mod nginx;

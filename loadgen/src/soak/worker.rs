@@ -677,7 +677,8 @@ impl<D: Driver> Worker<D> {
         if live.conn.state != State::Connecting {
             return;
         }
-        live.conn.on_connected(&self.cfg.target);
+        live.conn
+            .on_connected(&self.cfg.target, &self.tmpls[live.class]);
         if let Err(e) = self.io.send(slot, &mut live.conn.tx) {
             let now = self.now();
             self.finish_conn(slot, Some(Failure::from_io(&e)), now);
