@@ -3,7 +3,8 @@
 //! DevTools Protocol with chromiumoxide. It connects, sends, sees the echo
 //! in the Communication Log, watches the live statistics panel count the
 //! connection and the messages, closes with 1000, and saves screenshots to
-//! `target/artifacts/`.
+//! `target/artifacts/`; then the same with `--permessage-deflate`, where the
+//! page shows the compression Chromium and the engine agreed on.
 
 mod common;
 
@@ -94,9 +95,16 @@ async fn screenshot(page: &Page, name: &str) -> PathBuf {
     path
 }
 
+/// What the page must show in its compression line for a server started
+/// without and with `--permessage-deflate`.
+const NO_COMPRESSION: &str = "Compression: none (the server did not take permessage-deflate)";
+/// Chromium offers `permessage-deflate; client_max_window_bits`; the engine
+/// asks for no context takeover either way.
+const DEFLATE: &str = "Compression: permessage-deflate; server_no_context_takeover; \
+                       client_no_context_takeover; client_max_window_bits=15";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_page_echoes_and_shows_live_statistics() {
-    let server = Server::start(Backend::Uring, &["--threads", "2"]).await;
     let profile = tempfile::tempdir().expect("a fresh Chromium profile dir");
     let config = BrowserConfig::builder()
         .chrome_executable(chromium())
@@ -115,6 +123,34 @@ async fn sample_page_echoes_and_shows_live_statistics() {
     // The handler drives the DevTools connection; it ends with the browser.
     let driver = tokio::spawn(async move { while handler.next().await.is_some() {} });
 
+    let plain = Server::start(Backend::Uring, &["--threads", "2"]).await;
+    let mut shots = walk_through(&browser, &plain, NO_COMPRESSION, "page").await;
+    let deflating =
+        Server::start(Backend::Uring, &["--threads", "2", "--permessage-deflate"]).await;
+    shots.extend(walk_through(&browser, &deflating, DEFLATE, "page-deflate").await);
+
+    for shot in shots {
+        let bytes = std::fs::read(&shot).expect("read the screenshot");
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            shot.display()
+        );
+    }
+    browser.close().await.expect("close Chromium");
+    browser.wait().await.expect("Chromium exits");
+    driver.abort();
+}
+
+/// Opens the sample page of `server`, connects (the page must show
+/// `compression`), sends, sees the echo and the statistics, and closes;
+/// returns the screenshots, named after `shot_name`.
+async fn walk_through(
+    browser: &Browser,
+    server: &Server,
+    compression: &str,
+    shot_name: &str,
+) -> Vec<PathBuf> {
     let page = browser
         .new_page(format!("http://{}/", server.addr()))
         .await
@@ -146,6 +182,7 @@ async fn sample_page_echoes_and_shows_live_statistics() {
         &format!("{} === 'Open'", id("stateLabel")),
     )
     .await;
+    assert_eq!(text_of(&page, &id("compressionLabel")).await, compression);
 
     page.find_element("#sendMessage")
         .await
@@ -176,22 +213,30 @@ async fn sample_page_echoes_and_shows_live_statistics() {
     .await;
 
     // Built without the `metrics` feature, message counters stay at zero.
+    // Bytes are counted on the wire: compressed, Chromium's payload is not
+    // the message's length, but the echo is as long as what came in.
     let counted = usize::from(cfg!(feature = "metrics"));
+    let bytes = if compression == NO_COMPRESSION {
+        format!("'{}'", MESSAGE.len() * counted)
+    } else {
+        id("statsBytesIn")
+    };
     wait_until(
         &page,
         "the connection and the message in the statistics panel",
         &format!(
-            "{} === '1' && {} === '{messages}' && {} === '{messages}' && {} === '{bytes}'",
+            "{} === '1' && {} === '{messages}' && {} === '{messages}' && {} === {bytes} \
+             && ({counted} === 0 || {} !== '0')",
             id("statsConnections"),
             id("statsMessagesIn"),
             id("statsMessagesOut"),
             id("statsBytesOut"),
+            id("statsBytesIn"),
             messages = counted,
-            bytes = MESSAGE.len() * counted,
         ),
     )
     .await;
-    let open_shot = screenshot(&page, "page.png").await;
+    let open_shot = screenshot(&page, &format!("{shot_name}.png")).await;
 
     page.find_element("#closeButton")
         .await
@@ -220,17 +265,7 @@ async fn sample_page_echoes_and_shows_live_statistics() {
         &format!("{} === '0'", id("statsConnections")),
     )
     .await;
-    let closed_shot = screenshot(&page, "page-closed.png").await;
-
-    for shot in [open_shot, closed_shot] {
-        let bytes = std::fs::read(&shot).expect("read the screenshot");
-        assert!(
-            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
-            "{} is not a PNG",
-            shot.display()
-        );
-    }
-    browser.close().await.expect("close Chromium");
-    browser.wait().await.expect("Chromium exits");
-    driver.abort();
+    let closed_shot = screenshot(&page, &format!("{shot_name}-closed.png")).await;
+    page.close().await.expect("close the page");
+    vec![open_shot, closed_shot]
 }
