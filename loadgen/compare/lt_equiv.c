@@ -9,7 +9,9 @@
  *     event counted as one response and answered with one send()
  *     (no parsing, no checks, no timestamps),
  *   - prints msg/s every second for 1 + SECONDS seconds, and the average
- *     over the last SECONDS (the first second is warmup, as in loadgen -w 1).
+ *     over the last SECONDS (the first second is warmup, as in loadgen -w 1),
+ *     with its own CPU time (utime + stime, getrusage) per message and as a
+ *     share of its core over the same window.
  * Build: cc -O2 -o lt_equiv lt_equiv.c
  * Usage: lt_equiv CONNECTIONS HOST PORT SECONDS [PATH]   (PATH defaults to /) */
 #include <arpa/inet.h>
@@ -21,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static const char upgrade_rest[] =
@@ -28,6 +31,12 @@ static const char upgrade_rest[] =
     "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\nHost: server.example.com\r\n"
     "Sec-WebSocket-Version: 13\r\n\r\n";
 static unsigned char frame[26] = {130, 128 | 20, 1, 2, 3, 4};
+
+static double cpu_seconds(void) {
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return r.ru_utime.tv_sec + r.ru_utime.tv_usec / 1e6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec / 1e6;
+}
 
 static double now(void) {
     struct timespec ts;
@@ -64,7 +73,7 @@ int main(int argc, char **argv) {
     }
     struct epoll_event evs[1024];
     long responses = 0, total = 0;
-    double start = now(), tick = start + 1, measured_from = start + 1;
+    double start = now(), tick = start + 1, measured_from = start + 1, cpu_from = 0;
     for (;;) {
         int k = epoll_wait(ep, evs, 1024, 100);
         for (int i = 0; i < k; i++) {
@@ -77,12 +86,15 @@ int main(int argc, char **argv) {
         if (t >= tick) {
             printf("Msg/sec: %ld\n", responses);
             fflush(stdout);
+            if (tick == measured_from) cpu_from = cpu_seconds();
             if (tick > measured_from) total += responses;
             responses = 0;
             tick += 1;
             if (t - start >= secs + 1) break;
         }
     }
-    printf("average: %.0f msg/s\n", total / (now() - measured_from));
+    double elapsed = now() - measured_from, cpu = cpu_seconds() - cpu_from;
+    printf("average: %.0f msg/s cpu/msg %.2f us util %.3f\n", total / elapsed,
+           total ? cpu / total * 1e6 : 0.0, cpu / elapsed);
     return 0;
 }
