@@ -14,6 +14,8 @@
 //! * [`peer`]: what the peer servers (`fws_echo`, `tungstenite_echo`) share:
 //!   options, the start-up line, SIGTERM handling.
 //! * [`priority`]: the niceness of measured processes on a shared machine.
+//! * [`provenance`]: the commit stamped into the CSV, SVG and JSON files a
+//!   measurement writes beside its report.
 //! * [`soak`]: the soak runner behind the `soak` binary (many WebSockets
 //!   for a long time on both backends; nothing lost, nothing leaked).
 
@@ -26,6 +28,7 @@ pub mod machine;
 pub mod micro;
 pub mod peer;
 pub mod priority;
+pub mod provenance;
 pub mod soak;
 
 pub use harness::{

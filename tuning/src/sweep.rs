@@ -243,6 +243,15 @@ impl Sweep {
         })?;
         files.push(md);
         files.extend(plots);
+        // The CSV and the plots name the commit too, like the report.
+        bench::provenance::stamp_files(
+            files.iter().map(PathBuf::as_path),
+            &self.provenance.machine.commit,
+        )
+        .map_err(|source| SweepError::Write {
+            path: self.out_dir.clone(),
+            source,
+        })?;
         Ok(Outcome {
             samples,
             summaries,

@@ -217,6 +217,12 @@ fn run_comparison(args: Args, out_dir: PathBuf, command: String) -> anyhow::Resu
     };
     let md = markdown(&ctx, &samples);
     std::fs::write(out_dir.join("compare.md"), &md)?;
+    // The CSV and the charts name the commit too, like the report.
+    let data: Vec<PathBuf> = std::iter::once(out_dir.join("compare.csv"))
+        .chain(ctx.charts.iter().map(|chart| out_dir.join(chart)))
+        .collect();
+    bench::provenance::stamp_files(data.iter().map(PathBuf::as_path), &machine.commit)
+        .context("stamping the commit into the CSV and charts")?;
     println!("{md}");
 
     let bad: Vec<String> = samples

@@ -246,6 +246,12 @@ fn real_main(args: &Args, plan: SoakPlan, out_dir: PathBuf) -> anyhow::Result<bo
         data_dir: "soak",
     };
     write_outputs(&report_path, &data_dir, &ctx, &runs)?;
+    // The CSVs, plots and summary name the commit too, like the report.
+    let data: Vec<PathBuf> = std::fs::read_dir(&data_dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    bench::provenance::stamp_files(data.iter().map(PathBuf::as_path), &machine.commit)
+        .context("stamping the commit into the soak's data files")?;
     let pass = runs.iter().all(|r| r.pass());
     eprintln!(
         "soak: {} -> {}",
