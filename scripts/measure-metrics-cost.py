@@ -106,7 +106,7 @@ def main():
         f"**{med[on][1] / med[off][1]:.3f}x** |",
         "",
         "At 100 x 20 B the single-core load generator is close to its own ceiling",
-        "(DESIGN.md), so the msg/s ratio mostly shows that the client saw no",
+        "(the team's runs of `load_test`), so the msg/s ratio mostly shows that the client saw no",
         "difference; server CPU per message is the sharper measure of what the",
         "counters cost the engine.",
         "",

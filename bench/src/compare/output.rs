@@ -132,7 +132,8 @@ pub fn client_bound(samples: &[Sample], scenario: usize, server: ServerKind) -> 
 
 /// Published figures for a closed case: (upstream uWS, fastwebsockets,
 /// tokio-tungstenite) and (uWS epoll, fastwebsockets) on this VM with
-/// uWebSockets' `load_test`, from `shared/DESIGN.md`.
+/// uWebSockets' `load_test`, from the team's own runs of it (it cannot be
+/// built from this repository).
 fn published(connections: usize, size: usize) -> (&'static str, &'static str) {
     match (connections, size) {
         (100, 20) => ("221k / 212k / 187k", "265k / 250k (1.06x)"),
@@ -404,8 +405,8 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
             o,
             "## Server memory per idle WebSocket\n\n\
              (RSS with the connections open - RSS before) / connections open, the connections counted \
-             as the server's socket fds beyond those it held at start. DESIGN.md measured uWebSockets at 273 B and \
-             the fastwebsockets example at 6.5 KB.\n"
+             as the server's socket fds beyond those it held at start. The team's earlier runs measured \
+             uWebSockets at 273 B and the fastwebsockets example at 6.5 KB.\n"
         );
         let _ = writeln!(
             o,
