@@ -5,6 +5,14 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# == paths, links and results commits (a second, no build needed) ===============
+# No comment or document names a missing file or a place outside the
+# repository, no relative link or #anchor is dead, and every file under
+# results/ names the commit it describes. See the script's docstring.
+echo "== check-paths"
+python3 scripts/test_check_paths.py
+python3 scripts/check-paths.py
+
 # Installs the named Debian packages that are missing; runs `apt-get update`
 # only when something has to be installed.
 ensure_apt_packages() {
