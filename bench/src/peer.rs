@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use loadgen::usage::Failure;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
@@ -27,6 +27,16 @@ pub struct PeerArgs {
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+}
+
+impl PeerArgs {
+    /// Parses the command line with `about` as the first line of `--help`
+    /// (each peer binary names itself; the struct's doc comment would not).
+    /// Usage errors exit 2 with clap's message, like every other binary.
+    pub fn parse_with_about(about: &'static str) -> PeerArgs {
+        let matches = PeerArgs::command().about(about).get_matches();
+        PeerArgs::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
 }
 
 /// Runs `serve_connection` for every accepted TCP connection on a tokio

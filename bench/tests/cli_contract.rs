@@ -100,6 +100,34 @@ fn a_peer_on_a_taken_port_exits_1_with_one_line() {
 }
 
 #[test]
+fn help_opens_with_what_the_binary_is() {
+    for (binary, first_line) in [
+        (
+            env!("CARGO_BIN_EXE_compare"),
+            "Side-by-side WebSocket echo benchmark",
+        ),
+        (env!("CARGO_BIN_EXE_soak"), "The engine soak"),
+        (
+            env!("CARGO_BIN_EXE_microbench_table"),
+            "Summarise criterion results",
+        ),
+        (env!("CARGO_BIN_EXE_fws_echo"), "The fastwebsockets peer"),
+        (
+            env!("CARGO_BIN_EXE_tungstenite_echo"),
+            "The tokio-tungstenite peer",
+        ),
+    ] {
+        let out = run(binary, &["--help"]);
+        assert!(out.status.success(), "{binary}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.starts_with(first_line),
+            "{binary} --help should open with {first_line:?}:\n{help}"
+        );
+    }
+}
+
+#[test]
 fn help_lists_the_exit_codes() {
     for binary in [
         env!("CARGO_BIN_EXE_compare"),

@@ -25,7 +25,6 @@ use loadgen::usage::{check_output_dir, Failure};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about,
     after_help = "Exit codes: 0 every point measured, 1 a runtime error or a point without a \
                   figure, 2 usage error (including an --out-dir that cannot be written, checked \
                   before anything runs)."

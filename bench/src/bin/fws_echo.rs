@@ -8,7 +8,6 @@
 //! ```
 
 use bench::peer::{self, PeerArgs};
-use clap::Parser;
 use fastwebsockets::{upgrade, Frame, OpCode, WebSocketError};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
@@ -46,7 +45,9 @@ async fn server_upgrade(
 }
 
 fn main() -> std::process::ExitCode {
-    let args = PeerArgs::parse();
+    let args = PeerArgs::parse_with_about(
+        "The fastwebsockets peer: the upstream echo example (hyper upgrade, FragmentCollector) on one tokio current-thread core, as in the fastwebsockets benchmark",
+    );
     peer::run("fws_echo", &args, |stream| async move {
         let io = hyper_util::rt::TokioIo::new(stream);
         let conn = http1::Builder::new()

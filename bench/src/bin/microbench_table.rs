@@ -23,7 +23,6 @@ use serde::Deserialize;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about,
     after_help = "Exit codes: 0 written, 1 a runtime error (no criterion results, an unreadable \
                   one), 2 usage error (including an --out that cannot be written)."
 )]

@@ -25,7 +25,6 @@ use loadgen::usage::{check_output_dir, Failure, FailureKind as _};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about,
     long_about = None,
     after_help = "Exit codes: 0 every check passed, 1 a runtime error, 2 usage error (including \
                   an --out-dir that cannot be written, checked before anything runs), 3 a check \

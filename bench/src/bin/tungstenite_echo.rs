@@ -9,7 +9,6 @@
 //! ```
 
 use bench::peer::{self, PeerArgs};
-use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{Error, Message};
@@ -28,7 +27,9 @@ async fn echo(stream: TcpStream) -> Result<(), Error> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = PeerArgs::parse();
+    let args = PeerArgs::parse_with_about(
+        "The tokio-tungstenite peer: the crate's echo-server shape on one tokio current-thread core, as in the fastwebsockets benchmark's tokio-tungstenite column",
+    );
     peer::run("tungstenite_echo", &args, |stream| async move {
         if let Err(e) = echo(stream).await {
             match e {
