@@ -59,12 +59,12 @@ class CheckPathsTest(unittest.TestCase):
         git(root, 'add', '-A')
         git(root, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '-m', 'seed')
         self.commit = git(root, 'rev-parse', '--short', 'HEAD').strip()
-        self.saved = (check_paths.ROOT, check_paths.ALLOWED)
-        check_paths.ROOT, check_paths.ALLOWED = root, {}
+        self.saved = (check_paths.ROOT, check_paths.ALLOWED, check_paths.RESULTS_ALLOWED)
+        check_paths.ROOT, check_paths.ALLOWED, check_paths.RESULTS_ALLOWED = root, {}, {}
         check_paths.ANCHORS.clear()
 
     def tearDown(self):
-        check_paths.ROOT, check_paths.ALLOWED = self.saved
+        check_paths.ROOT, check_paths.ALLOWED, check_paths.RESULTS_ALLOWED = self.saved
         check_paths.ANCHORS.clear()
         self.tmp.cleanup()
 
@@ -81,13 +81,23 @@ class CheckPathsTest(unittest.TestCase):
             'engine/src/lib.rs:2: DESIGN.md',
             'engine/src/lib.rs:3: /work/shared/limit/echo.c (outside the repository)',
             'scripts/run.py:1: ../shared/limit/echo.c (outside the repository)',
-            'results/old.md:1: names no commit of this repository',
+            'results/old.md:1: names no commit in the history of HEAD',
         ]))
 
     def test_a_results_file_naming_a_real_commit_passes(self):
         with open(os.path.join(check_paths.ROOT, 'results', 'old.md'), 'w') as f:
             f.write(f'# Figures\n\n- commit: `{self.commit}`\n')
-        self.assertNotIn('results/old.md:1: names no commit of this repository', self.problems())
+        self.assertNotIn('results/old.md:1: names no commit in the history of HEAD', self.problems())
+
+    def test_a_commit_left_behind_by_a_rebase_does_not_count(self):
+        root = check_paths.ROOT
+        git(root, 'checkout', '-q', '-b', 'side')
+        git(root, '-c', 'user.name=t', '-c', 'user.email=t@t', 'commit', '-q', '--allow-empty', '-m', 'gone')
+        gone = git(root, 'rev-parse', '--short', 'HEAD').strip()
+        git(root, 'checkout', '-q', '-')
+        with open(os.path.join(root, 'results', 'old.md'), 'w') as f:
+            f.write(f'# Figures\n\n- commit: `{gone}`\n')
+        self.assertIn('results/old.md:1: names no commit in the history of HEAD', self.problems())
 
     def test_allowed_entries_are_skipped(self):
         check_paths.ALLOWED = {('engine/src/lib.rs', 'DESIGN.md'): 'test'}
