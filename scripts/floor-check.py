@@ -170,7 +170,7 @@ def write_report(args, scenarios, servers, results, elapsed):
         + shlex.join(["REFERENCE.c" if a == args.reference else a for a in sys.argv[1:]]) + "`",
         f"- REFERENCE.c: {args.reference_name}",
         f"- commit: `{commit}`; ours: [bench/floor/floor.c]({floor_link}) (`floor`, and `floor-32k` for 16 KiB); "
-        f"the reference: built with gcc -O3 -march=native `{args.reference_flags}` and, for 16 KiB, "
+        f"the reference: built with gcc -O3 -march=native{f' `{args.reference_flags}`' if args.reference_flags else ''} and, for 16 KiB, "
         f"`{args.reference_big_flags}`, linked with `{args.reference_libs}`",
         f"- machine: {me.machine_line()}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {elapsed / 60:.1f} min",
