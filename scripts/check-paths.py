@@ -66,10 +66,6 @@ RESULTS_ALLOWED = {
 ALLOWED = {
     # The layering issue (18) rewrites docs/how-it-works.md's source map.
     ('docs/how-it-works.md', 'engine/src/uring/buf_ring.rs'): 'layering (issue 18)',
-    # The permessage-deflate document the deflate issue (19) is writing.
-    ('bench/benches/deflate_backends.rs', 'docs/permessage-deflate.md'): 'deflate (issue 19)',
-    ('engine/src/protocol/deflate/raw_stream.rs', 'docs/permessage-deflate.md'): 'deflate (issue 19)',
-    ('results/deflate-backends.md', 'docs/permessage-deflate.md'): 'deflate (issue 19)',
     # loadgen's old closed-loop experiment, which the loadgen issue (21)
     # replaces with its io_uring driver's figures.
     ('results/loadgen/closed-100x20.md', 'DESIGN.md'): 'loadgen-uring (issue 21)',
@@ -296,7 +292,7 @@ def ignored(name):
 
 def find_problems(files, used_allowed=None):
     """Every problem in `files` (paths relative to ROOT), as `FILE:LINE: ...`;
-    the ALLOWED entries that matched are added to `used_allowed`."""
+    the ALLOWED entries that excused a problem are added to `used_allowed`."""
     basenames = {os.path.basename(p) for p in files}
     problems = []
     used_allowed = set() if used_allowed is None else used_allowed
@@ -314,24 +310,22 @@ def find_problems(files, used_allowed=None):
         for number, line in texts(path, text):
             outside = set()
             for kind, name in references(path, line):
-                if (path, name) in ALLOWED:
-                    used_allowed.add((path, name))
-                    continue
                 if name in outside:
                     continue
+                found = []
                 if kind == 'outside':
-                    problems.append(f'{path}:{number}: {name} (outside the repository)')
+                    found.append(f'{path}:{number}: {name} (outside the repository)')
                     outside.add(name)
-                    continue
-                if kind == 'anchor' or (kind == 'link' and '#' in name):
-                    if not anchor_resolves(path, kind, name):
-                        problems.append(f'{path}:{number}: {name} (no such heading)')
-                    if kind == 'anchor':
-                        continue
-                if ignored(name):
-                    continue
-                if not resolves(path, kind, name, basenames):
-                    problems.append(f'{path}:{number}: {name}')
+                else:
+                    if kind == 'anchor' or (kind == 'link' and '#' in name):
+                        if not anchor_resolves(path, kind, name):
+                            found.append(f'{path}:{number}: {name} (no such heading)')
+                    if kind != 'anchor' and not ignored(name) and not resolves(path, kind, name, basenames):
+                        found.append(f'{path}:{number}: {name}')
+                if found and (path, name) in ALLOWED:
+                    used_allowed.add((path, name))  # still needed
+                else:
+                    problems += found
     return problems + results_without_commit(files)
 
 
