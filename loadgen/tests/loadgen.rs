@@ -314,9 +314,12 @@ fn open_mode_p50_matches_a_known_server_delay(io: Io) {
         P50_OVER_A_2MS_SERVER_US.contains(&p50),
         "p50 {p50} us, expected ~2000 us"
     );
-    // 4 connections x 100 Hz x 2 s.
+    // 4 connections x 100 Hz x 2 s: 800, give or take the ticks a stall of
+    // a loaded machine moves across the window's edges (a stall at the end
+    // of the warmup sends its ticks late, inside the window). A closed loop
+    // over a 2 ms server would give about 4,000.
     let n = f(j, "messages");
-    assert!((700.0..=810.0).contains(&n), "{n} messages");
+    assert!((700.0..=1000.0).contains(&n), "{n} messages");
     assert_eq!(j["config"]["mode"], "open");
 }
 

@@ -179,8 +179,10 @@ fn a_correct_server_passes_with_every_echo_and_close_checked(io: Io) {
     assert_eq!(total(r, "lost"), 0);
     assert_eq!(total(r, "corrupted"), 0);
     assert_eq!(reason_sum(r, "unexpected_closes"), 0);
-    // 40 initial + 10/s of churn for 2 s; every one closed cleanly.
-    assert!(total(r, "opened") >= 55, "{}", total(r, "opened"));
+    // 40 initial + 10/s of churn for 2 s (20 more, fewer when the machine
+    // holds loadgen up: churn missed for over 100 ms is skipped, not made
+    // up in a burst); every one closed cleanly.
+    assert!(total(r, "opened") >= 45, "{}", total(r, "opened"));
     assert_eq!(total(r, "closes"), total(r, "opened"));
     assert_eq!(total(r, "closed_clean"), total(r, "closes"));
     assert_eq!(total(r, "echoes"), total(r, "sent"));
