@@ -385,7 +385,16 @@ def read_report(path, returncode, args):
         sys.exit(f"loadgen wrote no report (exit {returncode}): {shlex.join(args)}")
     if returncode != 0:
         print(f"  warning: loadgen exit {returncode}: {report.get('exit', {}).get('message', '')}", flush=True)
+    warning = loadgen_warning(report)
+    if warning:
+        print(f"  WARNING: {warning}", flush=True)
     return report
+
+
+def loadgen_warning(report):
+    """loadgen's own warning that its busiest thread was above 90% of its
+    core (the run then measured loadgen, not the server), or None."""
+    return (report.get("client") or {}).get("warning")
 
 
 def wait_with_usage(proc, timeout):
@@ -447,7 +456,8 @@ def measure_load(server, args, duration, big=False, syscalls=False, held=None):
                   "server_pct": 100 * cpu / max(wall, 1e-9),
                   "client_pct": 100 * client_cpu / max(wall, 1e-9),
                   "p99": report["latency_us"]["corrected"]["p99"],
-                  "errors": report["exit"]["code"] != 0}
+                  "errors": report["exit"]["code"] != 0,
+                  "loadgen_warning": loadgen_warning(report)}
         if syscalls:
             result.update(syscalls_per_echo(proc.pid, addr, args, duration))
     finally:
@@ -984,6 +994,11 @@ def write_report(args, scenarios, servers, results, concurrent, baselines, ring_
         if over:
             lines += ["", f"Repeats whose client was above {CLIENT_BOUND_PCT}% of its core (those figures measure "
                       "the client; a row is client-bound when its median is): " + ", ".join(over) + "."]
+        warned = [f"{s.key} repeat {i + 1}" for s in servers for i, r in enumerate(res[s.key])
+                  if r.get("loadgen_warning")]
+        if warned:
+            lines += ["", "loadgen warned that its busiest thread was above 90% of its core (those figures "
+                      "measure loadgen, not the server) in: " + ", ".join(warned) + "."]
         flagged = [f"{s.key} repeat {i + 1}" for s in servers for i, r in enumerate(res[s.key]) if r["errors"]]
         if flagged:
             lines += ["", "loadgen reported connection or echo errors in: " + ", ".join(flagged) + "."]

@@ -120,6 +120,7 @@ pub fn measure(
         connections_open: peak.open,
         errors: report.errors.total + report.connections.failed + lost,
         ring_ran_dry,
+        loadgen_bound: report.client.as_ref().is_some_and(|c| c.warning.is_some()),
         load_average: crate::provenance::load_average(),
     })
 }

@@ -350,6 +350,7 @@ mod tests {
             ring_bytes: setting.ring_bytes(),
             errors: 0,
             ran_dry: 0,
+            loadgen_bound: 0,
         }
     }
 

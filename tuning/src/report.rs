@@ -177,6 +177,29 @@ pub fn render(input: &ReportInput<'_>) -> String {
         }
         let _ = writeln!(md);
     }
+    let bound: Vec<String> = input
+        .summaries
+        .iter()
+        .filter(|s| s.loadgen_bound > 0)
+        .map(|s| {
+            format!(
+                "{} {} x {} ({}/{} repeats)",
+                s.setting.backend,
+                human_bytes(s.setting.buffer_size),
+                s.setting.buffers,
+                s.loadgen_bound,
+                s.repeats
+            )
+        })
+        .collect();
+    if !bound.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Warning:** loadgen's busiest thread was above 90% of its core in some runs of: \
+             {}. Those runs measure loadgen, not the server (the CSV's `loadgen_bound` per run).\n",
+            bound.join(", ")
+        );
+    }
     let _ = writeln!(md, "## Medians per setting\n");
     let _ = writeln!(
         md,
@@ -271,6 +294,7 @@ mod tests {
             ring_bytes: setting.ring_bytes(),
             errors: 0,
             ran_dry: 1,
+            loadgen_bound: 0,
         })
         .collect();
         let recommendation = recommend(&summaries);

@@ -49,6 +49,10 @@ pub struct Sample {
     pub errors: u64,
     /// Whether the server logged that its receive ring ran dry.
     pub ring_ran_dry: bool,
+    /// Whether loadgen warned that its busiest thread was above 90% of its
+    /// core: the run then measured loadgen, not the server.
+    #[serde(default)]
+    pub loadgen_bound: bool,
     /// The machine's 1-minute load average after the run (empty if unknown).
     pub load_average: Option<f64>,
 }
@@ -130,6 +134,7 @@ pub(crate) mod tests {
             connections_open: 100,
             errors: 0,
             ring_ran_dry: false,
+            loadgen_bound: false,
             load_average: Some(0.5),
         }
     }

@@ -39,6 +39,9 @@ pub struct Summary {
     pub errors: u64,
     /// Repeats in which the server's ring ran dry.
     pub ran_dry: usize,
+    /// Repeats in which loadgen was at its own ceiling (see
+    /// [`crate::sample::Sample::loadgen_bound`]).
+    pub loadgen_bound: usize,
 }
 
 impl Summary {
@@ -104,6 +107,7 @@ pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
                 ring_bytes: setting.ring_bytes(),
                 errors: samples.iter().map(|s| s.errors).sum(),
                 ran_dry: samples.iter().filter(|s| s.ring_ran_dry).count(),
+                loadgen_bound: samples.iter().filter(|s| s.loadgen_bound).count(),
             }
         })
         .collect()

@@ -178,13 +178,19 @@ impl Sweep {
                         source,
                     })?;
                     progress.finish(&format!(
-                        "{label}: {:.0} msg/s, p99 {:.0} us, {:.2} CPU-us/msg, {:.1} KiB/conn{}{}",
+                        "{label}: {:.0} msg/s, p99 {:.0} us, {:.2} CPU-us/msg, {:.1} KiB/conn{}{}{}",
                         sample.msgs_per_sec,
                         sample.p99_us,
                         sample.cpu_us_per_msg,
                         sample.rss_per_connection_bytes / 1024.0,
                         if sample.ring_ran_dry {
                             ", ring ran dry"
+                        } else {
+                            ""
+                        },
+                        if sample.loadgen_bound {
+                            ", WARNING: loadgen's busiest thread was above 90% of its core \
+                             (this run measured loadgen, not the server)"
                         } else {
                             ""
                         },

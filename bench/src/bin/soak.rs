@@ -234,6 +234,9 @@ fn real_main(args: &Args, plan: SoakPlan, out_dir: PathBuf) -> anyhow::Result<bo
                 c.detail
             );
         }
+        if let Some(w) = r.loadgen_warning() {
+            eprintln!("soak: {backend}: WARNING: {w}");
+        }
         runs.push(r);
     }
     let report_path = out_dir.join("soak.md");

@@ -54,6 +54,8 @@ pub struct CsvRow<'a> {
     pub client_cpu_percent: Option<f64>,
     /// The client was above 90% of its core: the point ranks nothing.
     pub client_bound: bool,
+    /// loadgen's own warning that its busiest thread was the limit.
+    pub loadgen_warning: Option<&'a str>,
     /// Corrected latency, microseconds.
     pub p50_us: Option<f64>,
     /// Corrected latency, microseconds.
@@ -93,6 +95,7 @@ pub fn write_csv(path: &Path, scenarios: &[Scenario], samples: &[Sample]) -> any
             server_cpu_percent: s.server_cpu_percent.map(|c| (c * 10.0).round() / 10.0),
             client_cpu_percent: s.client_cpu_percent.map(|c| (c * 10.0).round() / 10.0),
             client_bound: s.client_bound(),
+            loadgen_warning: s.loadgen_warning.as_deref(),
             p50_us: lat(|l| l.p50),
             p90_us: lat(|l| l.p90),
             p99_us: lat(|l| l.p99),
@@ -125,9 +128,16 @@ pub fn median_of(
 }
 
 /// Whether (scenario, server) is client-bound: loadgen's median CPU over
-/// the repeats was above [`CLIENT_BOUND_PERCENT`] of its core.
+/// the repeats was above [`CLIENT_BOUND_PERCENT`] of its core, or loadgen
+/// itself warned (its busiest thread above 90%) in most of the repeats.
 pub fn client_bound(samples: &[Sample], scenario: usize, server: ServerKind) -> bool {
+    let runs: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.scenario == scenario && s.server == server && s.error.is_none())
+        .collect();
+    let warned = runs.iter().filter(|s| s.loadgen_warning.is_some()).count();
     median_of(samples, scenario, server, |x| x.client_cpu_percent).is_some_and(is_client_bound)
+        || 2 * warned > runs.len()
 }
 
 /// Published figures for a closed case: (upstream uWS, fastwebsockets,
@@ -437,6 +447,32 @@ pub fn markdown(ctx: &Context<'_>, samples: &[Sample]) -> String {
         let _ = writeln!(o, "## Charts\n");
         for c in &ctx.charts {
             let _ = writeln!(o, "![{c}]({c})");
+        }
+        let _ = writeln!(o);
+    }
+
+    let warned: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.loadgen_warning.is_some())
+        .collect();
+    if !warned.is_empty() {
+        let _ = writeln!(
+            o,
+            "## Runs where loadgen was the limit
+
+loadgen's own warning (its busiest thread above \
+             90% of its core): these runs measure loadgen, not the server. A case where most runs \
+             warned is marked client-bound above.\n"
+        );
+        for s in warned {
+            let _ = writeln!(
+                o,
+                "- {} / {} / run {}: {}",
+                plan.scenarios[s.scenario].title(),
+                s.server.label(),
+                s.repeat,
+                s.loadgen_warning.as_deref().unwrap_or_default()
+            );
         }
         let _ = writeln!(o);
     }

@@ -55,6 +55,9 @@ pub struct Sample {
     /// loadgen's CPU over the same window, percent of one core: above
     /// [`crate::held_core::CLIENT_BOUND_PERCENT`] the point measures the client.
     pub client_cpu_percent: Option<f64>,
+    /// loadgen's own warning for this point (its busiest thread was above
+    /// 90% of its core, so the point measures loadgen, not the server).
+    pub loadgen_warning: Option<String>,
     /// Corrected round-trip latency (every load scenario).
     pub latency: Option<Latency>,
     /// Idle memory (idle scenario).
@@ -78,6 +81,7 @@ impl Sample {
             cpu_us_per_msg: None,
             server_cpu_percent: None,
             client_cpu_percent: None,
+            loadgen_warning: None,
             latency: None,
             idle: None,
             echo_errors: 0,
@@ -90,6 +94,7 @@ impl Sample {
         self.msgs_per_sec = Some(report.msgs_per_sec);
         self.messages = report.messages;
         self.latency = Some(report.latency_us.corrected);
+        self.loadgen_warning = report.client.as_ref().and_then(|c| c.warning.clone());
         self.echo_errors = report.errors.total;
         self.connection_errors =
             report.connections.failed + report.connections.lost.values().sum::<u64>();
@@ -108,9 +113,9 @@ impl Sample {
     }
 
     /// Whether loadgen was above [`crate::held_core::CLIENT_BOUND_PERCENT`]
-    /// of its core: the point measures the client.
+    /// of its core, or said so itself: the point measures the client.
     pub fn client_bound(&self) -> bool {
-        self.client_cpu_percent.is_some_and(is_client_bound)
+        self.client_cpu_percent.is_some_and(is_client_bound) || self.loadgen_warning.is_some()
     }
 
     /// Whether the point produced its figure with traffic behind it.
@@ -153,6 +158,9 @@ impl Sample {
                 "{:.0} B/idle conn over {}",
                 i.bytes_per_connection, i.open
             ));
+        }
+        if let Some(w) = &self.loadgen_warning {
+            parts.push(format!("WARNING: {w}"));
         }
         if self.echo_errors + self.connection_errors > 0 {
             parts.push(format!(

@@ -61,6 +61,11 @@ pub fn render(ctx: &Context<'_>, runs: &[BackendRun]) -> String {
         .map(|s| format!("{} **{}**", s.backend, if s.pass { "PASS" } else { "FAIL" }))
         .collect();
     let _ = writeln!(o, "Verdict: {}.\n", verdict.join(", "));
+    for s in &sums {
+        if let Some(w) = &s.loadgen_warning {
+            let _ = writeln!(o, "**Warning ({}):** {w}.\n", s.backend);
+        }
+    }
     let m = ctx.machine;
     let _ = writeln!(o, "- command: `{}`", ctx.command);
     let _ = writeln!(o, "- commit: `{}`", m.commit);

@@ -70,6 +70,11 @@ impl BackendRun {
         self.checks.iter().all(|c| c.pass)
     }
 
+    /// loadgen's own warning, if its busiest thread was the limit.
+    pub fn loadgen_warning(&self) -> Option<&str> {
+        self.report.client.as_ref()?.warning.as_deref()
+    }
+
     /// Mean of a per-sample CPU figure over the hold.
     fn mean_over_hold(&self, value: fn(&Sample) -> Option<f64>) -> Option<f64> {
         let from = self.report.config.ramp_s;
@@ -145,6 +150,7 @@ impl BackendRun {
                 .filter_map(|s| s.loadavg)
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v)))),
             engine_exit: self.observed.engine_exit.clone(),
+            loadgen_warning: self.loadgen_warning().map(str::to_string),
         }
     }
 }
@@ -222,6 +228,10 @@ pub struct BackendSummary {
     pub steal_pct: Option<f64>,
     /// How the engine exited on SIGTERM.
     pub engine_exit: String,
+    /// loadgen's own warning: its busiest thread was above 90% of its core
+    /// over the hold, so the figures measure loadgen, not the engine.
+    #[serde(default)]
+    pub loadgen_warning: Option<String>,
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
