@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ringecho::IoBackend;
+
 use crate::harness::{target_dir, workspace_root, HarnessError, Result, ServerSpec};
 
 /// The two builds of the floor.
@@ -50,12 +52,12 @@ pub fn build() -> Result<FloorBinaries> {
     })
 }
 
-/// The floor `binary` serving on `backend` (`uring` or `epoll`), on a free
-/// port of 127.0.0.1, pinned to `cpu`.
-pub fn spec(binary: &Path, backend: &str, cpu: usize) -> ServerSpec {
+/// The floor `binary` serving on `backend` (its first argument is the
+/// engine's backend name), on a free port of 127.0.0.1, pinned to `cpu`.
+pub fn spec(binary: &Path, backend: IoBackend, cpu: usize) -> ServerSpec {
     ServerSpec {
         binary: binary.to_path_buf(),
-        args: vec![backend.to_string(), "0".to_string()],
+        args: vec![backend.name().to_string(), "0".to_string()],
         cpu,
         path: "/ws".into(),
     }

@@ -32,9 +32,10 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use bench::harness::{Binaries, Build, Loadgen, RunningServer, ServerSpec, Window, measure_closed};
+//! use ringecho::IoBackend;
 //!
 //! let bins = Binaries::locate(Build::Release)?;
-//! let server = RunningServer::start(&ServerSpec::ringecho(&bins.ringecho, "uring", 1))?;
+//! let server = RunningServer::start(&ServerSpec::ringecho(&bins.ringecho, IoBackend::Uring, 1))?;
 //! let loadgen = Loadgen::new(&bins.loadgen, 0);
 //! let window = Window { warmup: Duration::from_secs(1), measure: Duration::from_secs(5) };
 //! let m = measure_closed(&server, &loadgen, 200, 16 * 1024, &window)?;
@@ -53,6 +54,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use ringecho::IoBackend;
 
 pub use loadgen::report::Report;
 
@@ -300,9 +303,9 @@ pub struct ServerSpec {
 }
 
 impl ServerSpec {
-    /// ringecho with one worker on `backend` (`uring` or `epoll`), keep-alive
-    /// pings off, on a free port.
-    pub fn ringecho(binary: &Path, backend: &str, cpu: usize) -> ServerSpec {
+    /// ringecho with one worker on `backend`, keep-alive pings off, on a
+    /// free port.
+    pub fn ringecho(binary: &Path, backend: IoBackend, cpu: usize) -> ServerSpec {
         ServerSpec {
             binary: binary.to_path_buf(),
             args: [
@@ -311,7 +314,7 @@ impl ServerSpec {
                 "--threads",
                 "1",
                 "--io",
-                backend,
+                backend.name(),
                 "--keep-alive-interval",
                 "0",
             ]

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bench::harness::{Binaries, Build, RunningServer, ServerSpec};
 use futures_util::{SinkExt, StreamExt};
+use ringecho::IoBackend;
 use tokio_tungstenite::tungstenite::Message;
 
 /// WebSockets the storm opens (and holds at once).
@@ -122,7 +123,7 @@ fn run_witness(url: String, stop: Arc<AtomicBool>) -> u64 {
 }
 
 /// Runs the storm against `backend` and checks everything.
-fn storm(bins: &Binaries, backend: &str) {
+fn storm(bins: &Binaries, backend: IoBackend) {
     let spec = ServerSpec::ringecho(&bins.ringecho, backend, 1);
     let server = RunningServer::start(&spec).expect("start the engine");
     // The engine's descriptors with nothing connected; the witness holds one more.
@@ -221,7 +222,7 @@ fn run_loadgen(loadgen: &Path, url: &str) -> serde_json::Value {
 #[test]
 fn a_storm_of_10_000_connects_from_loadgen() {
     let bins = Binaries::locate(Build::Debug).expect("build or locate the debug binaries");
-    for backend in ["uring", "epoll"] {
+    for backend in IoBackend::ALL {
         storm(&bins, backend);
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bench::floor;
 use bench::harness::{Binaries, Build, Loadgen, RunningServer};
 use futures_util::{SinkExt, StreamExt};
+use ringecho::IoBackend;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -71,7 +72,7 @@ fn both_builds_echo_on_both_backends() {
         .build()
         .unwrap();
     for binary in [&floors.default, &floors.big] {
-        for backend in ["uring", "epoll"] {
+        for backend in IoBackend::ALL {
             let what = format!("{} {backend}", binary.display());
             let server = RunningServer::start(&floor::spec(binary, backend, 1))
                 .unwrap_or_else(|e| panic!("{what}: {e}"));

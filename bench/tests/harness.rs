@@ -10,6 +10,7 @@ use bench::harness::{
     measure_closed, measure_fixed_rate_cpu, measure_idle_rss, Binaries, Build, Loadgen,
     RunningServer, ServerSpec, Window,
 };
+use ringecho::IoBackend;
 
 fn binaries() -> Binaries {
     Binaries::locate(Build::Debug).expect("build or locate the debug binaries")
@@ -19,11 +20,11 @@ fn specs(b: &Binaries) -> Vec<(&'static str, ServerSpec)> {
     vec![
         (
             "ringecho-uring",
-            ServerSpec::ringecho(&b.ringecho, "uring", 1),
+            ServerSpec::ringecho(&b.ringecho, IoBackend::Uring, 1),
         ),
         (
             "ringecho-epoll",
-            ServerSpec::ringecho(&b.ringecho, "epoll", 1),
+            ServerSpec::ringecho(&b.ringecho, IoBackend::Epoll, 1),
         ),
         ("fws_echo", ServerSpec::peer(&b.fws_echo, 1)),
         ("tungstenite_echo", ServerSpec::peer(&b.tungstenite_echo, 1)),

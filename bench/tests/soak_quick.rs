@@ -9,6 +9,7 @@ use std::process::Command;
 
 use bench::harness::{Binaries, Build};
 use bench::soak::run::BackendSummary;
+use ringecho::IoBackend;
 
 #[test]
 fn quick_soak_passes_on_both_backends() {
@@ -26,8 +27,8 @@ fn quick_soak_passes_on_both_backends() {
     let summary = std::fs::read_to_string(out.path().join("soak/summary.json"))
         .expect("the runner writes summary.json");
     let runs: Vec<BackendSummary> = serde_json::from_str(&summary).unwrap();
-    let backends: Vec<&str> = runs.iter().map(|r| r.backend.as_str()).collect();
-    assert_eq!(backends, ["uring", "epoll"]);
+    let backends: Vec<IoBackend> = runs.iter().map(|r| r.backend).collect();
+    assert_eq!(backends, IoBackend::ALL);
     for r in &runs {
         let b = &r.backend;
         let failed: Vec<String> = r

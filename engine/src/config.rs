@@ -40,8 +40,22 @@ pub enum IoChoice {
     Epoll,
 }
 
-/// The backend a worker actually runs, after `auto` has been resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// The backend a worker actually runs, after `auto` has been resolved. The
+/// one model of "backend" in the workspace: `tune` and the bench runners
+/// take and report it too (its name is the value of `--io`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IoBackend {
     /// The io_uring workers of [`crate::uring`], each owning its loop.
@@ -51,12 +65,44 @@ pub enum IoBackend {
 }
 
 impl IoBackend {
-    /// The lowercase name used in logs, `/healthz` and the CLI.
+    /// Both backends, io_uring first.
+    pub const ALL: [IoBackend; 2] = [IoBackend::Uring, IoBackend::Epoll];
+
+    /// The lowercase name used in logs, `/healthz` and the CLI (`--io`).
     pub fn name(self) -> &'static str {
         match self {
             IoBackend::Uring => "uring",
             IoBackend::Epoll => "epoll",
         }
+    }
+
+    /// Whether `--receive-buffer-size` and `--receive-buffers` change
+    /// anything: they size io_uring's provided-buffer ring; epoll reads
+    /// into fastwebsockets' own buffers.
+    pub fn uses_receive_ring(self) -> bool {
+        self == IoBackend::Uring
+    }
+}
+
+impl std::fmt::Display for IoBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A backend name other than `uring` or `epoll`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("unknown backend `{0}` (uring or epoll)")]
+pub struct UnknownBackend(pub String);
+
+impl std::str::FromStr for IoBackend {
+    type Err = UnknownBackend;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        IoBackend::ALL
+            .into_iter()
+            .find(|backend| backend.name() == name)
+            .ok_or_else(|| UnknownBackend(name.to_owned()))
     }
 }
 

@@ -13,9 +13,10 @@ use ringecho::config::{
     MAX_RECEIVE_BUFFERS, MAX_RECEIVE_BUFFER_SIZE, MAX_SOCKET_BUFFER, MIN_RECEIVE_BUFFER_SIZE,
     MIN_SOCKET_BUFFER,
 };
+use ringecho::IoBackend;
 
 use crate::measure::Rig;
-use crate::plan::{human_bytes, Axes, Backend, Timing};
+use crate::plan::{human_bytes, Axes, Timing};
 use crate::provenance::Provenance;
 use crate::sweep::Sweep;
 use crate::workload::{Workload, WorkloadOverrides};
@@ -205,11 +206,10 @@ pub fn parse_buffer_counts(text: &str) -> Result<Vec<usize>, CliError> {
 }
 
 /// Parses a comma list of backends.
-pub fn parse_backends(text: &str) -> Result<Vec<Backend>, CliError> {
-    let mut backends = list(text, |s| match s {
-        "uring" => Ok(Backend::Uring),
-        "epoll" => Ok(Backend::Epoll),
-        other => Err(bad("--io", format!("{other:?}: use uring, epoll or both"))),
+pub fn parse_backends(text: &str) -> Result<Vec<IoBackend>, CliError> {
+    let mut backends = list(text, |s| {
+        s.parse::<IoBackend>()
+            .map_err(|_| bad("--io", format!("{s:?}: use uring, epoll or both")))
     })?;
     backends.sort();
     backends.dedup();
@@ -415,9 +415,9 @@ mod tests {
         assert!(parse_buffer_counts("65536").is_err());
         assert_eq!(
             parse_backends("epoll,uring").unwrap(),
-            vec![Backend::Uring, Backend::Epoll]
+            vec![IoBackend::Uring, IoBackend::Epoll]
         );
-        assert_eq!(parse_backends("uring").unwrap(), vec![Backend::Uring]);
+        assert_eq!(parse_backends("uring").unwrap(), vec![IoBackend::Uring]);
         assert!(parse_backends("kqueue").is_err());
         assert_eq!(
             parse_socket_buffers("64KiB,kernel").unwrap(),
@@ -432,7 +432,7 @@ mod tests {
         let axes = cli.axes().unwrap();
         assert_eq!(axes.buffer_sizes, vec![256, 4096]);
         assert_eq!(axes.buffer_counts, vec![128]);
-        assert_eq!(axes.backends, vec![Backend::Uring, Backend::Epoll]);
+        assert_eq!(axes.backends, vec![IoBackend::Uring, IoBackend::Epoll]);
         let (repeats, timing) = cli.repeats_and_timing().unwrap();
         assert_eq!((repeats, timing.measure), (1, Duration::from_secs(1)));
         assert_eq!(cli.out_dir(), PathBuf::from("target/tuning-quick"));

@@ -63,7 +63,7 @@ pub fn measure(
     timing: Timing,
 ) -> Result<Sample, HarnessError> {
     let setting = run.setting;
-    let spec = ServerSpec::ringecho(&rig.ringecho, setting.backend.name(), rig.server_cpu)
+    let spec = ServerSpec::ringecho(&rig.ringecho, setting.backend, rig.server_cpu)
         .with_args(setting.server_args());
     let server = RunningServer::start(&spec)?;
     thread::sleep(IDLE_SETTLE);

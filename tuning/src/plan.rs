@@ -16,44 +16,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use ringecho::IoBackend;
 use serde::{Deserialize, Serialize};
-
-/// The engine's I/O backend (`ringecho --io`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// io_uring with a provided-buffer ring: the receive-buffer knobs apply.
-    Uring,
-    /// tokio on epoll: the receive-buffer knobs do not apply.
-    Epoll,
-}
-
-impl Backend {
-    /// The value of `ringecho --io`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Uring => "uring",
-            Backend::Epoll => "epoll",
-        }
-    }
-
-    /// Whether `--receive-buffer-size`/`--receive-buffers` change anything.
-    pub fn uses_receive_ring(self) -> bool {
-        self == Backend::Uring
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One point of the sweep: the engine options it runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Setting {
     /// `--io`.
-    pub backend: Backend,
+    pub backend: IoBackend,
     /// `--receive-buffer-size`, bytes.
     pub buffer_size: usize,
     /// `--receive-buffers`.
@@ -142,7 +112,7 @@ impl Setting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Series {
     /// The backend.
-    pub backend: Backend,
+    pub backend: IoBackend,
     /// The ring count (`None` on epoll, where it does not apply).
     pub buffers: Option<usize>,
     /// The kernel socket buffers (`None`: kernel default).
@@ -166,7 +136,7 @@ impl fmt::Display for Series {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Axes {
     /// Backends to run.
-    pub backends: Vec<Backend>,
+    pub backends: Vec<IoBackend>,
     /// `--receive-buffer-size` values, bytes.
     pub buffer_sizes: Vec<usize>,
     /// `--receive-buffers` values (io_uring only).
@@ -264,7 +234,7 @@ mod tests {
 
     fn axes() -> Axes {
         Axes {
-            backends: vec![Backend::Uring, Backend::Epoll],
+            backends: vec![IoBackend::Uring, IoBackend::Epoll],
             buffer_sizes: vec![256, 4096],
             buffer_counts: vec![32, 128],
             socket_buffers: vec![None],
@@ -276,11 +246,11 @@ mod tests {
         let settings = axes().settings();
         let uring = settings
             .iter()
-            .filter(|s| s.backend == Backend::Uring)
+            .filter(|s| s.backend == IoBackend::Uring)
             .count();
         let epoll: Vec<_> = settings
             .iter()
-            .filter(|s| s.backend == Backend::Epoll)
+            .filter(|s| s.backend == IoBackend::Epoll)
             .collect();
         assert_eq!(uring, 4);
         assert_eq!(epoll.len(), 2);
@@ -302,7 +272,7 @@ mod tests {
     #[test]
     fn flags_name_only_what_the_backend_uses() {
         let uring = Setting {
-            backend: Backend::Uring,
+            backend: IoBackend::Uring,
             buffer_size: 1024,
             buffers: 128,
             socket_buffer: Some(65536),
@@ -314,7 +284,7 @@ mod tests {
         );
         assert_eq!(uring.ring_bytes(), 128 * 1024);
         let epoll = Setting {
-            backend: Backend::Epoll,
+            backend: IoBackend::Epoll,
             socket_buffer: None,
             ..uring
         };

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use bench::log_axis::log_label;
+use ringecho::IoBackend;
 
-use crate::plan::{human_bytes, Backend, Series};
+use crate::plan::{human_bytes, Series};
 use crate::summary::Summary;
 
 /// What the p99 plot marks besides the lines.
@@ -119,7 +120,7 @@ fn lines(summaries: &[Summary]) -> BTreeMap<Series, Vec<&Summary>> {
     lines
 }
 
-fn colour(index: usize, backend: Backend) -> RGBColor {
+fn colour(index: usize, backend: IoBackend) -> RGBColor {
     const URING: [RGBColor; 4] = [
         RGBColor(31, 119, 180),
         RGBColor(44, 160, 44),
@@ -128,8 +129,8 @@ fn colour(index: usize, backend: Backend) -> RGBColor {
     ];
     const EPOLL: [RGBColor; 2] = [RGBColor(214, 39, 40), RGBColor(255, 127, 14)];
     match backend {
-        Backend::Uring => URING[index % URING.len()],
-        Backend::Epoll => EPOLL[index % EPOLL.len()],
+        IoBackend::Uring => URING[index % URING.len()],
+        IoBackend::Epoll => EPOLL[index % EPOLL.len()],
     }
 }
 
@@ -225,11 +226,11 @@ fn draw(
     let (mut uring_index, mut epoll_index) = (0, 0);
     for (series, line) in &lines {
         let index = match series.backend {
-            Backend::Uring => {
+            IoBackend::Uring => {
                 uring_index += 1;
                 uring_index - 1
             }
-            Backend::Epoll => {
+            IoBackend::Epoll => {
                 epoll_index += 1;
                 epoll_index - 1
             }
@@ -327,7 +328,7 @@ mod tests {
     use super::*;
     use crate::plan::Setting;
 
-    fn summary(backend: Backend, size: usize, p99: f64) -> Summary {
+    fn summary(backend: IoBackend, size: usize, p99: f64) -> Summary {
         let setting = Setting {
             backend,
             buffer_size: size,
@@ -358,10 +359,10 @@ mod tests {
     fn writes_three_svgs_with_one_line_per_backend() {
         let dir = tempfile::tempdir().unwrap();
         let summaries = vec![
-            summary(Backend::Uring, 256, 500.0),
-            summary(Backend::Uring, 1024, 300.0),
-            summary(Backend::Epoll, 256, 320.0),
-            summary(Backend::Epoll, 1024, 310.0),
+            summary(IoBackend::Uring, 256, 500.0),
+            summary(IoBackend::Uring, 1024, 300.0),
+            summary(IoBackend::Epoll, 256, 320.0),
+            summary(IoBackend::Epoll, 1024, 310.0),
         ];
         let marks = Marks {
             tolerance_limit_us: Some(330.0),

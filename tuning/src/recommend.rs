@@ -33,7 +33,9 @@
 
 use std::fmt;
 
-use crate::plan::{human_bytes, Backend, Series, Setting};
+use ringecho::IoBackend;
+
+use crate::plan::{human_bytes, Series, Setting};
 use crate::summary::{median, Summary};
 
 /// The smallest tolerance the rule uses, however quiet the repeats were.
@@ -358,7 +360,7 @@ impl Recommendation {
             reasons.push(knee_sentence(knee, t));
         }
         reasons.push(self.memory_sentence());
-        if chosen.setting.backend == Backend::Epoll {
+        if chosen.setting.backend == IoBackend::Epoll {
             reasons.push(
                 "epoll has no receive ring: --receive-buffer-size/--receive-buffers do not \
                  apply to it. It measured as good as the best io_uring setting within the \
@@ -488,7 +490,7 @@ mod tests {
 
     fn uring(size: usize, buffers: usize) -> Setting {
         Setting {
-            backend: Backend::Uring,
+            backend: IoBackend::Uring,
             buffer_size: size,
             buffers,
             socket_buffer: None,
@@ -497,7 +499,7 @@ mod tests {
 
     fn epoll(size: usize) -> Setting {
         Setting {
-            backend: Backend::Epoll,
+            backend: IoBackend::Epoll,
             buffer_size: size,
             buffers: 128,
             socket_buffer: None,
@@ -660,7 +662,7 @@ mod tests {
         points.push(point(epoll(256), 302.0, 0.04));
         points.push(point(epoll(512), 299.0, 0.04));
         let r = recommend(&points).unwrap();
-        assert_eq!(r.chosen.setting.backend, Backend::Epoll);
+        assert_eq!(r.chosen.setting.backend, IoBackend::Epoll);
         assert_eq!(r.flags(), "ringecho --io epoll");
         assert!(r.knee.is_some(), "the uring line's knee is still reported");
         assert!(r
@@ -670,7 +672,7 @@ mod tests {
         // Same tail, but epoll burns 30% more CPU per message: uring it is.
         for s in points
             .iter_mut()
-            .filter(|s| s.setting.backend == Backend::Epoll)
+            .filter(|s| s.setting.backend == IoBackend::Epoll)
         {
             s.cpu_us_per_msg *= 1.3;
         }
@@ -699,7 +701,7 @@ mod tests {
         big.rss_per_connection_bytes = 21_000.0;
         big.rss_range = (20_900.0, 21_100.0);
         let r = recommend(&[big, point(epoll(4096), 301.0, 0.04)]).unwrap();
-        assert_eq!(r.chosen.setting.backend, Backend::Epoll);
+        assert_eq!(r.chosen.setting.backend, IoBackend::Epoll);
         // Not measured at all (no RSS): the ring size alone decides.
         let mut unmeasured = line(&[300.0, 300.0], 0.04);
         for s in &mut unmeasured {

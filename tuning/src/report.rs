@@ -258,7 +258,9 @@ fn join(items: impl Iterator<Item = String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Backend, Setting};
+    use ringecho::IoBackend;
+
+    use crate::plan::Setting;
     use crate::recommend::recommend;
     use crate::workload::WorkloadOverrides;
     use bench::machine::Machine;
@@ -273,9 +275,9 @@ mod tests {
             socket_buffer: None,
         };
         let summaries: Vec<Summary> = [
-            (setting(Backend::Uring, 32), 400.0),
-            (setting(Backend::Uring, 1024), 300.0),
-            (setting(Backend::Epoll, 1024), 320.0),
+            (setting(IoBackend::Uring, 32), 400.0),
+            (setting(IoBackend::Uring, 1024), 300.0),
+            (setting(IoBackend::Epoll, 1024), 320.0),
         ]
         .into_iter()
         .map(|(setting, p99)| Summary {
@@ -313,7 +315,7 @@ mod tests {
             realtime: None,
         };
         let axes = Axes {
-            backends: vec![Backend::Uring, Backend::Epoll],
+            backends: vec![IoBackend::Uring, IoBackend::Epoll],
             buffer_sizes: vec![32, 1024],
             buffer_counts: vec![128],
             socket_buffers: vec![None],

@@ -6,9 +6,10 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use ringecho::IoBackend;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Backend, Setting};
+use crate::plan::Setting;
 
 /// What one run of one setting measured. Latencies are loadgen's corrected
 /// ones (from the intended send time in open mode), in microseconds.
@@ -19,7 +20,7 @@ pub struct Sample {
     /// 0-based repeat.
     pub repeat: usize,
     /// `--io`.
-    pub backend: Backend,
+    pub backend: IoBackend,
     /// `--receive-buffer-size`, bytes.
     pub receive_buffer_size: usize,
     /// `--receive-buffers`.
@@ -144,7 +145,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         let setting = Setting {
-            backend: Backend::Uring,
+            backend: IoBackend::Uring,
             buffer_size: 256,
             buffers: 8,
             socket_buffer: None,

@@ -132,13 +132,13 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Backend;
     use crate::sample::tests::sample;
+    use ringecho::IoBackend;
 
     #[test]
     fn medians_and_spread_per_setting() {
         let a = Setting {
-            backend: Backend::Uring,
+            backend: IoBackend::Uring,
             buffer_size: 1024,
             buffers: 128,
             socket_buffer: None,

@@ -14,6 +14,7 @@ use bench::soak::plan::SoakPlan;
 use bench::soak::{markdown, run, write_outputs};
 use clap::Parser;
 use loadgen::usage::{check_output_dir, Failure, FailureKind as _};
+use ringecho::IoBackend;
 
 /// The engine soak: N WebSockets for a duration with a game host's traffic
 /// mix and churn, on io_uring and on epoll, each engine pinned to one CPU
@@ -35,8 +36,8 @@ struct Args {
     /// down, the same criteria. Writes to target/soak-quick/ by default.
     #[arg(long)]
     quick: bool,
-    /// Backends to soak, one after the other (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = ["uring".to_string(), "epoll".to_string()])]
+    /// Backends to soak, one after the other (comma-separated: uring, epoll).
+    #[arg(long, value_delimiter = ',', default_values_t = IoBackend::ALL.map(|b| b.to_string()))]
     backends: Vec<String>,
     /// WebSockets held [default: 15000; --quick: 1000].
     #[arg(short, long, value_name = "N")]
@@ -144,8 +145,16 @@ fn plan_of(args: &Args) -> anyhow::Result<SoakPlan> {
     } else {
         SoakPlan::full()
     };
+    // Checked here rather than by clap, so the error is the one line of the
+    // command-line contract.
+    let backends = args
+        .backends
+        .iter()
+        .map(|name| name.parse::<IoBackend>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--backends: {e}"))?;
     let plan = SoakPlan {
-        backends: args.backends.clone(),
+        backends,
         connections: args.connections.unwrap_or(base.connections),
         duration: args.duration.unwrap_or(base.duration),
         players: args.players.unwrap_or(base.players),
@@ -160,7 +169,7 @@ fn plan_of(args: &Args) -> anyhow::Result<SoakPlan> {
         extra_loadgen_args: args.loadgen_args.clone(),
         ..base
     };
-    if plan.backends.is_empty() || plan.backends.iter().any(|b| b != "uring" && b != "epoll") {
+    if plan.backends.is_empty() {
         bail!("--backends takes uring and/or epoll");
     }
     if plan.players + plan.bursts > plan.connections {
@@ -224,7 +233,7 @@ fn real_main(args: &Args, plan: SoakPlan, out_dir: PathBuf) -> anyhow::Result<bo
             plan.ramp().as_secs_f64(),
             plan.churn
         );
-        let r = run::run_backend(&bins, &plan, backend, &data_dir)
+        let r = run::run_backend(&bins, &plan, *backend, &data_dir)
             .with_context(|| format!("soak on {backend}"))?;
         for c in &r.checks {
             eprintln!(

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ringecho::IoBackend;
+
 use crate::harness::{Binaries, ServerSpec, Window};
 
 /// One server under comparison.
@@ -51,8 +53,12 @@ impl ServerKind {
     /// How to start it pinned to `cpu`.
     pub fn spec(self, bins: &Binaries, cpu: usize) -> ServerSpec {
         match self {
-            ServerKind::RingechoUring => ServerSpec::ringecho(&bins.ringecho, "uring", cpu),
-            ServerKind::RingechoEpoll => ServerSpec::ringecho(&bins.ringecho, "epoll", cpu),
+            ServerKind::RingechoUring => {
+                ServerSpec::ringecho(&bins.ringecho, IoBackend::Uring, cpu)
+            }
+            ServerKind::RingechoEpoll => {
+                ServerSpec::ringecho(&bins.ringecho, IoBackend::Epoll, cpu)
+            }
             ServerKind::Fastwebsockets => ServerSpec::peer(&bins.fws_echo, cpu),
             ServerKind::Tungstenite => ServerSpec::peer(&bins.tungstenite_echo, cpu),
         }

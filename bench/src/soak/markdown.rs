@@ -51,7 +51,7 @@ pub fn render(ctx: &Context<'_>, runs: &[BackendRun]) -> String {
             "both backends".to_string()
         } else {
             runs.iter()
-                .map(|r| r.backend.clone())
+                .map(|r| r.backend.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         }

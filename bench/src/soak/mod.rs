@@ -73,7 +73,7 @@ pub fn write_outputs(
     let series: Vec<plot::BackendSeries<'_>> = runs
         .iter()
         .map(|r| plot::BackendSeries {
-            backend: &r.backend,
+            backend: r.backend.name(),
             samples: &r.samples,
             rows: &r.report.series,
             rss_window: r.rss.map(|g| (g.from_s, g.to_s)),

@@ -4,11 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ringecho::IoBackend;
+
 /// A soak of both backends (or one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SoakPlan {
     /// `uring` and/or `epoll`, run one after the other on fresh engines.
-    pub backends: Vec<String>,
+    pub backends: Vec<IoBackend>,
     /// WebSockets held at once.
     pub connections: usize,
     /// The hold, after the ramp.
@@ -50,7 +52,7 @@ impl SoakPlan {
     /// minutes.
     pub fn full() -> SoakPlan {
         SoakPlan {
-            backends: vec!["uring".into(), "epoll".into()],
+            backends: IoBackend::ALL.to_vec(),
             connections: 15_000,
             duration: Duration::from_secs(600),
             connect_rate: 2000.0,
@@ -93,10 +95,17 @@ impl SoakPlan {
     /// The engine's arguments: one worker on `backend`, a free loopback
     /// port, every other option at its default (keep-alive pings included:
     /// a deployment runs with them).
-    pub fn engine_args(&self, backend: &str) -> Vec<String> {
-        ["--listen", "127.0.0.1:0", "--threads", "1", "--io", backend]
-            .map(String::from)
-            .to_vec()
+    pub fn engine_args(&self, backend: IoBackend) -> Vec<String> {
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--io",
+            backend.name(),
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// `loadgen soak` arguments for `url`, writing its series to `csv` and
@@ -148,6 +157,6 @@ mod tests {
         assert_eq!(&args[..2], ["soak", "ws://127.0.0.1:1/ws"]);
         let at = args.iter().position(|a| a == "--connections").unwrap();
         assert_eq!(args[at + 1], "1000");
-        assert_eq!(quick.engine_args("epoll").last().unwrap(), "epoll");
+        assert_eq!(quick.engine_args(IoBackend::Epoll).last().unwrap(), "epoll");
     }
 }

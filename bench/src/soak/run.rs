@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ringecho::IoBackend;
 use serde::{Deserialize, Serialize};
 
 use loadgen::soak::report::{Check, ClassLatency, SoakReport};
@@ -38,8 +39,8 @@ const LOADGEN_GRACE: Duration = Duration::from_secs(120);
 /// Everything one backend's soak produced.
 #[derive(Debug, Clone)]
 pub struct BackendRun {
-    /// `uring` or `epoll`.
-    pub backend: String,
+    /// The engine's backend.
+    pub backend: IoBackend,
     /// loadgen's report (with the series).
     pub report: SoakReport,
     /// The runner's samples of the engine.
@@ -103,7 +104,7 @@ impl BackendRun {
                 .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
         };
         BackendSummary {
-            backend: self.backend.clone(),
+            backend: self.backend,
             pass: self.pass(),
             checks: self.checks.clone(),
             connections: self.report.config.connections,
@@ -158,8 +159,8 @@ impl BackendRun {
 /// One backend's figures, as written to `summary.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendSummary {
-    /// `uring` or `epoll`.
-    pub backend: String,
+    /// The engine's backend.
+    pub backend: IoBackend,
     /// Every criterion held.
     pub pass: bool,
     /// The criteria.
@@ -286,7 +287,7 @@ impl Drop for ChildGuard {
 pub fn run_backend(
     bins: &Binaries,
     plan: &SoakPlan,
-    backend: &str,
+    backend: IoBackend,
     data_dir: &Path,
 ) -> Result<BackendRun> {
     let started = Instant::now();
@@ -433,7 +434,7 @@ pub fn run_backend(
     let report: SoakReport = serde_json::from_str(&text)?;
     let (checks, rss) = judge(plan, &report, &samples, &observed);
     Ok(BackendRun {
-        backend: backend.to_string(),
+        backend,
         report,
         samples,
         observed,
@@ -452,7 +453,7 @@ pub fn run_backend(
     })
 }
 
-fn progress_bar(backend: &str, expected: Duration) -> ProgressBar {
+fn progress_bar(backend: IoBackend, expected: Duration) -> ProgressBar {
     let bar = ProgressBar::new(expected.as_secs());
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} s | {msg}")
@@ -464,7 +465,7 @@ fn progress_bar(backend: &str, expected: Duration) -> ProgressBar {
 }
 
 /// Updates the bar (or, without a terminal, prints a line every 10 s).
-fn show(bar: &ProgressBar, backend: &str, s: &Sample, row: Option<&Row>, tick: usize) {
+fn show(bar: &ProgressBar, backend: IoBackend, s: &Sample, row: Option<&Row>, tick: usize) {
     let mut msg = format!(
         "{backend} {:>5.0}s rss {:.1} MiB fds {} conns {} cpu engine {:.0}% loadgen {:.0}%",
         s.t_s,
