@@ -3,8 +3,8 @@
 //! the io_uring rewrite made (the echo is decoded and sent in place):
 //! * `in_place`: the io_uring path. One masked client frame lies in a
 //!   buffer, as the kernel leaves it in a provided receive buffer;
-//!   `ringecho::protocol::Decoder::feed` parses the header, unmasks the
-//!   payload in place, validates it if it is text, writes the server's echo
+//!   `ringecho::internals::protocol::Decoder::feed` parses the header,
+//!   unmasks the payload in place, validates it if it is text, writes the server's echo
 //!   header over the end of the client's header and reports the echo range
 //!   `header_at..range.end`, which the ring layer sends from that buffer. No
 //!   byte is copied. The buffers are re-initialised from a pristine masked
@@ -42,8 +42,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use fastwebsockets::{Frame, Role, WebSocket};
 use futures_util::FutureExt;
 use loadgen::payload::PayloadKind;
-use ringecho::protocol::frame::encode;
-use ringecho::protocol::{DataFrame, Decoder, Event};
+use ringecho::internals::protocol::frame::{encode, OpCode};
+use ringecho::internals::protocol::{DataFrame, Decoder, Event};
 
 /// (payload, size): a game input and a large message, binary; the large one
 /// as text too, where both paths validate UTF-8.
@@ -78,7 +78,7 @@ fn batch(frame_len: usize) -> usize {
 }
 
 /// A server WebSocket over a stream that repeats `frame`, set up as
-/// `ringecho::epoll::echo::run` sets up its own.
+/// `ringecho::internals::epoll::echo::run` sets up its own.
 fn fastwebsockets_server(frame: &[u8]) -> WebSocket<RepeatStream> {
     let mut ws = WebSocket::after_handshake(
         RepeatStream::new(Bytes::copy_from_slice(frame)),
@@ -111,7 +111,7 @@ fn bench(c: &mut Criterion) {
         let payload = kind.template(size, 7);
         let pristine = client_frame(kind.opcode(), &payload);
         let expected = encode(
-            ringecho::protocol::frame::OpCode::try_from(kind.opcode()).expect("data opcode"),
+            OpCode::try_from(kind.opcode()).expect("data opcode"),
             &payload,
         );
         group.throughput(Throughput::Bytes(size as u64));

@@ -1,7 +1,8 @@
 //! What it measures: the server's per-message echo path, in the engine's
 //! own code: fastwebsockets parses a masked client frame, unmasks it, and
-//! `ringecho::epoll::echo::run` encodes and writes the unmasked echo, all through
-//! the engine's `SessionStream` (the layer under the codec in production).
+//! `ringecho::internals::epoll::echo::run` encodes and writes the unmasked
+//! echo, all through the engine's `SessionStream` (the layer under the codec
+//! in production).
 //! The transport is an in-memory stream that replays `BATCH` client frames
 //! and a close frame, and drops what is written, so no syscalls and no
 //! kernel copies are counted. One iteration = a fresh WebSocket echoing the
@@ -18,9 +19,9 @@ use bench::micro::{client_frames, ReplayStream};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fastwebsockets::{Role, WebSocket};
-use ringecho::epoll::echo::{self, EchoEnd};
-use ringecho::epoll::session::{SessionStream, Sessions};
-use ringecho::metrics::WorkerStats;
+use ringecho::internals::epoll::echo::{self, EchoEnd};
+use ringecho::internals::epoll::session::{SessionStream, Sessions};
+use ringecho::internals::metrics::WorkerStats;
 use ringecho::Config;
 
 /// Messages per iteration.

@@ -1,8 +1,8 @@
 //! What it measures: the WebSocket handshake in the engine's own code.
 //! `accept_key` is the `Sec-WebSocket-Accept` computation (SHA-1 of the
 //! client key and the RFC 6455 GUID, then base64); `upgrade_response` is
-//! `ringecho::http::route` on a browser-like upgrade request for `/ws`:
-//! header checks (Connection/Upgrade tokens, version, key validity, origin
+//! `ringecho::internals::http::route` on a browser-like upgrade request for
+//! `/ws`: header checks (Connection/Upgrade tokens, version, key validity, origin
 //! allow-list) plus building the `101 Switching Protocols` response. hyper's
 //! request parsing and response serialisation are not included.
 
@@ -12,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hyper::Request;
-use ringecho::http::{accept_key, route, Body, Observe, Route};
+use ringecho::internals::http::{accept_key, route, Body, Observe, Route};
 use ringecho::Config;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";

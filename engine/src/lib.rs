@@ -20,15 +20,20 @@
 //!   loop) and [`epoll`] (tokio and the fastwebsockets echo loop);
 //! - [`server`]: bind, choose the backend, spawn the workers, signals and
 //!   shutdown.
+//!
+//! The public API is [`config`] and [`run`] (or [`Server`]); every other
+//! module is `pub(crate)`. The fuzz targets and the micro-benchmarks reach
+//! the few internals they drive through [`internals`].
 
 pub mod config;
-pub mod epoll;
-pub mod http;
-pub mod metrics;
-pub mod protocol;
-pub mod runtime;
-pub mod server;
-pub mod uring;
+pub(crate) mod epoll;
+pub(crate) mod http;
+pub mod internals;
+pub(crate) mod metrics;
+pub(crate) mod protocol;
+pub(crate) mod runtime;
+pub(crate) mod server;
+pub(crate) mod uring;
 
 pub use config::{Config, IoBackend, IoChoice, Options, SocketBuffers};
 pub use server::{run, Server, ServerError};

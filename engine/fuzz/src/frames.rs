@@ -33,10 +33,10 @@
 use std::ops::Range;
 
 use arbitrary::Unstructured;
-use ringecho::protocol::deflate::{negotiate, ConnDeflate, Policy, WorkerDeflate};
-use ringecho::protocol::frame::{self, OpCode};
-use ringecho::protocol::plan::{self, Action, Compression};
-use ringecho::protocol::{DataFrame, Decoder, Event};
+use ringecho::internals::protocol::deflate::{negotiate, ConnDeflate, Policy, WorkerDeflate};
+use ringecho::internals::protocol::frame::{self, OpCode};
+use ringecho::internals::protocol::plan::{self, Action, Compression};
+use ringecho::internals::protocol::{DataFrame, Decoder, Event};
 
 /// `--max-message-size` values the inputs choose from.
 const MAX_MESSAGES: [usize; 8] = [0, 1, 125, 126, 1000, 65_535, 65_536, 1 << 20];

@@ -7,12 +7,17 @@
 //! plain `cargo test`.
 //!
 //! - [`frames`]: the io_uring path's WebSocket decoder
-//!   ([`ringecho::protocol::Decoder`]) driven as the loop drives it, with
-//!   the echo planning ([`ringecho::protocol::plan`]), chunks cut at arbitrary
-//!   points, checked against a plain whole-buffer model of RFC 6455;
-//! - [`upgrade`]: the HTTP upgrade checks ([`ringecho::http::route`]) on
-//!   arbitrary request heads parsed with httparse, and the io_uring path's
-//!   request-head scan ([`ringecho::http::request_head`]).
+//!   ([`ringecho::internals::protocol::Decoder`]) driven as the loop drives
+//!   it, with the echo planning ([`ringecho::internals::protocol::plan`]),
+//!   chunks cut at arbitrary points, checked against a plain whole-buffer
+//!   model of RFC 6455;
+//! - [`upgrade`]: the HTTP upgrade checks
+//!   ([`ringecho::internals::http::route`]) on arbitrary request heads
+//!   parsed with httparse, and the io_uring path's request-head scan
+//!   ([`ringecho::internals::http::request_head`]).
+//!
+//! Both reach the engine through [`ringecho::internals`], the one module
+//! that exposes its internals.
 
 pub mod frames;
 pub mod seeds;

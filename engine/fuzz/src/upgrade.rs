@@ -26,9 +26,9 @@ use arbitrary::Unstructured;
 use base64::Engine as _;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri, Version};
-use ringecho::http::request_head::HeadEnd;
-use ringecho::http::{self, route, Observe, Route};
-use ringecho::metrics::RejectReason;
+use ringecho::internals::http::request_head::HeadEnd;
+use ringecho::internals::http::{self, route, Observe, Route};
+use ringecho::internals::metrics::RejectReason;
 use ringecho::Config;
 use sha1::{Digest, Sha1};
 
