@@ -251,6 +251,23 @@ pub struct Options {
     /// On SIGINT/SIGTERM, wait this long for clients to finish the close handshake.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DUR")]
     pub shutdown_timeout: Duration,
+
+    /// After the engine closes a WebSocket itself (1002, 1007, 1008, 1009, or 1001 at shutdown), keep reading and discarding what the client still sends for at most this long, so that the client receives the close frame rather than a reset; 0 closes at once.
+    ///
+    /// Closing a socket with unread bytes makes the kernel answer with a
+    /// reset, and the client's kernel may then drop the close frame before
+    /// the application reads it (a browser reports 1006). So, like nginx's
+    /// `lingering_close`, the engine sends its close frame, shuts down its
+    /// write side, and reads and discards until the client's end of stream,
+    /// this much time, or --linger-bytes, whichever comes first; then it
+    /// closes. The default lets a client finish a few MiB it had already
+    /// started sending.
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DUR")]
+    pub linger_time: Duration,
+
+    /// The most bytes a closing connection reads and discards (see --linger-time); a client that sends more is cut off.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, value_name = "BYTES")]
+    pub linger_bytes: usize,
 }
 
 /// The validated configuration every worker runs with.
@@ -298,6 +315,21 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How permessage-deflate is negotiated; `None`: it is declined.
     pub permessage_deflate: Option<crate::protocol::deflate::Policy>,
+    /// How a connection the engine closes itself lingers; `None`: it
+    /// closes at once.
+    pub linger: Option<Linger>,
+}
+
+/// The bounds of a lingering close (`--linger-time`, `--linger-bytes`):
+/// after its close frame, a connection the engine closes shuts down its
+/// write side and reads and discards until the client's end of stream,
+/// `time`, or `bytes`, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linger {
+    /// The longest a closing connection goes on reading.
+    pub time: Duration,
+    /// The most bytes it reads and discards.
+    pub bytes: usize,
 }
 
 /// The kernel socket buffer sizes asked for with `--socket-receive-buffer`
@@ -399,6 +431,16 @@ impl Options {
         if self.handshake_timeout.is_zero() {
             return Err(invalid("handshake-timeout", "must be greater than zero"));
         }
+        let linger = match (non_zero(self.linger_time), self.linger_bytes) {
+            (None, _) => None,
+            (Some(_), 0) => {
+                return Err(invalid(
+                    "linger-bytes",
+                    "must be at least 1 byte (--linger-time 0 turns lingering off)",
+                ))
+            }
+            (Some(time), bytes) => Some(Linger { time, bytes }),
+        };
         let keep_alive_interval = non_zero(self.keep_alive_interval);
         let keep_alive_timeout = non_zero(self.keep_alive_timeout);
         if keep_alive_timeout.is_some() && keep_alive_interval.is_none() {
@@ -444,6 +486,7 @@ impl Options {
                     context_takeover: self.deflate_context_takeover,
                 },
             ),
+            linger,
         })
     }
 }
@@ -498,6 +541,13 @@ mod tests {
         assert_eq!(c.receive_buffer_size, 4096);
         assert_eq!(c.socket_buffers, SocketBuffers::default());
         assert_eq!(c.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(
+            c.linger,
+            Some(Linger {
+                time: Duration::from_secs(5),
+                bytes: 8 << 20
+            })
+        );
         assert!(c.pin);
         assert!(c.threads >= 1);
     }
@@ -512,6 +562,21 @@ mod tests {
         assert_eq!(parse_size("4KiB"), Ok(4096));
         assert_eq!(parse_size("16384"), Ok(16384));
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn zero_linger_time_closes_at_once_and_a_linger_needs_bytes() {
+        assert_eq!(config(&["--linger-time", "0"]).unwrap().linger, None);
+        let c = config(&["--linger-time", "250ms", "--linger-bytes", "64KiB"]).unwrap();
+        assert_eq!(
+            c.linger,
+            Some(Linger {
+                time: Duration::from_millis(250),
+                bytes: 64 << 10
+            })
+        );
+        let err = config(&["--linger-bytes", "0"]).unwrap_err();
+        assert!(err.to_string().contains("--linger-bytes"), "{err}");
     }
 
     #[test]

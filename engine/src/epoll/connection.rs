@@ -15,10 +15,11 @@ use fastwebsockets::{Role, WebSocket};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::epoll::context::WorkerContext;
-use crate::epoll::echo;
+use crate::epoll::echo::{self, EchoEnd};
+use crate::epoll::linger::linger;
 use crate::epoll::session::SessionStream;
 use crate::http;
 use crate::metrics::RejectReason;
@@ -44,10 +45,10 @@ where
         session.clone(),
         deflate.is_some(),
     );
-    let websocket = WebSocket::after_handshake(stream, Role::Server);
+    let mut websocket = WebSocket::after_handshake(stream, Role::Server);
     let end = echo::run(
-        websocket,
-        session,
+        &mut websocket,
+        session.clone(),
         &ctx.stats,
         ctx.shared.config.max_message_size,
         deflate.map(|agreed| echo::Compression::new(agreed, &ctx.deflate)),
@@ -55,6 +56,18 @@ where
     .await;
     tracing::debug!(?end, "websocket ended");
     drop(guard);
+    // The engine sent a close frame of its own (an error, or 1001 at
+    // shutdown): the client may still be sending, so linger rather than
+    // reset it. The slot under --max-connections is held meanwhile.
+    let engine_closed = matches!(end, EchoEnd::Failed(_)) || session.close_sent();
+    if let Some(limits) = ctx.shared.config.linger.filter(|_| engine_closed) {
+        let mut stream = websocket.into_inner();
+        if stream.flush().await.is_ok() {
+            // Boxed: an idle WebSocket's task does not carry its state.
+            let ended = Box::pin(linger(stream.into_inner(), limits)).await;
+            tracing::debug!(?ended, "lingering close ended");
+        }
+    }
     drop(upgraded.accepted);
 }
 

@@ -86,7 +86,7 @@ pub enum EchoEnd {
 /// Runs the echo loop until the connection closes, counting messages, bytes
 /// and close codes in `stats` (the worker's own block).
 pub async fn run<S>(
-    ws: WebSocket<S>,
+    ws: &mut WebSocket<S>,
     session: Rc<Session>,
     stats: &WorkerStats,
     max_message_size: usize,
@@ -106,7 +106,7 @@ where
 
 /// The loop behind [`run`].
 async fn echo_loop<S>(
-    mut ws: WebSocket<S>,
+    ws: &mut WebSocket<S>,
     session: &Session,
     stats: &WorkerStats,
     max_message_size: usize,
@@ -129,7 +129,7 @@ where
                 // The transport refused the stream below the codec: invalid
                 // UTF-8 mid-frame or an unmasked frame (see text_watch).
                 let code = session.refused_with().or_else(|| close_code_for(&e));
-                return fail_on(&mut ws, session, stats, code).await;
+                return fail_on(ws, session, stats, code).await;
             }
         };
         let step = match frame.opcode {
@@ -148,7 +148,7 @@ where
                         Err(code) => Err(Stop::Fail(code)),
                         Ok(Some(checked)) => {
                             let payload = compressed_payload(checked, frame.payload);
-                            echo(&mut ws, session, stats, opcode, true, payload).await
+                            echo(ws, session, stats, opcode, true, payload).await
                         }
                         Ok(None) => {
                             compressed_message = Some(opcode);
@@ -159,7 +159,7 @@ where
                     }
                 }
                 (false, opcode) if frame.fin => {
-                    echo(&mut ws, session, stats, opcode, false, frame.payload).await
+                    echo(ws, session, stats, opcode, false, frame.payload).await
                 }
                 (false, opcode) => message.start(opcode, &frame.payload).map_err(Stop::from),
             },
@@ -178,18 +178,18 @@ where
                             (Ok(Some(checked)), Some((_, data))) => {
                                 compressed_message = None;
                                 let payload = compressed_payload(checked, Payload::Owned(data));
-                                echo(&mut ws, session, stats, opcode, true, payload).await
+                                echo(ws, session, stats, opcode, true, payload).await
                             }
                             (Ok(_), _) => Ok(()),
                         }
                     }
                     (Ok(Some((opcode, data))), None) => {
-                        echo(&mut ws, session, stats, opcode, false, Payload::Owned(data)).await
+                        echo(ws, session, stats, opcode, false, Payload::Owned(data)).await
                     }
                     (Ok(None), None) => Ok(()),
                 }
             }
-            OpCode::Close => return answer_close(&mut ws, session, stats, frame.payload).await,
+            OpCode::Close => return answer_close(ws, session, stats, frame.payload).await,
             OpCode::Pong if frame.payload.len() > MAX_CONTROL_PAYLOAD => {
                 Err(Stop::Fail(CloseCode::PROTOCOL_ERROR))
             }
@@ -203,7 +203,7 @@ where
         match step {
             Ok(()) => {}
             Err(Stop::Transport) => return EchoEnd::Dropped,
-            Err(Stop::Fail(code)) => return fail_on(&mut ws, session, stats, Some(code)).await,
+            Err(Stop::Fail(code)) => return fail_on(ws, session, stats, Some(code)).await,
         }
     }
 }

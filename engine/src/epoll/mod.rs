@@ -7,6 +7,8 @@
 //! - [`context`]: what a worker's tasks share;
 //! - [`connection`]: hyper's HTTP phase, then the upgrade by hand;
 //! - [`echo`]: the fastwebsockets echo loop, and close frames;
+//! - [`linger`]: the lingering close once the engine has sent its close
+//!   frame (end of stream after it, never a reset);
 //! - [`message`]: reassembly of fragmented messages, with their checks;
 //! - [`session`]: keep-alive pings, pong and backpressure deadlines and
 //!   the shutdown close, written below the codec;
@@ -16,6 +18,7 @@
 pub mod connection;
 pub mod context;
 pub mod echo;
+pub mod linger;
 pub mod message;
 pub mod session;
 pub mod text_watch;

@@ -411,6 +411,15 @@ impl<S> SessionStream<S> {
     }
 }
 
+impl<S> SessionStream<S> {
+    /// The transport, once the echo loop is over (see
+    /// [`crate::epoll::linger`]); flush first, so that a control frame
+    /// half written is not lost.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: AsyncWrite + Unpin> SessionStream<S> {
     /// Writes the rest of the current control frame. Ready once it is all out.
     fn poll_control(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

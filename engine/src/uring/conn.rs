@@ -2,7 +2,7 @@
 //! send stand, and its phase. During the HTTP phase hyper owns the protocol
 //! ([`HttpState`], boxed, freed at the upgrade); after the 101 a WebSocket
 //! is [`WebSocketState`]: the decoder and a few counters, no task and no
-//! buffer while idle.
+//! buffer while idle; once the engine closes it, [`LingerState`].
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -110,12 +110,31 @@ pub struct WebSocketState {
     pub _admission: Admission,
 }
 
+/// A WebSocket the engine is closing (an error, or 1001 at shutdown): its
+/// close frame is queued; once it is sent, the write side is shut down, and
+/// what the client still sends is read and discarded until its end of
+/// stream or the bounds (`--linger-time`, `--linger-bytes`), so that the
+/// client reads the close frame rather than a reset.
+pub struct LingerState {
+    /// When the lingering ends whatever arrives (loop clock, ms).
+    pub until_ms: u64,
+    /// Bytes still to be read and discarded before it ends.
+    pub bytes_left: u64,
+    /// The write side is shut down (after the close frame went out).
+    pub write_shut: bool,
+    /// The WebSocket's slot under `--max-connections`, held until the
+    /// connection is removed.
+    pub _admission: Admission,
+}
+
 /// What a connection is speaking.
 pub enum Phase {
     /// HTTP, served by hyper.
     Http(Box<HttpState>),
     /// WebSocket, handled by the loop.
     WebSocket(WebSocketState),
+    /// A WebSocket closed by the engine, lingering until the client is done.
+    Lingering(LingerState),
 }
 
 /// One accepted TCP connection.
@@ -188,11 +207,11 @@ impl Conn {
             + self.inflight.as_ref().map_or(0, |q| q.bytes())
     }
 
-    /// The WebSocket state, if upgraded.
+    /// The WebSocket state, if upgraded and not closing.
     pub fn websocket(&mut self) -> Option<&mut WebSocketState> {
         match &mut self.phase {
             Phase::WebSocket(ws) => Some(ws),
-            Phase::Http(_) => None,
+            Phase::Http(_) | Phase::Lingering(_) => None,
         }
     }
 
@@ -200,7 +219,15 @@ impl Conn {
     pub fn http(&mut self) -> Option<&mut HttpState> {
         match &mut self.phase {
             Phase::Http(http) => Some(http),
-            Phase::WebSocket(_) => None,
+            Phase::WebSocket(_) | Phase::Lingering(_) => None,
+        }
+    }
+
+    /// The lingering close under way, if any.
+    pub fn lingering(&mut self) -> Option<&mut LingerState> {
+        match &mut self.phase {
+            Phase::Lingering(linger) => Some(linger),
+            Phase::Http(_) | Phase::WebSocket(_) => None,
         }
     }
 }

@@ -211,6 +211,12 @@ impl RawWebSocket {
         }
     }
 
+    /// The TCP stream and the bytes already read from it but not decoded,
+    /// for a test that reads and writes at the same time.
+    pub fn into_parts(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.received)
+    }
+
     /// Waits for the server to close the TCP connection, failing the test if
     /// it sends any frame before that.
     pub async fn expect_disconnect(&mut self) {

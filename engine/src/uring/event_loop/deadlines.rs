@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::linger::linger_expired;
 use super::ops::{user_data, Op};
 use super::Loop;
 use crate::metrics::RejectReason;
@@ -17,11 +18,14 @@ pub(super) enum Deadline {
     Handshake,
     Pong,
     Ping,
+    /// A lingering close ran out of `--linger-time`.
+    Linger,
 }
 
 impl Loop {
     /// Checks every connection's deadlines: handshake timeout, keep-alive
-    /// pings and pong timeout, backpressure timeout; and re-arms accept.
+    /// pings and pong timeout, backpressure timeout, the end of a lingering
+    /// close; and re-arms accept.
     pub(crate) fn sweep(&mut self, now: Instant) {
         let now = now.duration_since(self.epoch).as_millis() as u64;
         self.now_ms = now;
@@ -52,6 +56,11 @@ impl Loop {
                     self.maybe_remove(key);
                 }
                 Deadline::Ping => self.send_due_control(key),
+                Deadline::Linger => {
+                    tracing::debug!(key, "lingering close: --linger-time passed, closing");
+                    self.close_now(key);
+                    self.maybe_remove(key);
+                }
             }
         }
     }
@@ -65,6 +74,13 @@ impl Loop {
         let conn = &mut self.conns[key];
         if conn.closing {
             return Deadline::None;
+        }
+        if let Phase::Lingering(linger) = &conn.phase {
+            return if linger_expired(linger, now) {
+                Deadline::Linger
+            } else {
+                Deadline::None
+            };
         }
         let backlogged_since = conn.over_cap_since_ms;
         match &mut conn.phase {
@@ -87,6 +103,8 @@ impl Loop {
             }
             Phase::Http(_) if now >= conn.handshake_deadline_ms => Deadline::Handshake,
             Phase::Http(_) => Deadline::None,
+            // Checked above: a lingering close has only its own deadline.
+            Phase::Lingering(_) => Deadline::None,
         }
     }
 
@@ -110,6 +128,8 @@ impl Loop {
                     ws.owed.going_away();
                     self.send_due_control(key);
                 }
+                // Closing already: its lingering ends by itself.
+                Phase::Lingering(_) => {}
             }
         }
     }

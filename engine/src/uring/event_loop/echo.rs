@@ -6,6 +6,7 @@
 use super::Loop;
 use crate::protocol::frame;
 use crate::protocol::plan::{decide, Action, Compression};
+use crate::runtime::keep_alive::Control;
 use crate::uring::conn::Phase;
 use crate::uring::outbox::{copy_into, Outbox, Piece};
 
@@ -165,8 +166,10 @@ impl Loop {
                     );
                     self.commit(key);
                     stats.close_sent(code);
+                    self.begin_linger(key);
+                } else {
+                    self.begin_close(key);
                 }
-                self.begin_close(key);
             }
         }
     }
@@ -287,5 +290,8 @@ impl Loop {
             },
         );
         self.commit(key);
+        if control == Control::GoingAway {
+            self.begin_linger(key);
+        }
     }
 }

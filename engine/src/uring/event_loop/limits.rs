@@ -19,6 +19,17 @@ pub(super) struct Limits {
     /// How often the loop ticks: the sweep period of every deadline it
     /// checks, the handshake timeout included.
     pub(super) sweep_period: Duration,
+    /// A connection the engine closes reads and discards for this long
+    /// and this many bytes at most (`--linger-time`, `--linger-bytes`);
+    /// `None`: it closes at once.
+    pub(super) linger: Option<LingerLimits>,
+}
+
+/// The bounds of a lingering close, in the loop's units.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LingerLimits {
+    pub(super) time_ms: u64,
+    pub(super) bytes: u64,
 }
 
 impl Limits {
@@ -34,6 +45,10 @@ impl Limits {
             deadlines: deadlines.in_millis(),
             handshake_timeout_ms: config.handshake_timeout.as_millis() as u64,
             sweep_period: sweep_period(shortest),
+            linger: config.linger.map(|linger| LingerLimits {
+                time_ms: linger.time.as_millis() as u64,
+                bytes: linger.bytes as u64,
+            }),
         }
     }
 }

@@ -26,6 +26,8 @@
 //! - [`echo`]: decoding in place and queueing the echo;
 //! - [`send`]: one send in flight per connection, partial sends, closing
 //!   and removing a slot;
+//! - [`linger`]: the lingering close of a connection the engine closes
+//!   itself (its close frame, then end of stream, never a reset);
 //! - [`deadlines`]: the periodic sweep of connection deadlines, and the
 //!   start of shutdown;
 //! - [`http`]: what hyper's I/O adapter asks of the loop in the HTTP phase;
@@ -104,6 +106,7 @@ mod deadlines;
 mod echo;
 mod http;
 mod limits;
+mod linger;
 mod ops;
 mod recv;
 mod send;

@@ -46,7 +46,10 @@ impl Loop {
             // Bundles (several buffers per completion) cost more CPU per
             // echo at the fixed rate and were no better at 200 x 16 KiB
             // (`results/history.md`, "Changes measured on the way").
-            Phase::WebSocket(_) => opcode::RecvMulti::new(fd, GROUP_ID).build(),
+            // A lingering close reads the same way, and discards.
+            Phase::WebSocket(_) | Phase::Lingering(_) => {
+                opcode::RecvMulti::new(fd, GROUP_ID).build()
+            }
         };
         self.push(entry.user_data(user_data(key, Op::Recv)));
     }
@@ -146,6 +149,10 @@ impl Loop {
                 self.feed(key, Source::Ring { id, offset }, len);
                 self.buffers.release(id);
             }
+            Phase::Lingering(_) => {
+                self.buffers.release(id);
+                self.discarded(key, len);
+            }
         }
     }
 
@@ -171,6 +178,10 @@ impl Loop {
                 self.begin_close(key);
             }
             Phase::WebSocket(_) => self.close_now(key),
+            // The client is done: the lingering close ends (once our close
+            // frame is out, if it is not yet).
+            Phase::Lingering(_) if errno == 0 => self.begin_close(key),
+            Phase::Lingering(_) => self.close_now(key),
         }
     }
 
@@ -239,7 +250,7 @@ impl Loop {
 pub(super) fn may_resume(conn: &Conn, limits: &Limits) -> bool {
     let unread = match &conn.phase {
         Phase::Http(http) => http.unread_bytes(),
-        Phase::WebSocket(_) => 0,
+        Phase::WebSocket(_) | Phase::Lingering(_) => 0,
     };
     conn.unsent() <= limits.max_backpressure / 2 && unread <= HTTP_UNREAD_CAP / 2
 }

@@ -96,6 +96,7 @@ impl Loop {
                 writer.wake();
             }
         }
+        self.shut_write_once_sent(key);
         self.maybe_remove(key);
     }
 
