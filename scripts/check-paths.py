@@ -65,7 +65,6 @@ RESULTS_ALLOWED = {
 # owner removes it when the file changes.
 ALLOWED = {
     # The layering issue (18) rewrites docs/how-it-works.md's source map.
-    ('docs/how-it-works.md', 'engine/src/uring/buf_ring.rs'): 'layering (issue 18)',
     # loadgen's old closed-loop experiment, which the loadgen issue (21)
     # replaces with its io_uring driver's figures.
     ('results/loadgen/closed-100x20.md', 'DESIGN.md'): 'loadgen-uring (issue 21)',

@@ -167,19 +167,25 @@ pub struct Options {
     pub keep_alive_timeout: Duration,
 
     /// Size of one receive buffer in the io_uring provided-buffer ring (ReceiveBufferSize).
-    #[arg(long, default_value = "4KiB", value_parser = parse_size, value_name = "BYTES")]
+    ///
+    /// The ring is consumed incrementally, so a small message takes only its
+    /// bytes of a buffer and a large buffer costs small messages nothing,
+    /// while a frame that fits one buffer takes one recv completion where
+    /// 4 KiB buffers take five for 16 KiB (results/profile-16k-buffers.md).
+    #[arg(long, default_value = "64KiB", value_parser = parse_size, value_name = "BYTES")]
     pub receive_buffer_size: usize,
 
     /// Receive buffers per worker ring (a power of two, at most 32768); shared by all connections of that worker.
     ///
     /// Echoes are sent from these buffers, so a buffer stays out of the ring
     /// until its echo is sent: the ring must hold a turn's in-flight bytes.
-    /// 1024 x 4 KiB (4 MiB per worker) holds 200 connections' 16 KiB
-    /// messages at once. Only the working set is published (twice the most
-    /// the kernel took in one turn lately, most recently used first), so a
-    /// light load touches a few hundred KiB of it. `tune` sweeps the ring
+    /// 512 x 64 KiB (32 MiB of address space per worker) holds 500
+    /// connections' 16 KiB messages at once. Only the working set is
+    /// published (twice the most the kernel took in one turn lately, most
+    /// recently used first, at least 128 KiB of it), and cold buffers give
+    /// their memory back, so a light load touches a few hundred KiB of it. `tune` sweeps the ring
     /// for a workload. A ring that runs dry costs speed, never correctness.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = 512, value_name = "N")]
     pub receive_buffers: usize,
 
     /// Kernel receive buffer of every connection (SO_RCVBUF) [default: kernel default, autotuned].
@@ -538,7 +544,8 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:5000".parse().unwrap());
         assert_eq!(c.keep_alive_interval, Some(Duration::from_secs(120)));
         assert_eq!(c.keep_alive_timeout, None);
-        assert_eq!(c.receive_buffer_size, 4096);
+        assert_eq!(c.receive_buffer_size, 64 * 1024);
+        assert_eq!(c.receive_buffers, 512);
         assert_eq!(c.socket_buffers, SocketBuffers::default());
         assert_eq!(c.handshake_timeout, Duration::from_secs(10));
         assert_eq!(

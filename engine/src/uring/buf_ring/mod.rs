@@ -101,7 +101,7 @@ pub struct ProvidedBuffers {
 
 impl ProvidedBuffers {
     /// Maps `count` buffers of `size` bytes and publishes the first
-    /// [`MIN_PUBLISHED`](working_set::MIN_PUBLISHED) of them.
+    /// [`min_published`](working_set::min_published) of them.
     ///
     /// `count` must be a power of two no larger than 32768 (checked by
     /// [`crate::config`]); `size` fits in a `u32`.
@@ -126,7 +126,7 @@ impl ProvidedBuffers {
             in_user: 0,
             // Reversed, so the first published are 0, 1, 2, ...
             spare: (0..count16).rev().collect(),
-            working_set: WorkingSet::new(count),
+            working_set: WorkingSet::new(count, size),
         };
         ring.publish();
         Ok(ring)

@@ -6,7 +6,10 @@
 //! through all of them, so any steady load touches the whole ring and every
 //! recv lands in a buffer that left the cache long ago. So only as many
 //! buffers are published as the load needs: twice the most the kernel took
-//! in one turn lately (at least [`MIN_PUBLISHED`]). A receiver that found no
+//! in one turn lately, and at least [`min_published`] (32 small buffers,
+//! but never more than [`MIN_PUBLISHED_BYTES`] of large ones: the kernel
+//! fills an incremental buffer before it takes the next, so 32 buffers of
+//! 64 KiB would make a light load cycle through 2 MiB). A receiver that found no
 //! buffer counts as demand, and holds the peak for a cold window, so a
 //! sustained flood does not shrink the set every sweep and run it short
 //! again. The peak fades by a quarter per sweep after that.
@@ -19,8 +22,24 @@
 
 use std::ops::Range;
 
-/// The fewest buffers kept published (or the whole ring, if smaller).
+/// The fewest buffers kept published (or the whole ring, if smaller), as
+/// long as they fit in [`MIN_PUBLISHED_BYTES`].
 pub const MIN_PUBLISHED: usize = 32;
+
+/// The most bytes the fewest published buffers may span, so that a light
+/// load reuses the same few cache-warm KiB whatever the buffer size.
+pub const MIN_PUBLISHED_BYTES: usize = 128 * 1024;
+
+/// The fewest buffers kept published however large they are: one being
+/// filled and one ready behind it.
+pub const FEWEST_PUBLISHED: usize = 2;
+
+/// The fewest buffers of `size` bytes kept published: [`MIN_PUBLISHED`],
+/// but no more than [`MIN_PUBLISHED_BYTES`] of them and never fewer than
+/// [`FEWEST_PUBLISHED`] (32 of 4 KiB; 2 of 64 KiB).
+pub fn min_published(size: usize) -> usize {
+    (MIN_PUBLISHED_BYTES / size.max(1)).clamp(FEWEST_PUBLISHED, MIN_PUBLISHED)
+}
 
 /// Sweeps a spare buffer must go unused before its memory is given back.
 pub const COLD_SWEEPS: u32 = 10;
@@ -30,6 +49,8 @@ pub const COLD_SWEEPS: u32 = 10;
 pub(super) struct WorkingSet {
     /// Buffers in the ring.
     count: usize,
+    /// The fewest kept published ([`min_published`] of the buffer size).
+    min_published: usize,
     /// Buffers the kernel took since the last publish, plus receivers that
     /// found none (`ENOBUFS`).
     taken_this_turn: usize,
@@ -51,11 +72,12 @@ pub(super) struct WorkingSet {
 }
 
 impl WorkingSet {
-    /// The policy for a ring of `count` buffers, all of them spare and
-    /// never touched.
-    pub(super) fn new(count: usize) -> Self {
+    /// The policy for a ring of `count` buffers of `size` bytes, all of
+    /// them spare and never touched.
+    pub(super) fn new(count: usize, size: usize) -> Self {
         Self {
             count,
+            min_published: min_published(size),
             taken_this_turn: 0,
             peak_per_turn: 0,
             all_published: false,
@@ -83,11 +105,13 @@ impl WorkingSet {
 
     /// Starts a publish: folds this turn's demand into the peak and returns
     /// how many buffers should be published: twice the peak, at least
-    /// [`MIN_PUBLISHED`], at most the ring.
+    /// [`min_published`], at most the ring.
     pub(super) fn start_publish(&mut self) -> usize {
         self.peak_per_turn = self.peak_per_turn.max(self.taken_this_turn);
         self.taken_this_turn = 0;
-        (2 * self.peak_per_turn).max(MIN_PUBLISHED).min(self.count)
+        (2 * self.peak_per_turn)
+            .max(self.min_published)
+            .min(self.count)
     }
 
     /// Ends a publish that left `spare` buffers on the spare stack.
@@ -137,21 +161,33 @@ mod tests {
 
     #[test]
     fn the_set_is_twice_the_peak_within_the_minimum_and_the_ring() {
-        let mut set = WorkingSet::new(1024);
+        let mut set = WorkingSet::new(1024, 4096);
         assert_eq!(turn(&mut set, 3, 900), MIN_PUBLISHED);
         assert_eq!(turn(&mut set, 40, 900), 80);
         assert_eq!(turn(&mut set, 2, 900), 80, "the peak holds");
-        let mut small = WorkingSet::new(16);
+        let mut small = WorkingSet::new(16, 4096);
         assert_eq!(turn(&mut small, 0, 0), 16, "never more than the ring");
     }
 
     #[test]
+    fn large_buffers_keep_the_same_bytes_published_not_the_same_count() {
+        assert_eq!(min_published(256), MIN_PUBLISHED);
+        assert_eq!(min_published(4096), MIN_PUBLISHED);
+        assert_eq!(min_published(16 * 1024), 8);
+        assert_eq!(min_published(64 * 1024), 2);
+        assert_eq!(min_published(1 << 20), FEWEST_PUBLISHED);
+        let mut large = WorkingSet::new(512, 64 * 1024);
+        assert_eq!(turn(&mut large, 1, 510), 2);
+        assert_eq!(turn(&mut large, 5, 500), 10, "demand still widens it");
+    }
+
+    #[test]
     fn the_peak_fades_a_quarter_per_sweep_but_not_after_a_shortage() {
-        let mut set = WorkingSet::new(1024);
+        let mut set = WorkingSet::new(1024, 4096);
         turn(&mut set, 100, 500);
         set.sweep(500);
         assert_eq!(set.start_publish(), 150, "a quarter of 100 faded");
-        let mut short = WorkingSet::new(1024);
+        let mut short = WorkingSet::new(1024, 4096);
         turn(&mut short, 100, 0);
         assert!(short.ran_short(), "everything was published");
         for _ in 0..COLD_SWEEPS {
@@ -164,14 +200,14 @@ mod tests {
 
     #[test]
     fn a_shortage_of_the_working_set_is_not_a_shortage_of_the_ring() {
-        let mut set = WorkingSet::new(1024);
+        let mut set = WorkingSet::new(1024, 4096);
         turn(&mut set, 32, 992);
         assert!(!set.ran_short());
     }
 
     #[test]
     fn spare_buffers_below_the_window_low_are_cold_once() {
-        let mut set = WorkingSet::new(1024);
+        let mut set = WorkingSet::new(1024, 4096);
         // The first publish leaves 992 spare, none touched yet: nothing to
         // give back, since the bottom was never touched.
         turn(&mut set, 0, 992);
