@@ -48,8 +48,8 @@ fn echo_batch(
         session.clone(),
         false,
     );
-    let ws = WebSocket::after_handshake(stream, Role::Server);
-    rt.block_on(echo::run(ws, session, stats, 16 << 20, None))
+    let mut ws = WebSocket::after_handshake(stream, Role::Server);
+    rt.block_on(echo::run(&mut ws, session, stats, 16 << 20, None))
 }
 
 fn bench(c: &mut Criterion) {
