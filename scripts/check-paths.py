@@ -57,23 +57,11 @@ TOP_DIRS = ('engine', 'loadgen', 'bench', 'tuning', 'results', 'docs', 'scripts'
 
 # Results files that name only a commit outside this branch's history (made
 # on a branch later rebased), each with its owner, who re-runs or corrects it.
-RESULTS_ALLOWED = {
-    'results/deflate-backends.md': 'deflate (issue 19): names 2281d1a, its branch before the rebase',
-}
+RESULTS_ALLOWED: dict[str, str] = {}
 
 # (file, reference) -> why it is tolerated. Each entry names its owner; the
 # owner removes it when the file changes.
 ALLOWED = {
-    # The layering issue (18) rewrites docs/how-it-works.md's source map.
-    # loadgen's old closed-loop experiment, which the loadgen issue (21)
-    # replaces with its io_uring driver's figures.
-    ('results/loadgen/closed-100x20.md', 'DESIGN.md'): 'loadgen-uring (issue 21)',
-    ('results/loadgen/closed-100x20.md', 'src/worker.rs'): 'loadgen-uring (issue 21)',
-    ('results/loadgen/closed-100x20.md', 'src/sys.rs'): 'loadgen-uring (issue 21)',
-    ('results/loadgen/closed-100x20.md', 'examples/mask_cost.rs'): 'loadgen-uring (issue 21)',
-    ('results/loadgen/closed-100x20.md', 'loadgen/examples/fws_echo.rs'): 'loadgen-uring (issue 21)',
-    ('results/loadgen/closed-100x20.md', '/work/target-loadgen'): 'loadgen-uring (issue 21)',
-    ('results/loadgen/closed-100x20.md', '/work/target-loadgen/release'): 'loadgen-uring (issue 21)',
     # history.md keeps the tree of an engine that is gone, verbatim.
     ('results/history.md', 'buf_ring.rs'): 'first-hour (issue 20): a verbatim historical tree',
     ('results/history.md', 'reactor.rs'): 'first-hour (issue 20): a verbatim historical tree',
