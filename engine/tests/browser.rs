@@ -166,7 +166,7 @@ async fn walk_through(
     .await;
     assert_eq!(
         text_of(&page, &id("statsReceiveBuffers")).await,
-        "1024 x 4096 B per worker"
+        "512 x 65536 B per worker"
     );
     assert_eq!(text_of(&page, &id("statsConnections")).await, "0");
 
